@@ -1,0 +1,40 @@
+"""Progress for long steps: a bar on a terminal, silence otherwise (CI logs, pipes, notebooks)."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
+
+Step = Callable[[str], None]
+
+
+def _on_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextmanager
+def pipeline_progress(total: int, enabled: Optional[bool] = None) -> Iterator[Step]:
+    """Yields `step(description)`: call it as each stage starts; a bar advances on a terminal."""
+    if enabled is None:
+        enabled = _on_terminal()
+    if not enabled:
+        yield lambda description: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), transient=False,
+    ) as bar:
+        task = bar.add_task("starting", total=total)
+        started = [False]
+
+        def step(description: str) -> None:
+            if started[0]:
+                bar.advance(task)
+            started[0] = True
+            bar.update(task, description=description)
+
+        yield step
+        bar.update(task, completed=total, description="done")
