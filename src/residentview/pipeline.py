@@ -18,7 +18,7 @@ import pandas as pd
 
 from residentview.cluster import cluster_records
 from residentview.config import Config, load_config
-from residentview.link import link_records
+from residentview.linkage import link_records
 from residentview.outputs import staged_output
 from residentview.progress import pipeline_progress
 from residentview.resident_view import ResidentView, build_resident_view, write_database

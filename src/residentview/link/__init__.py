@@ -1,5 +1,0 @@
-"""Stage 3 — link: score candidate pairs of records with a Fellegi–Sunter model (Splink 5, DuckDB)."""
-
-from residentview.link.model import Linkage, link_records
-
-__all__ = ["Linkage", "link_records"]

@@ -1,0 +1,119 @@
+"""Blocking rules generated from the fields present, counted with Splink's blocking analysis and
+kept bounded: a rule that would create too many comparisons is tightened with the postcode
+district, or dropped when it cannot be. The same fields always give the same rules, in the same
+order."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from splink import block_on
+from splink.blocking_analysis import count_comparisons_from_blocking_rules
+
+log = logging.getLogger(__name__)
+
+FIRST_INITIAL = "substr(first_name_key, 1, 1)"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A blocking rule as the columns (or SQL expressions) both records must share."""
+
+    keys: tuple[str, ...]
+    sql: str = ""  # for rules that are not plain equality on keys (swapped names)
+
+    def creator(self):
+        return self.sql if self.sql else block_on(*self.keys)
+
+    @property
+    def name(self) -> str:
+        return self.sql if self.sql else " & ".join(self.keys)
+
+
+def candidate_rules(columns: set[str]) -> list[Rule]:
+    """Rules for the fields present, each one catching matches the others miss."""
+    has = columns.__contains__
+    rules: list[Rule] = []
+    for col in ("nhs_number", "ni_number", *sorted(c for c in columns if c.startswith("id_")), "email", "phone"):
+        if has(col):
+            rules.append(Rule((col,)))
+    if has("dob"):
+        if has("last_name_key"):
+            rules.append(Rule(("last_name_key", "dob")))
+        if has("first_name_key"):
+            rules.append(Rule(("first_name_key", "dob")))
+        if has("postcode_district"):
+            rules.append(Rule(("dob", "postcode_district")))
+    if has("first_name_key") and has("last_name_key"):
+        rules.append(Rule(("first_name_key", "last_name_key")))
+        rules.append(
+            Rule(
+                ("first_name_key", "last_name_key"),
+                sql="l.first_name_key = r.last_name_key AND l.last_name_key = r.first_name_key",
+            )
+        )
+    if has("uprn") and has("first_name_key"):
+        rules.append(Rule(("uprn", FIRST_INITIAL)))
+    if has("postcode"):
+        if has("last_name_key"):
+            rules.append(Rule(("last_name_key", "postcode")))
+        if has("first_name_key"):
+            rules.append(Rule(("first_name_key", "postcode")))
+    if has("address_key") and has("first_name_key"):
+        rules.append(Rule(("address_key", FIRST_INITIAL)))
+    if has("last_name_phonetic") and has("first_name_phonetic") and has("postcode_district"):
+        rules.append(Rule(("first_name_phonetic", "last_name_phonetic", "postcode_district")))
+    if has("previous_last_name_key") and has("first_name_key"):
+        rules.append(
+            Rule(
+                ("previous_last_name_key", "first_name_key"),
+                sql="l.previous_last_name_key = r.last_name_key AND l.first_name_key = r.first_name_key",
+            )
+        )
+        rules.append(
+            Rule(
+                ("previous_last_name_key", "first_name_key"),
+                sql="r.previous_last_name_key = l.last_name_key AND l.first_name_key = r.first_name_key",
+            )
+        )
+    return rules
+
+
+def _tightened(rule: Rule, columns: set[str]) -> Rule | None:
+    if rule.sql:
+        extra = " AND l.postcode_district = r.postcode_district" if "postcode_district" in columns else ""
+        return Rule(rule.keys + ("postcode_district",), rule.sql + extra) if extra else None
+    for extra in ("postcode_district", "dob", FIRST_INITIAL):
+        if extra not in rule.keys and (extra in columns or extra == FIRST_INITIAL and "first_name_key" in columns):
+            return Rule(rule.keys + (extra,))
+    return None
+
+
+def bounded_rules(sdf, columns: set[str], n_records: int, max_pairs: int) -> tuple[list[Rule], list[dict]]:
+    """Count each candidate rule's comparisons and keep the total bounded. Returns the rules and a
+    log of counts for the report."""
+    rules = candidate_rules(columns)
+    if not rules:
+        return [], []
+    proportion = 1.0 if n_records <= 200_000 else max(0.02, 200_000 / n_records)
+    kept: list[Rule] = []
+    counts: list[dict] = []
+    for rule in rules:
+        current: Rule | None = rule
+        while current is not None:
+            record = count_comparisons_from_blocking_rules(
+                sdf, blocking_rules=current.creator(), link_type="dedupe_only",
+                record_sample_proportion=proportion,
+            )[0]
+            n = int(record["marginal_comparison_count"])
+            if n <= max_pairs:
+                kept.append(current)
+                counts.append({"rule": current.name, "comparisons": n})
+                break
+            log.info("blocking rule %s would create %d comparisons; tightening", current.name, n)
+            current = _tightened(current, columns)
+        else:
+            counts.append({"rule": rule.name, "comparisons": None, "dropped": True})
+            log.warning("blocking rule %s dropped: too many comparisons even when tightened", rule.name)
+    return kept, counts

@@ -1,0 +1,266 @@
+"""One comparison builder per field type, chosen from the fields the records carry.
+
+Each builder returns a Splink comparison (a dict of levels, most specific first). A field only one
+side of a pair has falls into the null level, which is neutral (Bayes factor 1).
+
+Location is one comparison — UPRN, address and postcode together — so that living at the same
+address is counted once, not once for the address and again for the postcode. Its exact levels
+are term-frequency adjusted: agreeing on a care home's or a hostel's address (shared by many
+unrelated people) is weak evidence, agreeing on a family home's is strong.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Optional
+
+import pandas as pd
+
+Comparison = dict
+
+# A field is compared when at least this share of some source's records carry it.
+MIN_FIELD_COVERAGE = 0.01
+
+
+def _level(sql: str, label: str, tf: Optional[str] = None, null: bool = False) -> dict:
+    level = {"sql_condition": sql, "label_for_charts": label}
+    if null:
+        level["is_null_level"] = True
+    if tf:
+        level["tf_adjustment_column"] = tf
+        level["tf_adjustment_weight"] = 1.0
+    return level
+
+
+def _else() -> dict:
+    return _level("ELSE", "All other comparisons")
+
+
+def _either_null(col: str) -> str:
+    return f'"{col}_l" IS NULL OR "{col}_r" IS NULL'
+
+
+def first_name_comparison(columns: set[str]) -> Comparison:
+    """First name. Levels: exact (tf) / names swapped with surname / nickname-equivalent /
+    middle name used as first name / initial only / Jaro-Winkler ≥ 0.92 / ≥ 0.80 / other."""
+    levels = [
+        _level(_either_null("first_name_key"), "Null", null=True),
+        _level('"first_name_key_l" = "first_name_key_r"', "Exact match", tf="first_name_key"),
+    ]
+    if "last_name_key" in columns:
+        levels.append(_swapped_names_level())
+    if "first_name_aliases" in columns:
+        levels.append(
+            _level('list_has_any("first_name_aliases_l", "first_name_aliases_r")', "Nickname of the same name")
+        )
+    if "middle_names_key" in columns:
+        levels.append(
+            _level(
+                "list_contains(string_split(\"middle_names_key_r\", ' '), \"first_name_key_l\") OR "
+                "list_contains(string_split(\"middle_names_key_l\", ' '), \"first_name_key_r\")",
+                "Middle name used as first name",
+            )
+        )
+    levels += [
+        _level(
+            '(length("first_name_key_l") = 1 OR length("first_name_key_r") = 1) AND '
+            'left("first_name_key_l", 1) = left("first_name_key_r", 1)',
+            "Initial agrees",
+        ),
+        _level('jaro_winkler_similarity("first_name_key_l", "first_name_key_r") >= 0.92', "Jaro-Winkler >= 0.92"),
+        _level('jaro_winkler_similarity("first_name_key_l", "first_name_key_r") >= 0.8', "Jaro-Winkler >= 0.8"),
+        _else(),
+    ]
+    return {"output_column_name": "first_name", "comparison_levels": levels,
+            "comparison_description": "First name"}
+
+
+def _swapped_names_level() -> dict:
+    return _level(
+        '"first_name_key_l" = "last_name_key_r" AND "last_name_key_l" = "first_name_key_r"',
+        "Forename and surname swapped",
+    )
+
+
+def last_name_comparison(columns: set[str]) -> Comparison:
+    """Surname. Levels: exact (tf) / swapped with forename / matches a previous surname /
+    one part of a double-barrelled name / Jaro-Winkler ≥ 0.92 / ≥ 0.80 / other."""
+    levels = [
+        _level(_either_null("last_name_key"), "Null", null=True),
+        _level('"last_name_key_l" = "last_name_key_r"', "Exact match", tf="last_name_key"),
+    ]
+    if "first_name_key" in columns:
+        levels.append(_swapped_names_level())
+    if "previous_last_name_key" in columns:
+        levels.append(
+            _level(
+                '"last_name_key_l" = "previous_last_name_key_r" OR "previous_last_name_key_l" = "last_name_key_r"',
+                "Matches a previous surname",
+            )
+        )
+    if "last_name_parts" in columns:
+        levels.append(
+            _level(
+                '(length("last_name_key_l") >= 3 AND length("last_name_key_r") >= 3) AND '
+                '(contains("last_name_parts_l", \' \' || "last_name_key_r" || \' \') OR '
+                'contains("last_name_parts_r", \' \' || "last_name_key_l" || \' \'))',
+                "Part of a double-barrelled surname",
+            )
+        )
+    levels += [
+        _level('jaro_winkler_similarity("last_name_key_l", "last_name_key_r") >= 0.92', "Jaro-Winkler >= 0.92"),
+        _level('jaro_winkler_similarity("last_name_key_l", "last_name_key_r") >= 0.8', "Jaro-Winkler >= 0.8"),
+        _else(),
+    ]
+    return {"output_column_name": "last_name", "comparison_levels": levels,
+            "comparison_description": "Surname"}
+
+
+def middle_names_comparison() -> Comparison:
+    """Middle names. Levels: exact / first middle initial agrees / other."""
+    return {
+        "output_column_name": "middle_names",
+        "comparison_description": "Middle names",
+        "comparison_levels": [
+            _level(_either_null("middle_names_key"), "Null", null=True),
+            _level('"middle_names_key_l" = "middle_names_key_r"', "Exact match"),
+            _level('left("middle_names_key_l", 1) = left("middle_names_key_r", 1)', "Initial agrees"),
+            _else(),
+        ],
+    }
+
+
+def date_of_birth_comparison() -> Comparison:
+    """Date of birth. Levels: exact / day and month swapped / one digit wrong or two transposed /
+    same month and year / within a year / other."""
+    return {
+        "output_column_name": "date_of_birth",
+        "comparison_description": "Date of birth",
+        "comparison_levels": [
+            _level(_either_null("dob"), "Null", null=True),
+            _level('"dob_l" = "dob_r"', "Exact match"),
+            _level(
+                'year("dob_l") = year("dob_r") AND month("dob_l") = day("dob_r") AND day("dob_l") = month("dob_r")',
+                "Day and month swapped",
+            ),
+            _level('damerau_levenshtein(strftime("dob_l", \'%Y%m%d\'), strftime("dob_r", \'%Y%m%d\')) <= 1',
+                   "One digit wrong"),
+            _level('year("dob_l") = year("dob_r") AND month("dob_l") = month("dob_r")', "Same month and year"),
+            _level('abs(date_diff(\'day\', "dob_l", "dob_r")) <= 365', "Within a year"),
+            _else(),
+        ],
+    }
+
+
+# Share of distinct address words two addresses have in common (Jaccard on word sets).
+_TOKEN_JACCARD = (
+    'len(list_intersect("address_tokens_l", "address_tokens_r")) / '
+    'greatest(len(list_distinct(list_concat("address_tokens_l", "address_tokens_r"))), 1)'
+)
+
+
+def location_comparison(has_uprn: bool, has_address: bool, has_postcode: bool) -> Comparison:
+    """Where the person lives: same UPRN (tf) / same address and postcode (tf) / same postcode and
+    house number / same postcode (tf) / same postcode sector / same district / other."""
+    present = []
+    if has_uprn:
+        present.append('("uprn_l" IS NOT NULL AND "uprn_r" IS NOT NULL)')
+    if has_address:
+        present.append('("address_key_l" IS NOT NULL AND "address_key_r" IS NOT NULL)')
+    if has_postcode:
+        present.append('("postcode_l" IS NOT NULL AND "postcode_r" IS NOT NULL)')
+    levels = [_level(f"NOT ({' OR '.join(present)})", "Null", null=True)]
+    if has_uprn:
+        levels.append(_level('"uprn_l" = "uprn_r"', "Same UPRN", tf="uprn"))
+    if has_address:
+        levels.append(_level('"address_key_l" = "address_key_r"', "Same address", tf="address_key"))
+        if has_postcode:
+            levels.append(
+                _level(
+                    '"postcode_l" = "postcode_r" AND "house_number_l" = "house_number_r" AND '
+                    'coalesce("flat_number_l", \'\') = coalesce("flat_number_r", \'\')',
+                    "Same postcode and house number",
+                )
+            )
+        levels.append(_level(f"{_TOKEN_JACCARD} >= 0.7", "Address words mostly shared"))
+    if has_postcode:
+        levels.append(_level('"postcode_l" = "postcode_r"', "Same postcode", tf="postcode"))
+    if has_address:
+        levels.append(_level(f"{_TOKEN_JACCARD} >= 0.4", "Some address words shared"))
+    if has_postcode:
+        levels += [
+            _level('"postcode_sector_l" = "postcode_sector_r"', "Same postcode sector"),
+            _level('"postcode_district_l" = "postcode_district_r"', "Same postcode district"),
+        ]
+    levels.append(_else())
+    return {"output_column_name": "location", "comparison_levels": levels,
+            "comparison_description": "Address, postcode and UPRN together"}
+
+
+def identifier_comparison(column: str, label: str) -> Comparison:
+    """A reference number (NHS number, NI number, pupil number…). Levels: exact / one typo /
+    two typos (long numbers only) / other."""
+    return {
+        "output_column_name": column,
+        "comparison_description": label,
+        "comparison_levels": [
+            _level(_either_null(column), "Null", null=True),
+            _level(f'"{column}_l" = "{column}_r"', "Exact match"),
+            _level(f'damerau_levenshtein("{column}_l", "{column}_r") <= 1', "One typo"),
+            _level(f'levenshtein("{column}_l", "{column}_r") <= 2 AND length("{column}_l") >= 6', "Two typos"),
+            _else(),
+        ],
+    }
+
+
+def exact_comparison(column: str, label: str) -> Comparison:
+    """Sex, phone, email: exact / other."""
+    return {
+        "output_column_name": column,
+        "comparison_description": label,
+        "comparison_levels": [
+            _level(_either_null(column), "Null", null=True),
+            _level(f'"{column}_l" = "{column}_r"', "Exact match"),
+            _else(),
+        ],
+    }
+
+
+def compared_fields(records: pd.DataFrame) -> set[str]:
+    """Fields worth comparing: carried by at least two sources (or by the only source, when one
+    source is being deduplicated) on at least MIN_FIELD_COVERAGE of its records."""
+    n_sources = records["source"].nunique()
+    needed = 1 if n_sources == 1 else 2
+    coverage = records.drop(columns=["source"]).notna().groupby(records["source"]).mean()
+    carried = (coverage >= MIN_FIELD_COVERAGE).sum(axis=0)
+    return {col for col, n in carried.items() if n >= needed}
+
+
+def build_comparisons(fields: Iterable[str], columns: Iterable[str]) -> list[Comparison]:
+    """The comparisons for the compared `fields`; `columns` are all the linking frame carries
+    (a level that reads a column the frame lacks is left out)."""
+    fields, columns = set(fields), set(columns)
+    comparisons: list[Comparison] = []
+    if "first_name_key" in fields:
+        comparisons.append(first_name_comparison(columns))
+    if "last_name_key" in fields:
+        comparisons.append(last_name_comparison(columns))
+    if "middle_names_key" in fields:
+        comparisons.append(middle_names_comparison())
+    if "dob" in fields:
+        comparisons.append(date_of_birth_comparison())
+    has_uprn, has_address, has_postcode = ("uprn" in fields, "address_key" in fields, "postcode" in fields)
+    if has_uprn or has_address or has_postcode:
+        comparisons.append(location_comparison(has_uprn, has_address, has_postcode))
+    for column, label in IDENTIFIER_LABELS.items():
+        if column in fields:
+            comparisons.append(identifier_comparison(column, label))
+    for column in sorted(f for f in fields if f.startswith("id_")):
+        comparisons.append(identifier_comparison(column, f"Identifier {column[3:]}"))
+    for column, label in EXACT_LABELS.items():
+        if column in fields:
+            comparisons.append(exact_comparison(column, label))
+    return comparisons
+
+
+IDENTIFIER_LABELS = {"nhs_number": "NHS number", "ni_number": "National Insurance number"}
+EXACT_LABELS = {"sex": "Sex", "email": "Email", "phone": "Phone"}

@@ -1,0 +1,125 @@
+"""The link stage: build the linking frame, choose comparisons and blocking rules, train (or load
+a saved model), and score candidate pairs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+from splink import DuckDBAPI, Linker, SettingsCreator
+
+from residentview.config import LinkageConfig
+from residentview.errors import ConfigError
+from residentview.linkage.blocking import bounded_rules
+from residentview.linkage.comparisons import build_comparisons, compared_fields
+from residentview.linkage.frame import linking_frame
+from residentview.linkage.training import train
+
+log = logging.getLogger(__name__)
+
+PREDICT_FLOOR = 0.01  # pairs scored below this are never worth clustering or reviewing
+
+PAIR_COLUMNS = ("unique_id_l", "unique_id_r", "match_weight", "match_probability")
+
+
+@dataclass
+class Linkage:
+    """Scored pairs, the trained model (Splink settings dict) and how it was built."""
+
+    pairs: pd.DataFrame
+    model: dict
+    diagnostics: dict = field(default_factory=dict)
+
+
+def new_linker(sdf, settings) -> Linker:
+    """A Linker that logs through the caller's logging set-up: Splink's default attaches its own
+    INFO handler to stderr, which would print progress chatter into a user's pipe or log."""
+    return Linker(sdf, settings, log_level=None)
+
+
+def _settings(comparisons, rules, seed: int):
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="unique_id",
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=[r.creator() for r in rules],
+        retain_intermediate_calculation_columns=True,
+        retain_matching_columns=True,
+        max_iterations=25,
+        em_convergence=0.0001,
+    )
+
+
+def _load_model(path: Path) -> dict:
+    try:
+        model = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"linkage.model: model file {path} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConfigError(f"linkage.model: {path} is not a model.json written by residentview") from None
+    if not isinstance(model, dict) or "comparisons" not in model:
+        raise ConfigError(f"linkage.model: {path} is not a model.json written by residentview")
+    return model
+
+
+def _model_columns(model: dict) -> set[str]:
+    import re
+
+    text = json.dumps(model.get("comparisons", []))
+    return set(re.findall(r'\\"([a-z0-9_]+)_[lr]\\"', text))
+
+
+def link_records(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path] = None) -> Linkage:
+    """Score candidate pairs among the person records. See `residentview.schema` for the frames."""
+    return _link(records, settings, model_path)
+
+
+def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path]) -> Linkage:
+    frame = linking_frame(records)
+    fields = compared_fields(frame)
+    columns = set(frame.columns)
+    diagnostics: dict = {"n_person_records": int(len(frame)), "compared_fields": sorted(fields)}
+    if len(frame) < 2 or not (fields - {"source"}):
+        diagnostics["note"] = "fewer than two person records or no shared fields: nothing to link"
+        return Linkage(pd.DataFrame(columns=list(PAIR_COLUMNS)), {"comparisons": []}, diagnostics)
+
+    db = DuckDBAPI()
+    sdf = db.register(frame, dataset_display_name="records")
+    rules, counts = bounded_rules(sdf, columns, len(frame), settings.max_pairs_per_rule)
+    diagnostics["blocking_rules"] = counts
+    log.info("blocking: %d rules, %s comparisons", len(rules), f"{sum(c['comparisons'] or 0 for c in counts):,}")
+
+    if model_path is not None:
+        model = _load_model(model_path)
+        missing = _model_columns(model) - columns
+        if missing:
+            raise ConfigError(
+                f"linkage.model: {model_path} compares field(s) these sources lack: {', '.join(sorted(missing))}"
+            )
+        linker = new_linker(sdf, model)
+        diagnostics["model"] = f"loaded from {model_path.name}; training skipped"
+    else:
+        comparisons = build_comparisons(fields, columns)
+        training_frame = frame
+        if len(frame) > settings.training_sample_size:
+            training_frame = frame.sample(n=settings.training_sample_size, random_state=settings.seed)
+            diagnostics["training_sample"] = int(len(training_frame))
+        if training_frame is frame:
+            linker = new_linker(sdf, _settings(comparisons, rules, settings.seed))
+            diagnostics.update(train(linker, columns, settings.seed))
+        else:
+            train_db = DuckDBAPI()
+            train_sdf = train_db.register(training_frame.reset_index(drop=True), dataset_display_name="training_sample")
+            trainer = new_linker(train_sdf, _settings(comparisons, rules, settings.seed))
+            diagnostics.update(train(trainer, columns, settings.seed))
+            linker = new_linker(sdf, trainer.misc.save_model_to_json())
+        diagnostics["model"] = "trained"
+
+    predictions = linker.inference.predict(threshold_match_probability=PREDICT_FLOOR)
+    pairs = predictions.as_pandas_dataframe()
+    model = linker.misc.save_model_to_json()
+    return Linkage(pairs=pairs, model=model, diagnostics=diagnostics)
