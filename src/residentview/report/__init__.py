@@ -1,43 +1,83 @@
-"""Stage 6 — report: report.html and review_queue.csv, built from a run's output folder.
+"""Stage 6 — report: report.html and review_queue.csv, built only from a run's output folder.
 
-(Placeholder: a minimal self-contained page. The full match-quality report replaces this.)
+`write_report(folder)` runs after every other output is in `folder` (the pipeline's staging
+folder); `rebuild_report(outdir)` is `residentview report OUTDIR`. Both take an optional labels
+file (source, record_id, person_id) to measure precision and recall.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import pandas as pd
 
 from residentview.outputs import staged_output
+from residentview.report import linkage_metrics as metrics
+from residentview.report import sections
+from residentview.report.html_page import Page
+from residentview.report.model_view import build_model_view, comparison_names, input_columns
+from residentview.report.review_queue import build_review_queue, empty_review_queue
+from residentview.report.run_outputs import read_labels, read_run_outputs
+from residentview.report.sections import ReportInputs
+
+log = logging.getLogger(__name__)
+
+SECTIONS = (sections.summary, sections.data_quality, sections.model, sections.threshold,
+            sections.clusters, sections.fairness, sections.waterfalls, sections.review)
+
+__all__ = ["write_report", "rebuild_report"]
 
 
-def write_report(folder: Path, labels: Optional[Path] = None) -> Path:
-    folder = Path(folder)
-    links = pd.read_parquet(folder / "resident_links.parquet")
-    body = (
-        "<p><strong>This report contains personal data.</strong></p>"
-        f"<p>{len(links)} records, {links['resident_id'].nunique()} residents.</p>"
-    )
-    path = folder / "report.html"
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>residentview report</title></head><body>{body}</body></html>", encoding="utf-8")
-    pd.DataFrame(columns=["decision"]).to_csv(folder / "review_queue.csv", index=False)
+def _prepare(folder: Path, labels: Optional[Path]) -> ReportInputs:
+    """Read the outputs and compute what several sections share."""
+    outputs = read_run_outputs(folder)
+    label_frame = read_labels(labels) if labels is not None else None
+    records = outputs.records
+    members = (metrics.resident_members(outputs.links, records)
+               if records is not None and {"unique_id", "source", "record_id"} <= set(records.columns) else None)
+    suspicious = (metrics.suspicious_residents(members) if members is not None
+                  else pd.DataFrame(columns=metrics.SUSPICIOUS_COLUMNS))
+    model_view, model_problem = build_model_view(outputs.model, input_columns(records, outputs.pairs))
+    inputs = ReportInputs(outputs=outputs, flags=metrics.link_flags(outputs.links), members=members,
+                          suspicious=suspicious, model_view=model_view, model_problem=model_problem,
+                          queue=None, labels=label_frame)
+    if inputs.pairs is not None and members is not None:
+        inputs.queue = build_review_queue(
+            inputs.pairs, members, suspicious, outputs.threshold,
+            model_view.levels if model_view else None, comparison_names(inputs.pairs, model_view),
+        )
+    return inputs
+
+
+def _write(inputs: ReportInputs, target: Path) -> Path:
+    name = inputs.outputs.run.get("name", inputs.outputs.folder.name)
+    page = Page(title=f"residentview match-quality report: {name}", banner=sections.BANNER)
+    for add_section in SECTIONS:
+        add_section(page, inputs)
+    path = target / "report.html"
+    path.write_text(page.render(), encoding="utf-8")
+    queue = inputs.queue.rows if inputs.queue is not None else empty_review_queue()
+    queue.to_csv(target / "review_queue.csv", index=False)
+    log.info("report written: %d sections, %d charts, %d pairs to review", len(page.sections), len(page.charts), len(queue))
     return path
 
 
-def rebuild_report(outdir: Path, labels: Optional[Path] = None) -> Path:
-    """`residentview report OUTDIR`: rebuild the report files in place, atomically."""
-    import shutil
+def _labels_path(labels: Optional[Union[str, Path]]) -> Optional[Path]:
+    return Path(labels) if labels is not None else None
 
+
+def write_report(folder: Union[str, Path], labels: Optional[Union[str, Path]] = None) -> Path:
+    """Write report.html and review_queue.csv into `folder` from the outputs already there."""
+    folder = Path(folder)
+    return _write(_prepare(folder, _labels_path(labels)), folder)
+
+
+def rebuild_report(outdir: Union[str, Path], labels: Optional[Union[str, Path]] = None) -> Path:
+    """`residentview report OUTDIR`: rebuild report.html and review_queue.csv in place, atomically."""
     outdir = Path(outdir)
+    inputs = _prepare(outdir, _labels_path(labels))  # bad input fails here, before anything is staged
     with staged_output(outdir) as staging:
-        for name in ("resident_links.parquet", "residents.parquet", "households.parquet", "id_changes.parquet",
-                     "data_quality.parquet", "records.parquet", "pairs.parquet", "model.json", "run.json"):
-            if (outdir / name).exists():
-                shutil.copy2(outdir / name, staging / name)
-        write_report(staging, labels=labels)
-        for name in list(staging.iterdir()):
-            if name.name not in ("report.html", "review_queue.csv"):
-                name.unlink()
+        _write(inputs, staging)
     return outdir / "report.html"

@@ -1,0 +1,370 @@
+"""The report's sections, in the order an analyst or a governance board reads them. Each takes the
+run's outputs and adds one section to the page; a section whose input is missing says so."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from residentview.report import linkage_metrics as metrics
+from residentview.report.html_page import (
+    Page, cards, count, decimal, esc, heat_table, missing, note, share, share_bar, table,
+)
+from residentview.report.model_view import ModelView, comparison_names, comparison_weights
+from residentview.report.review_queue import REVIEW_BAND, ReviewQueue
+from residentview.report.run_outputs import DEFAULT_THRESHOLD, RunOutputs
+
+CLUSTERS_SHOWN = 5
+MEMBERS_SHOWN = 20  # per resident: a runaway cluster of thousands must not swamp the page
+WATERFALL_EXAMPLES = 6
+HISTOGRAM_BINS = 40
+MEMBER_COLUMNS = ("source", "record_id", "first_name", "middle_names", "last_name", "date_of_birth",
+                  "sex", "postcode", "address", "nhs_number", "ni_number")
+
+
+@dataclass
+class ReportInputs:
+    """The run's outputs plus what several sections share, computed once."""
+
+    outputs: RunOutputs
+    flags: pd.DataFrame  # links + resident_size / linked / linked_other_source
+    members: Optional[pd.DataFrame]  # records + resident_id
+    suspicious: pd.DataFrame
+    model_view: Optional[ModelView]
+    model_problem: Optional[str]
+    queue: Optional[ReviewQueue]
+    labels: Optional[pd.DataFrame] = None
+
+    @property
+    def pairs(self) -> Optional[pd.DataFrame]:
+        pairs = self.outputs.pairs
+        needed = {"unique_id_l", "unique_id_r", "match_probability"}
+        return pairs if pairs is not None and needed <= set(pairs.columns) else None
+
+
+BANNER = ("OFFICIAL-SENSITIVE — this report contains personal data (names, dates of birth, "
+          "addresses and identifiers of residents)."
+          "<small>Store and share it only as your council's data protection policy allows; "
+          "do not email it outside the organisation.</small>")
+
+
+def summary(page: Page, inputs: ReportInputs) -> None:
+    outputs, flags = inputs.outputs, inputs.flags
+    n_residents = flags["resident_id"].nunique()
+    singletons = int((flags["resident_size"] == 1).sum())
+    households = outputs.households
+    figures = {
+        "records": count(len(flags)),
+        "sources": count(flags["source"].nunique()),
+        "residents": count(n_residents),
+        "households": count(len(households)) if households is not None and len(households) else "–",
+        "residents with one record": count(singletons),
+        "records linked to another source": share(flags["linked_other_source"].mean()),
+    }
+    body = cards(figures)
+    run = outputs.run
+    facts = [f"Run {run.get('name', '(unnamed)')}", f"at {run.get('run_timestamp', 'an unknown time')}",
+             f"threshold {outputs.threshold:g}"]
+    if run.get("previous"):
+        facts.append("resident ids carried over from a previous run")
+    body += note(", ".join(facts) + ".")
+    if households is None or not len(households):
+        body += missing("No households in this run (households.parquet is missing or empty).")
+    if outputs.id_changes is not None and len(outputs.id_changes):
+        body += note(f"{len(outputs.id_changes):,} resident id changes since the previous run (id_changes.parquet).")
+    body += "<h3>Records per source</h3>" + table(
+        metrics.summary_by_source(flags),
+        {"records": count, "residents": count, "linked to another record": share_bar,
+         "linked to another source": share_bar, "singletons": count},
+        raw_html=("linked to another record", "linked to another source"),
+    )
+    if outputs.problems:
+        body += note("Inputs not available to this report: " + "; ".join(outputs.problems) + ".")
+    page.section("summary", "Summary", body)
+
+
+def data_quality(page: Page, inputs: ReportInputs) -> None:
+    quality = inputs.outputs.quality
+    if quality is None or not len(quality) or not {"source", "field"} <= set(quality.columns):
+        page.section("quality", "Data quality", missing("No data-quality profile in this run (data_quality.parquet is missing or empty)."))
+        return
+    shown = quality.copy()
+    if {"n_valid", "n_present"} <= set(shown.columns):
+        present = pd.to_numeric(shown["n_present"], errors="coerce")
+        shown["validity"] = pd.to_numeric(shown["n_valid"], errors="coerce") / present.where(present > 0)
+    if "invalid_reasons" in shown:
+        shown["invalid_reasons"] = shown["invalid_reasons"].map(_reasons_text)
+    columns = [c for c in ("source", "field", "n_records", "n_present", "completeness", "validity",
+                           "n_invalid", "n_placeholder", "n_distinct", "invalid_reasons") if c in shown]
+    formats = {c: count for c in ("n_records", "n_present", "n_invalid", "n_placeholder", "n_distinct")}
+    formats.update(completeness=share_bar, validity=share_bar)
+    for column in ("completeness", "validity", *formats):
+        if column in shown:
+            shown[column] = pd.to_numeric(shown[column], errors="coerce")
+    body = note("Completeness: share of a source's records with the field present. Validity: share of "
+                "present values in canonical form; invalid values stay in the record but are not used for matching. "
+                "A dash: the source does not map the field.")
+    for measure in ("completeness", "validity"):
+        if measure in shown:
+            grid = shown.pivot_table(index="field", columns="source", values=measure, aggfunc="first", sort=False)
+            body += f"<h3>{measure.capitalize()}</h3>" + heat_table(grid)
+    body += "<details><summary>Every source and field, with reasons for invalid values</summary>"
+    body += table(shown[columns], formats, raw_html=("completeness", "validity")) + "</details>"
+    page.section("quality", "Data quality", body)
+
+
+def _reasons_text(value: object) -> str:
+    try:
+        reasons = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return str(value)
+    if not isinstance(reasons, dict):
+        return "" if reasons is None else str(reasons)
+    return ", ".join(f"{reason} ({n:,})" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+
+
+def model(page: Page, inputs: ReportInputs) -> None:
+    view = inputs.model_view
+    if view is None:
+        page.section("model", "The model", missing(f"Model charts unavailable: {inputs.model_problem}."))
+        return
+    body = note(f"Prior match weight {view.prior_weight:.2f} (the odds two random records are the same "
+                "person). Each comparison level adds its match weight, log2(m/u): positive pushes towards "
+                "a match, negative away.")
+    for name, spec in view.chart_specs().items():
+        body += f"<h3>{esc(name.capitalize())}</h3>" + page.chart(name, spec)
+    contributions = _field_contributions(inputs)
+    if contributions is not None:
+        body += "<h3>What each field contributes</h3>" + note(
+            "Average match weight each comparison added, over accepted pairs and over pairs scored but "
+            "not accepted; a large gap means the field separates matches from non-matches.")
+        body += table(contributions, {"accepted pairs": decimal(2), "rejected pairs": decimal(2),
+                                      "accepted pairs where null": share})
+    body += "<details><summary>Parameters of every comparison level</summary>" + table(
+        view.comparison_levels[["comparison", "level", "label", "m", "u", "match_weight"]],
+        {"m": decimal(4), "u": decimal(6), "match_weight": decimal(2)},
+    ) + "</details>"
+    page.section("model", "The model", body)
+
+
+def _field_contributions(inputs: ReportInputs) -> Optional[pd.DataFrame]:
+    pairs = inputs.pairs
+    if pairs is None or not len(pairs):
+        return None
+    accepted = pairs["match_probability"] >= inputs.outputs.threshold
+    levels = inputs.model_view.levels if inputs.model_view else None
+    rows = []
+    for name in comparison_names(pairs, inputs.model_view):
+        weight = comparison_weights(pairs, levels, name)
+        row = {"comparison": name, "accepted pairs": weight[accepted].mean(), "rejected pairs": weight[~accepted].mean()}
+        if f"gamma_{name}" in pairs:
+            row["accepted pairs where null"] = (pairs.loc[accepted, f"gamma_{name}"] == -1).mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def threshold(page: Page, inputs: ReportInputs) -> None:
+    pairs = inputs.pairs
+    outputs = inputs.outputs
+    if pairs is None:
+        page.section("threshold", "Threshold and accuracy", missing("No scored pairs in this run (pairs.parquet is missing)."))
+        return
+    truth, n_true = _pair_truth(inputs)
+    table_frame = metrics.threshold_table(pairs, len(inputs.flags), outputs.threshold, truth, n_true)
+    estimate = table_frame[table_frame["this run"]].iloc[0]
+    body = note(f"Records join one resident when their match probability is at least {outputs.threshold:g}"
+                + ("" if "threshold" in outputs.run else f" (run.json gives no threshold; {DEFAULT_THRESHOLD:g} assumed)")
+                + f". {len(pairs):,} pairs were scored (kept at probability ≥ 0.01).")
+    body += cards({
+        "estimated precision": share(estimate["estimated precision"]),
+        "estimated recall": share(estimate["estimated recall"]),
+        "expected false matches among accepted pairs": decimal(1)(estimate["expected false matches"]),
+        "expected missed matches among scored pairs": decimal(1)(estimate["expected missed matches"]),
+    })
+    body += note("Estimated without labels from the model's own probabilities: among accepted pairs "
+                 "Σ(1−p) are expected to be wrong, and Σp over all scored pairs are expected to be true. "
+                 "They are only as good as the model's calibration, and cannot see matches that were never "
+                 "scored (different blocks).")
+    if inputs.labels is not None:
+        body += _measured(inputs)
+    body += "<h3>What moving the threshold would change</h3>"
+    shown = table_frame.drop(columns="this run")
+    formats = {"threshold": decimal(3), "pairs accepted": count, "expected false matches": decimal(1),
+               "expected missed matches": decimal(1), "estimated precision": share, "estimated recall": share,
+               "residents": count, "measured precision": share, "measured recall": share}
+    body += table(shown, formats, highlight=table_frame["this run"])
+    body += note("Residents at each threshold: records joined by every accepted pair (connected components); "
+                 "the highlighted row is this run.")
+    body += "<h3>Match weights of scored pairs</h3>" + page.chart("match weight histogram", _weight_histogram(pairs, outputs.threshold))
+    page.section("threshold", "Threshold and accuracy", body)
+
+
+def _pair_truth(inputs: ReportInputs) -> tuple[Optional[pd.Series], Optional[int]]:
+    """Per scored pair: do both records carry the same labelled person? And how many true pairs exist."""
+    labels, members, pairs = inputs.labels, inputs.members, inputs.pairs
+    if labels is None or members is None:
+        return None, None
+    person = members[["unique_id", "source", "record_id"]].merge(labels, on=["source", "record_id"], how="left")
+    person_of = person.set_index("unique_id")["person_id"]
+    left, right = pairs["unique_id_l"].map(person_of), pairs["unique_id_r"].map(person_of)
+    n_true = metrics.pairs_within(person["person_id"].dropna().value_counts())
+    return (left.notna() & (left == right)), n_true
+
+
+def _measured(inputs: ReportInputs) -> str:
+    measured = metrics.measured_accuracy(inputs.flags, inputs.labels)
+    body = "<h3>Measured against labels</h3>" + cards({
+        "precision": share(measured["precision"]), "recall": share(measured["recall"]), "F1": share(measured["F1"]),
+    })
+    body += note(f"Pairwise over residents: {measured['correctly linked pairs']:,} "
+                 f"of {measured['predicted pairs']:,} linked record pairs are the same person; "
+                 f"{measured['true pairs']:,} true pairs exist among {measured['labelled records']:,} labelled records"
+                 f" ({measured['records without a label']:,} records have no label).")
+    return body
+
+
+def _weight_histogram(pairs: pd.DataFrame, threshold_value: float) -> dict:
+    weight = (pairs["match_weight"] if "match_weight" in pairs
+              else pd.Series(metrics.probability_to_weight(pairs["match_probability"].to_numpy(float))))
+    weight = weight.replace([np.inf, -np.inf], np.nan).dropna()
+    counts, edges = np.histogram(weight, bins=HISTOGRAM_BINS) if len(weight) else (np.array([]), np.array([0.0]))
+    bins = [{"from": float(lo), "to": float(hi), "pairs": int(n)} for lo, hi, n in zip(edges[:-1], edges[1:], counts)]
+    cut = float(metrics.probability_to_weight(threshold_value))
+    return {
+        "width": 700, "height": 220,
+        "layer": [
+            {"data": {"values": bins}, "mark": "bar",
+             "encoding": {"x": {"field": "from", "type": "quantitative", "title": "match weight"},
+                          "x2": {"field": "to"},
+                          "y": {"field": "pairs", "type": "quantitative", "title": "scored pairs"},
+                          "tooltip": [{"field": "from", "format": ".1f"}, {"field": "to", "format": ".1f"}, {"field": "pairs"}]}},
+            {"data": {"values": [{"weight": cut, "label": f"threshold {threshold_value:g}"}]},
+             "mark": {"type": "rule", "color": "#d4351c", "strokeWidth": 2},
+             "encoding": {"x": {"field": "weight", "type": "quantitative"}, "tooltip": [{"field": "label"}]}},
+        ],
+    }
+
+
+def clusters(page: Page, inputs: ReportInputs) -> None:
+    links = inputs.outputs.links
+    distribution = metrics.cluster_size_distribution(links)
+    body = "<h3>Records per resident</h3>" + table(distribution, {"residents": count, "records": count})
+    members = inputs.members
+    if members is None:
+        body += missing("records.parquet is missing: cluster members and suspicious clusters cannot be shown.")
+        page.section("clusters", "Clusters", body)
+        return
+    sizes = inputs.flags.drop_duplicates("resident_id").set_index("resident_id")["resident_size"]
+    largest = sizes[sizes > 1].sort_values(ascending=False, kind="stable").head(CLUSTERS_SHOWN)
+    body += "<h3>Largest residents</h3>"
+    body += _cluster_members(members, largest.index) if len(largest) else note("No resident has more than one record.")
+    suspicious = inputs.suspicious
+    body += f"<h3>Suspicious residents ({len(suspicious):,})</h3>"
+    body += note("Residents whose records carry dates of birth more than a year apart (not a typo or a "
+                 "day/month swap) or more than one NHS or NI number: possibly two people joined. Their "
+                 "pairs are in the review queue.")
+    if len(suspicious):
+        body += table(suspicious.head(20), {"n_records": count})
+        body += _cluster_members(members, suspicious["resident_id"].head(CLUSTERS_SHOWN))
+    page.section("clusters", "Clusters", body)
+
+
+def _cluster_members(members: pd.DataFrame, resident_ids: pd.Index) -> str:
+    chosen = members[members["resident_id"].isin(resident_ids)]
+    columns = ["resident_id", *[c for c in MEMBER_COLUMNS if c in chosen and chosen[c].notna().any()]]
+    shown = chosen[columns].copy()
+    if "date_of_birth" in shown:
+        shown["date_of_birth"] = pd.to_datetime(shown["date_of_birth"], errors="coerce").dt.strftime("%Y-%m-%d")
+    shown["order"] = shown["resident_id"].map({rid: i for i, rid in enumerate(resident_ids)})
+    shown = shown.sort_values(["order", "source", "record_id"]).drop(columns="order")
+    capped = shown.groupby("resident_id", sort=False).head(MEMBERS_SHOWN)
+    html = table(capped)
+    if len(capped) < len(shown):
+        html += note(f"Only the first {MEMBERS_SHOWN} records of each resident are shown.")
+    return html
+
+
+def fairness(page: Page, inputs: ReportInputs) -> None:
+    flags, members = inputs.flags, inputs.members
+    formats = {"records": count, "linked to another record": share_bar, "linked to another source": share_bar}
+    bars = ("linked to another record", "linked to another source")
+    body = note("Linkage errors fall unevenly on groups: a group with a low link rate may be under-linked "
+                "(its people split into several residents) rather than truly present in one system only. "
+                "Rates by source are in the summary.")
+    groups = _record_groups(flags, members)
+    if "date_of_birth" in groups:
+        bands = metrics.age_bands(groups["date_of_birth"], inputs.outputs.run_timestamp)
+        body += "<h3>By age band</h3>" + table(metrics.link_rates_by(flags, bands, "age band"), formats, raw_html=bars)
+        body += note("Age at the run date, from each record's own date of birth.")
+        by_band_and_source = flags["linked_other_source"].groupby([bands.to_numpy(), flags["source"].to_numpy()], observed=False).mean()
+        body += "<h3>Linked to another source, by age band and source</h3>" + heat_table(by_band_and_source.unstack())
+    else:
+        body += missing("No dates of birth available: match rates by age band cannot be shown.")
+    if "sex" in groups and groups["sex"].notna().any():
+        sex = groups["sex"].fillna("not recorded")
+        body += "<h3>By recorded sex</h3>" + table(metrics.link_rates_by(flags, sex, "sex"), formats, raw_html=bars)
+    page.section("fairness", "Match rates by group", body)
+
+
+def _record_groups(flags: pd.DataFrame, members: Optional[pd.DataFrame]) -> pd.DataFrame:
+    """Each link's date of birth and sex from its record, in link order (empty when records are missing)."""
+    columns = [c for c in ("date_of_birth", "sex") if members is not None and c in members]
+    if not columns:
+        return pd.DataFrame(index=flags.index)
+    return flags[["source", "record_id"]].merge(
+        members[["source", "record_id", *columns]], on=["source", "record_id"], how="left")[columns]
+
+
+def waterfalls(page: Page, inputs: ReportInputs) -> None:
+    pairs, view = inputs.pairs, inputs.model_view
+    if pairs is None or view is None or not len(pairs):
+        page.section("waterfalls", "Example match weight waterfalls",
+                     missing("Waterfall charts need scored pairs and the model (pairs.parquet, model.json)."))
+        return
+    examples = _example_pairs(pairs, inputs.outputs.threshold)
+    try:
+        spec = view.waterfall_chart(examples).chart_dict
+    except Exception as exc:  # the rest of the report is still worth having
+        page.section("waterfalls", "Example match weight waterfalls",
+                     missing(f"Waterfall charts could not be drawn ({type(exc).__name__})."))
+        return
+    body = note(f"{len(examples)} example pairs: just above and below the threshold, and the strongest "
+                "and weakest links. Use the slider under the chart to step through them. Each bar is what "
+                "one comparison added to the match weight.")
+    page.section("waterfalls", "Example match weight waterfalls", body + page.chart("waterfall", spec))
+
+
+def _example_pairs(pairs: pd.DataFrame, threshold_value: float) -> pd.DataFrame:
+    p = pairs["match_probability"]
+    above = p[p >= threshold_value].sort_values().head(2).index
+    below = p[p < threshold_value].sort_values().tail(2).index
+    extremes = [p.idxmax(), p.idxmin()]
+    chosen = pd.Index(above).append(pd.Index(below)).append(pd.Index(extremes)).unique()[:WATERFALL_EXAMPLES]
+    return pairs.loc[chosen].sort_values("match_probability", ascending=False)
+
+
+def review(page: Page, inputs: ReportInputs) -> None:
+    queue = inputs.queue
+    if queue is None:
+        page.section("review", "Review queue", missing("No review queue: it needs scored pairs and records (pairs.parquet, records.parquet)."))
+        return
+    body = cards({
+        "pairs in review_queue.csv": count(len(queue.rows)),
+        "pairs near the threshold": count(queue.n_near_threshold),
+        "pairs inside suspicious residents": count(queue.n_suspicious),
+    })
+    body += note(f"review_queue.csv lists pairs whose match weight is within {REVIEW_BAND:g} of the threshold's "
+                 "(odds within 16 times either way) and pairs inside suspicious residents, most uncertain first, "
+                 "with both records side by side and what each comparison contributed. Fill the decision column "
+                 "with match, non-match or unsure (notebooks/02_review_matches.ipynb helps).")
+    if queue.capped:
+        body += missing(f"The queue is capped at {len(queue.rows):,} of {queue.n_qualified:,} qualifying pairs: "
+                        "the most uncertain are listed, keeping room for pairs inside suspicious residents.")
+    if len(queue.rows):
+        reasons = queue.rows["reason"].str.split("; ").explode().str.replace(r":.*", "", regex=True).value_counts()
+        body += table(reasons.rename_axis("reason").reset_index(name="pairs"), {"pairs": count})
+    page.section("review", "Review queue", body)

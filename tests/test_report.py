@@ -1,0 +1,378 @@
+"""Stage 6 — the match-quality report and review queue, built from a run's output folder.
+
+The fixture run is small and visible: ten records of seven people, two of whom (a father and son
+sharing a name and address) have been wrongly joined, and one resident whose two records carry
+different NI numbers. Pairs are scored by a real Splink model with fixed m/u parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from residentview.errors import DataError
+from residentview.report import rebuild_report, write_report
+from residentview.report import linkage_metrics as metrics
+from residentview.report.review_queue import REVIEW_BAND, build_review_queue
+
+THRESHOLD = 0.95
+
+# person, source, record_id, resident_id, first, last, date of birth, postcode, ni_number
+RECORDS = [
+    ("p1", "register", "A1", "R1", "JOHN", "SMITH", "1980-05-01", "SW1A 1AA", None),
+    ("p1", "benefits", "B1", "R1", "JOHN", "SMITH", "1980-05-01", "SW1A 1AA", None),
+    ("p2", "register", "A2", "R1", "JOHN", "SMITH", "2005-03-12", "SW1A 1AA", None),  # son, wrongly joined
+    ("p3", "register", "A3", "R3", "MARY", "JONES", "1950-03-07", "N1 9GU", None),
+    ("p3", "benefits", "B3", "R3", "MARY", "JONES", "1950-07-03", "N1 9GU", None),  # day/month swap
+    ("p4", "register", "A4", "R4", "AISHA", "KHAN", "1992-11-30", "E1 6AN", "AB123456C"),
+    ("p4", "benefits", "B4", "R4", "AISHA", "KHAN", "1992-11-30", "E1 6AN", "CE654321A"),
+    ("p5", "register", "A5", "R5", "PETER", "BROWN", "1975-01-15", "M1 1AE", None),
+    ("p5", "benefits", "B5", "R6", "PETE", "BROWN", "1975-01-15", "M1 1AE", None),  # missed link
+    ("p6", "benefits", "B6", "R7", "ZOE", "ADAMS", None, "LS1 4AP", None),
+]
+
+
+def _records() -> pd.DataFrame:
+    frame = pd.DataFrame(RECORDS, columns=["person_id", "source", "record_id", "resident_id", "first_name",
+                                           "last_name", "date_of_birth", "postcode", "ni_number"])
+    frame = frame.sort_values(["source", "record_id"], ignore_index=True)
+    frame.insert(0, "unique_id", np.arange(len(frame), dtype="int64"))
+    frame["date_of_birth"] = pd.to_datetime(frame["date_of_birth"])
+    frame["first_name_key"] = frame["first_name"]
+    frame["last_name_key"] = frame["last_name"]
+    frame["nhs_number"] = None
+    return frame
+
+
+def _score(records: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """A real Splink prediction with fixed parameters, so no training is needed."""
+    import splink.comparison_library as cl
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    table = records[["unique_id", "first_name_key", "last_name_key", "date_of_birth", "postcode"]].copy()
+    table["date_of_birth"] = table["date_of_birth"].dt.strftime("%Y-%m-%d")
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        probability_two_random_records_match=0.05,
+        comparisons=[
+            cl.ExactMatch("first_name_key").configure(m_probabilities=[0.9, 0.1], u_probabilities=[0.05, 0.95]),
+            cl.ExactMatch("last_name_key").configure(m_probabilities=[0.9, 0.1], u_probabilities=[0.1, 0.9]),
+            cl.ExactMatch("date_of_birth").configure(m_probabilities=[0.8, 0.2], u_probabilities=[0.01, 0.99]),
+            cl.ExactMatch("postcode").configure(m_probabilities=[0.8, 0.2], u_probabilities=[0.05, 0.95]),
+        ],
+        blocking_rules_to_generate_predictions=[block_on("last_name_key")],
+        retain_intermediate_calculation_columns=True,
+    )
+    db_api = DuckDBAPI()
+    linker = Linker(db_api.register(table, dataset_display_name="records"), settings)
+    pairs = linker.inference.predict(threshold_match_probability=0.01).as_pandas_dataframe()
+    return pairs, linker.misc.save_model_to_json()
+
+
+def make_run_folder(folder: Path) -> Path:
+    """An output folder as a run leaves it (before the report), from the records above."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = _records()
+    pairs, model = _score(records)
+    links = records[["source", "record_id", "resident_id"]].assign(match_probability=1.0)
+    links.to_parquet(folder / "resident_links.parquet", index=False)
+    records.drop(columns=["person_id", "resident_id"]).to_parquet(folder / "records.parquet", index=False)
+    pairs.to_parquet(folder / "pairs.parquet", index=False)
+    pd.DataFrame({"resident_id": ["R1"], "n_records": [3]}).to_parquet(folder / "residents.parquet", index=False)
+    pd.DataFrame({"household_id": ["H1"]}).to_parquet(folder / "households.parquet", index=False)
+    pd.DataFrame({
+        "source": ["register", "register"], "field": ["date_of_birth", "postcode"], "n_records": [5, 5],
+        "n_present": [5, 5], "completeness": [1.0, 1.0], "n_valid": [5, 4], "n_invalid": [0, 1],
+        "invalid_reasons": ["{}", json.dumps({"not a UK postcode": 1})],
+    }).to_parquet(folder / "data_quality.parquet", index=False)
+    (folder / "model.json").write_text(json.dumps(model), encoding="utf-8")
+    (folder / "run.json").write_text(json.dumps({"name": "fixture", "threshold": THRESHOLD,
+                                                 "run_timestamp": "2026-01-01T00:00:00+00:00"}), encoding="utf-8")
+    records[["source", "record_id", "person_id"]].to_csv(folder.parent / "labels.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory) -> Path:
+    folder = make_run_folder(tmp_path_factory.mktemp("run") / "output")
+    write_report(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report_html(run_folder) -> str:
+    return (run_folder / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def queue(run_folder) -> pd.DataFrame:
+    return pd.read_csv(run_folder / "review_queue.csv", dtype={"decision": str}, keep_default_na=False)
+
+
+# report.html ------------------------------------------------------------------------------------
+def test_report_opens_with_a_personal_data_banner(report_html):
+    banner = report_html.index('class="banner"')
+    assert "contains personal data" in report_html[banner:banner + 300]
+    assert banner < report_html.index("<h1>")
+
+
+def test_report_has_every_section(report_html):
+    for heading in ("Summary", "Data quality", "The model", "Threshold and accuracy", "Clusters",
+                    "Match rates by group", "Example match weight waterfalls", "Review queue"):
+        assert f"<h2>{heading}</h2>" in report_html
+
+
+def test_report_needs_no_network(report_html):
+    assert not re.search(r"""<script[^>]+src=|<link[^>]+href=["']?https?:""", report_html)
+    assert "cdn.jsdelivr" not in report_html
+    assert report_html.count("vega-embed") >= 1 and report_html.count("<script>") >= 4
+
+
+def test_vega_libraries_are_inlined_once_however_many_charts(report_html):
+    from splink.internals.html_utils import load_chart_libraries
+
+    assert report_html.count('class="chart"') >= 4
+    for name, source in load_chart_libraries().items():
+        assert report_html.count(source[-300:]) == 1, name
+
+
+def test_chart_specs_are_valid_vega_lite_json(report_html):
+    specs = [json.loads(s) for s in re.findall(r'<script type="application/json" id="spec-\d+">(.*?)</script>', report_html)]
+    assert len(specs) >= 4
+    assert all("vega-lite/v5" in spec["$schema"] for spec in specs)
+
+
+def test_suspicious_residents_are_named_with_their_reason(report_html):
+    assert "dates of birth 24.9 years apart" in report_html
+    assert "2 different ni numbers" in report_html
+
+
+def test_summary_counts_records_and_residents(report_html):
+    summary = report_html[report_html.index('id="summary"'):report_html.index('id="quality"')]
+    assert "<b>10</b>records" in summary
+    assert "<b>6</b>residents" in summary
+
+
+def test_measured_precision_and_recall_appear_only_with_labels(run_folder, report_html, tmp_path):
+    assert "Measured against labels" not in report_html
+    copy = tmp_path / "output"
+    shutil.copytree(run_folder, copy)
+    write_report(copy, labels=run_folder.parent / "labels.csv")
+    labelled = (copy / "report.html").read_text(encoding="utf-8")
+    assert "Measured against labels" in labelled and "measured precision" in labelled
+
+
+# Metrics ---------------------------------------------------------------------------------------
+def test_measured_accuracy_counts_pairs_across_residents_and_people():
+    links = pd.DataFrame({"source": ["s"] * 4, "record_id": ["1", "2", "3", "4"], "resident_id": ["A", "A", "A", "B"]})
+    labels = pd.DataFrame({"source": ["s"] * 4, "record_id": ["1", "2", "3", "4"], "person_id": ["x", "x", "y", "y"]})
+    measured = metrics.measured_accuracy(links, labels)
+    assert measured["predicted pairs"] == 3 and measured["true pairs"] == 2
+    assert measured["correctly linked pairs"] == 1
+    assert measured["precision"] == pytest.approx(1 / 3) and measured["recall"] == pytest.approx(1 / 2)
+
+
+def test_estimated_accuracy_follows_the_model_probabilities():
+    estimate = metrics.estimated_accuracy(pd.Series([0.99, 0.97, 0.6, 0.2]), threshold=0.95)
+    assert estimate["pairs accepted"] == 2
+    assert estimate["expected false matches"] == pytest.approx(0.04)
+    assert estimate["estimated precision"] == pytest.approx(0.98)
+    assert estimate["estimated recall"] == pytest.approx(1.96 / 2.76)
+
+
+def test_raising_the_threshold_never_lowers_the_number_of_residents():
+    pairs = pd.DataFrame({"unique_id_l": [0, 1, 3], "unique_id_r": [1, 2, 4], "match_probability": [0.99, 0.9, 0.6]})
+    table = metrics.threshold_table(pairs, n_records=6, run_threshold=0.95)
+    assert table["residents"].is_monotonic_increasing
+    assert table.set_index("threshold").loc[0.5, "residents"] == 3
+    assert table["this run"].sum() == 1
+
+
+def test_dates_of_birth_a_few_days_apart_are_not_suspicious():
+    members = pd.DataFrame({"resident_id": ["R", "R", "S", "S"], "unique_id": [0, 1, 2, 3],
+                            "date_of_birth": pd.to_datetime(["1950-03-07", "1950-07-03", "1950-01-01", "1990-01-01"])})
+    suspicious = metrics.suspicious_residents(members)
+    assert suspicious["resident_id"].tolist() == ["S"]
+
+
+def test_age_bands_put_unknown_dates_in_their_own_band():
+    bands = metrics.age_bands(pd.Series(pd.to_datetime(["2010-01-01", "1990-06-01", None])), pd.Timestamp("2026-01-01"))
+    assert bands.astype(str).tolist() == ["0-17", "35-64", "unknown"]
+
+
+def test_link_flags_mark_records_linked_to_another_source():
+    links = pd.DataFrame({"source": ["a", "a", "b"], "record_id": ["1", "2", "3"], "resident_id": ["R", "R", "S"]})
+    flags = metrics.link_flags(links)
+    assert flags["linked"].tolist() == [True, True, False]
+    assert flags["linked_other_source"].tolist() == [False, False, False]
+
+
+# review_queue.csv -------------------------------------------------------------------------------
+def test_review_queue_has_an_empty_decision_column(queue):
+    assert len(queue) > 0
+    assert queue.columns[-1] == "decision" and (queue["decision"] == "").all()
+
+
+def test_review_queue_shows_both_records_and_each_comparison_weight(queue):
+    for column in ("source_l", "source_r", "record_id_l", "record_id_r", "resident_id_l", "resident_id_r",
+                   "first_name_l", "first_name_r", "date_of_birth_l", "date_of_birth_r",
+                   "date_of_birth_weight", "postcode_weight", "date_of_birth_level"):
+        assert column in queue.columns
+
+
+def test_review_queue_includes_pairs_inside_suspicious_residents(queue):
+    father_son = queue[queue["resident_id_l"].eq("R1") & queue["date_of_birth_l"].ne(queue["date_of_birth_r"])]
+    assert len(father_son) > 0
+    assert father_son["reason"].str.contains("suspicious resident").all()
+
+
+def test_review_queue_lists_the_most_uncertain_pairs_first(queue):
+    distance = (queue["match_weight"] - metrics.probability_to_weight(THRESHOLD)).abs()
+    assert distance.is_monotonic_increasing
+
+
+def test_review_queue_is_capped_keeping_room_for_suspicious_pairs():
+    n = 50
+    pairs = pd.DataFrame({"unique_id_l": np.arange(n), "unique_id_r": np.arange(n) + n,
+                          "match_probability": np.linspace(0.9, 0.99, n)})
+    members = pd.DataFrame({"unique_id": np.arange(2 * n), "source": "s", "record_id": np.arange(2 * n).astype(str),
+                            "resident_id": [f"R{i % n}" for i in range(2 * n)]})
+    suspicious = pd.DataFrame({"resident_id": ["R0"], "n_records": [2], "reason": ["dates of birth 30 years apart"]})
+    queue = build_review_queue(pairs, members, suspicious, 0.95, None, [], cap=10)
+    assert len(queue.rows) == 10 and queue.capped
+    assert queue.rows["reason"].str.contains("suspicious").any()
+
+
+def test_review_queue_band_is_symmetric_around_the_threshold():
+    weights = np.array([-REVIEW_BAND - 1, -REVIEW_BAND + 0.5, REVIEW_BAND - 0.5, REVIEW_BAND + 1])
+    probabilities = 1 / (1 + 2.0 ** -(weights + metrics.probability_to_weight(0.9)))
+    pairs = pd.DataFrame({"unique_id_l": [0, 1, 2, 3], "unique_id_r": [4, 5, 6, 7], "match_probability": probabilities})
+    members = pd.DataFrame({"unique_id": range(8), "source": "s", "record_id": [str(i) for i in range(8)],
+                            "resident_id": [f"R{i}" for i in range(8)]})
+    queue = build_review_queue(pairs, members, pd.DataFrame(columns=["resident_id", "n_records", "reason"]), 0.9, None, [])
+    assert sorted(queue.rows["unique_id_l"]) == [1, 2]
+
+
+# Degrading gracefully and the CLI -----------------------------------------------------------------
+def test_report_from_a_folder_with_only_resident_links_says_what_is_missing(tmp_path):
+    pd.DataFrame({"source": ["a", "b"], "record_id": ["1", "2"], "resident_id": ["R", "R"],
+                  "match_probability": [1.0, 1.0]}).to_parquet(tmp_path / "resident_links.parquet")
+    html = write_report(tmp_path).read_text(encoding="utf-8")
+    assert "pairs.parquet is missing" in html and "model.json is missing" in html
+    assert (tmp_path / "review_queue.csv").read_text().startswith("review_id")
+
+
+def test_report_survives_a_model_splink_cannot_read_and_pairs_without_weights(run_folder, tmp_path):
+    copy = tmp_path / "output"
+    shutil.copytree(run_folder, copy)
+    (copy / "model.json").write_text('{"comparisons": "not a list"}')
+    pairs = pd.read_parquet(copy / "pairs.parquet")
+    pairs[["unique_id_l", "unique_id_r", "match_probability"]].to_parquet(copy / "pairs.parquet")
+    html = write_report(copy).read_text(encoding="utf-8")
+    assert "could not be read by Splink" in html
+    assert "What moving the threshold would change" in html
+    queue = pd.read_csv(copy / "review_queue.csv")
+    assert len(queue) > 0 and "match_weight" in queue
+
+
+def test_report_survives_a_run_with_no_scored_pairs(run_folder, tmp_path):
+    copy = tmp_path / "output"
+    shutil.copytree(run_folder, copy)
+    pd.read_parquet(copy / "pairs.parquet").head(0).to_parquet(copy / "pairs.parquet")
+    html = write_report(copy).read_text(encoding="utf-8")
+    assert "<h2>Threshold and accuracy</h2>" in html
+    assert pd.read_csv(copy / "review_queue.csv").empty
+
+
+def test_logs_never_carry_names_dates_of_birth_or_identifiers(run_folder, tmp_path, caplog):
+    copy = tmp_path / "output"
+    shutil.copytree(run_folder, copy)
+    (copy / "model.json").write_text("{}")  # the failure path logs too
+    with caplog.at_level("DEBUG", logger="residentview"):
+        write_report(copy)
+    logged = caplog.text
+    assert caplog.records
+    for personal in ("SMITH", "AISHA", "1980-05-01", "AB123456C", "SW1A 1AA"):
+        assert personal not in logged
+
+
+def test_a_folder_that_is_not_a_run_is_a_one_line_data_error(tmp_path):
+    with pytest.raises(DataError, match="not a residentview output folder"):
+        rebuild_report(tmp_path)
+
+
+def test_labels_without_person_id_are_a_data_error(run_folder, tmp_path):
+    bad = tmp_path / "labels.csv"
+    bad.write_text("source,record_id\nregister,A1\n")
+    with pytest.raises(DataError, match="person_id"):
+        rebuild_report(run_folder, labels=bad)
+
+
+def test_cli_report_rebuilds_only_the_report_files(run_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from residentview.cli import main
+
+    copy = tmp_path / "output"
+    shutil.copytree(run_folder, copy)
+    (copy / "report.html").unlink()
+    (copy / "notes.txt").write_text("mine")
+    before = {p.name: p.stat().st_mtime_ns for p in copy.iterdir()}
+    result = CliRunner().invoke(main, ["report", str(copy), "--labels", str(run_folder.parent / "labels.csv")])
+    assert result.exit_code == 0, result.output
+    assert (copy / "report.html").is_file()
+    after = {p.name: p.stat().st_mtime_ns for p in copy.iterdir()}
+    assert {n for n in after if after[n] != before.get(n)} == {"report.html", "review_queue.csv"}
+    assert (copy / "notes.txt").read_text() == "mine"
+
+
+# In a real browser, with the network off ----------------------------------------------------------
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+
+
+def _find_chromium() -> str | None:
+    return next((path for path in map(shutil.which, CHROMIUM_NAMES) if path), None)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium; installed when absent and we are root (CI runs as root on a fresh machine)."""
+    found = _find_chromium()
+    if found is None and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, capture_output=True, timeout=900)
+        found = _find_chromium()
+    if found is None:
+        pytest.skip("chromium is not installed and cannot be installed here (needs root and apt-get)")
+    return found
+
+
+def _open_offline(chromium: str, page: Path, profile: Path) -> subprocess.CompletedProcess:
+    """Load `page` headless with every network request refused; stdout is the DOM after scripts ran."""
+    return subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+         "--proxy-server=127.0.0.1:9",  # nothing listens there: any request would fail
+         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_report_renders_every_chart_offline_without_console_errors(chromium, run_folder, tmp_path):
+    opened = _open_offline(chromium, run_folder / "report.html", tmp_path / "profile")
+    dom = opened.stdout
+    charts = re.findall(r'<div class="chart[ "][^>]*>', dom)
+    assert len(charts) >= 4, opened.stderr[-2000:]
+    assert all('data-rendered="yes"' in chart for chart in charts), charts
+    assert dom.count('class="marks"') >= len(charts)  # each chart drew an SVG
+    console = [line for line in opened.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == []
