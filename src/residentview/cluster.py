@@ -8,8 +8,9 @@ or two partners sharing a copied NI number. So clustering is constrained:
    of birth among them) is one resident — most components, decided in bulk.
 3. The rest are rebuilt greedily, strongest pair first, and two groups are never merged when a
    record of one carries conflicting strong evidence against a record of the other: different
-   valid NHS numbers, NI numbers more than a typo apart, or dates of birth that are far apart
-   and not a recognisable typo (unless the names agree *and* an identifier ties them).
+   valid NHS numbers, NI numbers more than a typo apart, dates of birth far apart (not a
+   recognisable typo) with different first names, the same name a generation apart, or
+   different first names that no shared reference number ties together (twins, siblings).
 
 Records that are not people, or that no pair reached, are residents on their own.
 """
@@ -38,6 +39,7 @@ class _Person:
     nino: Optional[str]
     dob: Optional[pd.Timestamp]
     first: Optional[str]
+    last: Optional[str]
     aliases: frozenset
     middle: frozenset
     ids: frozenset  # (column, value) of every reference number the record carries
@@ -47,6 +49,25 @@ def _hamming_more_than_one(a: str, b: str) -> bool:
     if len(a) != len(b):
         return jellyfish.damerau_levenshtein_distance(a, b) > 1
     return sum(x != y for x, y in zip(a, b)) > 1 and jellyfish.damerau_levenshtein_distance(a, b) > 1
+
+
+def _number_close(a: str, b: str) -> bool:
+    """The same reference number, allowing one typo or two digits swapped in a long one."""
+    if a == b:
+        return True
+    if len(a) < 6 or len(a) != len(b):
+        return False
+    differing = sum(x != y for x, y in zip(a, b))
+    return differing == 1 or (differing == 2 and sorted(a) == sorted(b))
+
+
+def share_a_number(a: frozenset | set, b: frozenset | set) -> bool:
+    """Whether two sets of (column, number) hold the same number, typos allowed."""
+    if not a or not b:
+        return False
+    if not a.isdisjoint(b):
+        return True
+    return any(ca == cb and _number_close(va, vb) for ca, va in a for cb, vb in b)
 
 
 def dob_compatible(a: pd.Timestamp, b: pd.Timestamp) -> bool:
@@ -64,6 +85,10 @@ def dob_compatible(a: pd.Timestamp, b: pd.Timestamp) -> bool:
 def first_names_compatible(a: _Person, b: _Person) -> bool:
     if a.first is None or b.first is None or a.first == b.first:
         return True
+    if jellyfish.damerau_levenshtein_distance(a.first, b.first) <= 1:
+        return True
+    if a.first == b.last or b.first == a.last:
+        return True  # forename and surname swapped
     if len(a.first) == 1 or len(b.first) == 1:
         return a.first[0] == b.first[0]
     if a.aliases & b.aliases:
@@ -80,15 +105,18 @@ def cannot_link(a: _Person, b: _Person, groups_tied: bool = False) -> bool:
         return True
     if a.nino and b.nino and a.nino != b.nino and _hamming_more_than_one(a.nino, b.nino):
         return True
+    names_agree = first_names_compatible(a, b)
     if a.dob is not None and b.dob is not None and not dob_compatible(a.dob, b.dob):
-        if a.ids & b.ids:
+        if not names_agree:
+            return True  # another member of the household, even one sharing a copied number
+        if share_a_number(a.ids, b.ids):
             return False  # a shared reference number outweighs a mistyped date
-        if not first_names_compatible(a, b):
-            return True  # another member of the household
         # Same name a generation apart is parent and child (Jr / Sr), unless a shared number says
         # one of the dates is simply wrong.
         return not groups_tied and abs((a.dob - b.dob).days) >= GENERATION_DAYS
-    return False
+    # Different first names: twins, siblings, parent and child. Only a shared reference number
+    # says it is one person under two names.
+    return not names_agree and not share_a_number(a.ids, b.ids)
 
 
 def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
@@ -102,6 +130,7 @@ def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
 
     dobs = pd.to_datetime(sub["date_of_birth"], errors="coerce") if "date_of_birth" in sub else pd.Series([pd.NaT] * len(sub))
     firsts, aliases, middles = col("first_name_key"), col("first_name_aliases"), col("middle_names_key")
+    lasts = col("last_name_key")
     nhs, nino = col("nhs_number"), col("ni_number")
     id_columns = [c for c in ("nhs_number", "ni_number") if c in sub] + [c for c in sub.columns if c.startswith("id_")]
     id_values = {c: col(c) for c in id_columns}
@@ -114,6 +143,7 @@ def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
             nino=nino[i],
             dob=None if pd.isna(dobs.iloc[i]) else dobs.iloc[i],
             first=first,
+            last=lasts[i],
             aliases=alias_set,
             middle=frozenset(middles[i].split()) if isinstance(middles[i], str) else frozenset(),
             ids=frozenset((c, v[i]) for c, v in id_values.items() if v[i] is not None),
@@ -128,10 +158,10 @@ def _components(n_ids: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def _may_conflict(records: pd.DataFrame, labels: pd.Series) -> set:
-    """Components holding more than one NHS number, NI number or date of birth."""
+    """Components holding more than one NHS number, NI number, date of birth or first name."""
     suspects: set = set()
     frame = records.assign(component=labels.to_numpy())
-    for col in ("nhs_number", "ni_number", "date_of_birth"):
+    for col in ("nhs_number", "ni_number", "date_of_birth", "first_name_key"):
         if col in frame:
             counts = frame.groupby("component")[col].nunique()
             suspects |= set(counts[counts > 1].index)
@@ -154,7 +184,7 @@ def _constrained(edges: pd.DataFrame, people: dict[int, _Person]) -> dict[int, i
         a, b = find(int(left)), find(int(right))
         if a == b:
             continue
-        tied = not numbers[a].isdisjoint(numbers[b])
+        tied = share_a_number(numbers[a], numbers[b])
         if any(cannot_link(people[x], people[y], tied) for x in members[a] for y in members[b]):
             continue
         if len(members[a]) < len(members[b]):

@@ -74,22 +74,26 @@ def first_name_comparison(columns: set[str]) -> Comparison:
             "comparison_description": "First name"}
 
 
+SWAPPED = '"first_name_key_l" = "last_name_key_r" AND "last_name_key_l" = "first_name_key_r"'
+
+
 def _swapped_names_level() -> dict:
-    return _level(
-        '"first_name_key_l" = "last_name_key_r" AND "last_name_key_l" = "first_name_key_r"',
-        "Forename and surname swapped",
-    )
+    # Term-frequency adjusted: FATIMA BEGUM written BEGUM FATIMA is common and weak evidence;
+    # a rare name swapped is strong evidence.
+    return _level(SWAPPED, "Forename and surname swapped", tf="first_name_key")
 
 
 def last_name_comparison(columns: set[str]) -> Comparison:
-    """Surname. Levels: exact (tf) / swapped with forename / matches a previous surname /
+    """Surname. Levels: exact (tf) / matches a previous surname /
     one part of a double-barrelled name / Jaro-Winkler ≥ 0.92 / ≥ 0.80 / other."""
+    null = _either_null("last_name_key")
+    if "first_name_key" in columns:
+        # A swapped pair is scored once, by the first-name comparison; here it is neutral.
+        null = f"{null} OR ({SWAPPED})"
     levels = [
-        _level(_either_null("last_name_key"), "Null", null=True),
+        _level(null, "Null (or names swapped, scored under first name)", null=True),
         _level('"last_name_key_l" = "last_name_key_r"', "Exact match", tf="last_name_key"),
     ]
-    if "first_name_key" in columns:
-        levels.append(_swapped_names_level())
     if "previous_last_name_key" in columns:
         levels.append(
             _level(

@@ -16,29 +16,28 @@ LAMBDA_RULE_RECALL = 0.7  # deterministic rules find most, not all, true matches
 
 
 def deterministic_rules(columns: set[str]) -> list:
+    """Rules that admit almost no false matches. Several, because council extracts often lack
+    a date of birth: a rule needing one would miss most true pairs and understate λ."""
     rules = []
     for col in ("nhs_number", "ni_number"):
         if col in columns:
             rules.append(block_on(col))
-    if {"first_name_key", "last_name_key", "dob"} <= columns:
-        rules.append(block_on("first_name_key", "last_name_key", "dob"))
-    elif {"first_name_key", "last_name_key", "postcode"} <= columns:
-        rules.append(block_on("first_name_key", "last_name_key", "postcode"))
+    names = {"first_name_key", "last_name_key"}
+    for place in ("dob", "postcode", "address_key"):
+        if names | {place} <= columns:
+            rules.append(block_on("first_name_key", "last_name_key", place))
     return rules
 
 
 def em_rules(columns: set[str]) -> list:
     """Each rule leaves different comparisons free to train, so between them every comparison is
-    estimated at least once."""
+    estimated at least once. No rule blocks on address alone: pairs sharing an address are
+    mostly members of one household, and EM would learn 'same household', not 'same person'."""
     rules = []
     if "dob" in columns:
         rules.append(block_on("dob"))
     if {"first_name_key", "last_name_key"} <= columns:
         rules.append(block_on("first_name_key", "last_name_key"))
-    for col in ("postcode", "address_key", "uprn"):
-        if col in columns:
-            rules.append(block_on(col))
-            break
     if len(rules) < 2:
         for col in ("nhs_number", "ni_number", "last_name_key", "first_name_key"):
             if col in columns and all(col not in str(r) for r in rules):
@@ -48,24 +47,51 @@ def em_rules(columns: set[str]) -> list:
     return rules
 
 
+# How often a true match lands on a partial-agreement level: typical data-entry error rates,
+# used only for levels EM never observed (e.g. initials, which live in systems with no DOB).
+PRIOR_M = {
+    "Forename and surname swapped": 0.005,
+    "Nickname of the same name": 0.03,
+    "Middle name used as first name": 0.01,
+    "Initial agrees": 0.05,
+    "Matches a previous surname": 0.02,
+    "Part of a double-barrelled surname": 0.01,
+    "Day and month swapped": 0.005,
+    "One digit wrong": 0.01,
+    "Same month and year": 0.005,
+    "Within a year": 0.005,
+    "One typo": 0.005,
+    "Two typos": 0.002,
+}
+DEFAULT_PRIOR_M = 0.01
+
+
 def fill_untrained(linker, u_sample_pairs: int) -> list[str]:
-    """Replace values training could not estimate with stated fallbacks; return what was done."""
+    """Replace values training could not estimate with stated priors, and keep every partial
+    agreement at least as strong as total disagreement; return what was done."""
     notes = []
     for comparison in linker._settings_obj.comparisons:
-        for level in comparison.comparison_levels:
-            if level.is_null_level:
-                continue
+        levels = [lv for lv in comparison.comparison_levels if not lv.is_null_level]
+        for level in levels:
             label = f"{comparison.output_column_name}: {level.label_for_charts}"
             if not level._u_is_trained:
                 # Never seen among random pairs: it is at most about one in the sample size.
                 level.u_probability = 1.0 / u_sample_pairs
                 notes.append(f"{label}: u not observed in random pairs; set to 1/{u_sample_pairs:,}")
             if not level._m_is_trained:
-                # No evidence about how often true matches land here: make the level neutral.
-                level.m_probability = level.u_probability
-                notes.append(f"{label}: m not estimated by EM; level made neutral (m = u)")
+                prior = PRIOR_M.get(level.label_for_charts, DEFAULT_PRIOR_M)
+                level.m_probability = prior
+                notes.append(f"{label}: m not estimated by EM; prior m = {prior}")
+        else_level = levels[-1]
+        floor = else_level.m_probability / else_level.u_probability
+        for level in levels[:-1]:
+            if level.m_probability / level.u_probability < floor:
+                # EM drove this level's m to ~0 (few true pairs there); agreeing in part must
+                # not count as more evidence against than disagreeing entirely.
+                level.m_probability = min(0.999, floor * level.u_probability)
+                notes.append(f"{comparison.output_column_name}: {level.label_for_charts}: weight raised to the 'all other' level's")
     for note in notes:
-        log.warning("training: %s", note)
+        log.info("training: %s", note)
     return notes
 
 

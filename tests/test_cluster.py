@@ -1,0 +1,128 @@
+"""The cluster stage: scored pairs -> exactly one resident per record, without chaining households."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from residentview.cluster import cluster_records, dob_compatible
+
+COLUMNS = ["unique_id", "source", "first_name_key", "first_name_aliases", "middle_names_key",
+           "last_name_key", "date_of_birth", "nhs_number", "ni_number", "is_person"]
+
+
+def records(*rows):
+    """rows: (first name, date of birth, nhs, nino) per record, unique_id in order."""
+    data = []
+    for i, (first, dob, nhs, nino) in enumerate(rows):
+        data.append([i, "src", first, [first] if first else None, None, "SMITH",
+                     pd.Timestamp(dob) if dob else pd.NaT, nhs, nino, True])
+    return pd.DataFrame(data, columns=COLUMNS)
+
+
+def pairs(*edges):
+    """edges: (left, right, probability)."""
+    frame = pd.DataFrame(edges, columns=["unique_id_l", "unique_id_r", "match_probability"])
+    p = frame["match_probability"].clip(1e-9, 1 - 1e-9)
+    frame["match_weight"] = np.log2(p / (1 - p))
+    return frame
+
+
+def residents(result):
+    """Records grouped into residents, as a set of frozensets of unique_ids."""
+    return {frozenset(g) for g in result.groupby("cluster_key")["unique_id"].apply(list)}
+
+
+def test_every_record_is_in_exactly_one_resident_including_unpaired_ones():
+    recs = records(("JOHN", "1980-01-02", None, None), ("JOHN", "1980-01-02", None, None), ("MARY", None, None, None))
+    out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)
+    assert sorted(out["unique_id"]) == [0, 1, 2]
+    assert residents(out) == {frozenset({0, 1}), frozenset({2})}
+
+
+def test_pairs_below_the_threshold_do_not_join():
+    recs = records(("JOHN", "1980-01-02", None, None), ("JOHN", "1980-01-02", None, None))
+    out = cluster_records(recs, pairs((0, 1, 0.9)), threshold=0.95)
+    assert residents(out) == {frozenset({0}), frozenset({1})}
+
+
+def test_council_tax_initial_does_not_chain_husband_and_wife():
+    # 0 John (DOB), 1 "J Smith" from council tax (no DOB), 2 Jane (DOB): 1 pairs with both.
+    recs = records(("JOHN", "1970-03-04", None, None), ("J", None, None, None), ("JANE", "1972-08-09", None, None))
+    out = cluster_records(recs, pairs((0, 1, 0.97), (1, 2, 0.96)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1}), frozenset({2})}
+
+
+def test_different_valid_nhs_numbers_are_never_one_resident():
+    recs = records(("AMY", "2010-05-06", "9434765919", None), ("AMY", "2010-05-06", None, None),
+                   ("AMY", "2010-05-06", "4010232137", None))
+    out = cluster_records(recs, pairs((0, 1, 0.999), (1, 2, 0.998)), threshold=0.95)
+    assert frozenset({0, 2}) not in residents(out)
+    assert len(residents(out)) == 2
+
+
+def test_household_sharing_a_copied_ni_number_stays_two_people():
+    # 0 and 1 are the partner's records, 1 carries the claimant's NINO; 2 is the claimant.
+    recs = records(("SARAH", "1985-01-20", None, None), ("SARAH", "1985-01-20", None, "AB123456C"),
+                   ("DAVID", "1979-11-02", None, "AB123456C"))
+    out = cluster_records(recs, pairs((1, 2, 0.999), (0, 1, 0.998)), threshold=0.95)
+    groups = residents(out)
+    assert not any({0, 2} <= g for g in groups)
+
+
+def test_parent_and_child_with_the_same_name_are_two_residents():
+    recs = records(("PETER", "1961-04-12", None, None), ("PETER", None, None, None), ("PETER", "1990-07-30", None, None))
+    out = cluster_records(recs, pairs((0, 1, 0.99), (1, 2, 0.99), (0, 2, 0.96)), threshold=0.95)
+    assert not any({0, 2} <= g for g in residents(out))
+
+
+def test_same_name_a_generation_apart_joins_when_a_reference_number_ties_them():
+    recs = records(("PETER", "1961-04-12", None, "AB123456C"), ("PETER", "1916-04-12", None, "AB123456C"))
+    out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1})}
+
+
+def test_twins_stay_apart_even_when_a_record_without_first_name_chains_them():
+    recs = records(("OLIVER", "2012-06-01", None, None), (None, "2012-06-01", None, None), ("HARRY", "2012-06-01", None, None))
+    out = cluster_records(recs, pairs((0, 1, 0.97), (1, 2, 0.96), (0, 2, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1}), frozenset({2})}
+
+
+def test_different_first_names_join_when_a_reference_number_ties_them():
+    recs = records(("WEI", "1990-02-03", "9434765919", None), ("DAVID", "1990-02-03", "9434765919", None))
+    out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1})}
+
+
+def test_swapped_forename_and_surname_is_not_a_conflict():
+    recs = records(("JOHN", "1980-01-02", None, None), ("SMITH", "1980-01-02", None, None))
+    recs.loc[1, "last_name_key"] = "JOHN"
+    out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1})}
+
+
+@pytest.mark.parametrize("a,b,compatible", [
+    ("1980-03-04", "1980-03-04", True),
+    ("1980-03-04", "1980-04-03", True),   # day and month swapped
+    ("1980-03-04", "1930-03-04", True),   # one digit wrong
+    ("1980-03-04", "1908-03-04", True),   # two digits transposed
+    ("1980-03-04", "1980-11-30", True),   # within a year
+    ("1980-03-04", "1955-07-21", False),
+])
+def test_dates_of_birth_that_differ_only_by_a_typo_are_compatible(a, b, compatible):
+    assert dob_compatible(pd.Timestamp(a), pd.Timestamp(b)) is compatible
+
+
+def test_membership_probability_is_the_strongest_link_and_one_for_singletons():
+    recs = records(("JOHN", "1980-01-02", None, None), ("JOHN", "1980-01-02", None, None), ("ZED", None, None, None))
+    out = cluster_records(recs, pairs((0, 1, 0.97)), threshold=0.95).set_index("unique_id")
+    assert out.loc[0, "match_probability"] == pytest.approx(0.97)
+    assert out.loc[2, "match_probability"] == 1.0
+
+
+def test_clustering_does_not_depend_on_pair_order():
+    recs = records(("JOHN", "1970-03-04", None, None), ("J", None, None, None), ("JANE", "1972-08-09", None, None),
+                   ("JOHN", "1970-03-04", None, None))
+    edges = pairs((0, 1, 0.97), (1, 2, 0.96), (0, 3, 0.99), (2, 3, 0.951))
+    first = cluster_records(recs, edges, 0.95)
+    second = cluster_records(recs, edges.sample(frac=1, random_state=3), 0.95)
+    assert residents(first) == residents(second)
