@@ -18,6 +18,7 @@ from residentview.errors import ResidentViewError
 
 EXIT_BAD_INPUT = 2
 EXIT_UNEXPECTED = 1
+DEBUG_HINT = "Rerun with --debug for the traceback."
 
 
 def _fail(message: str, code: int) -> None:
@@ -30,39 +31,122 @@ def handles_errors(func):
 
     @wraps(func)
     def wrapper(*args, **kwargs):
-        ctx = click.get_current_context()
-        debug = bool(ctx.find_root().params.get("debug"))
+        debug = bool(click.get_current_context().find_root().params.get("debug"))
         try:
             return func(*args, **kwargs)
         except ResidentViewError as exc:
             if debug:
                 traceback.print_exc()
             _fail(f"error: {exc}", EXIT_BAD_INPUT)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except KeyboardInterrupt:
             _fail("interrupted; previous outputs are untouched", EXIT_UNEXPECTED)
-        except MemoryError:
-            _fail("unexpected error: out of memory; previous outputs are untouched. "
-                  "Rerun with --debug for the traceback.", EXIT_UNEXPECTED)
         except Exception as exc:  # the last line of defence: never a raw traceback
             if debug:
                 traceback.print_exc()
-                _fail(f"unexpected error: {type(exc).__name__}", EXIT_UNEXPECTED)
-            _fail(
-                f"unexpected error: {type(exc).__name__}; previous outputs are untouched. "
-                "Rerun with --debug for the traceback.",
-                EXIT_UNEXPECTED,
-            )
+                _fail(f"unexpected error: {_describe_unexpected(exc)}", EXIT_UNEXPECTED)
+            _fail(f"unexpected error: {_describe_unexpected(exc)}. {DEBUG_HINT}", EXIT_UNEXPECTED)
 
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _describe_unexpected(exc: BaseException) -> str:
+    """The exception's type and where in residentview it surfaced, but not its text: that can
+    quote data values (names, dates of birth). System errors (disk full, permissions) are safe
+    and useful to show."""
+    if isinstance(exc, MemoryError):
+        return "out of memory (MemoryError); try a machine with more memory or fewer records"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{type(exc).__name__}: {exc.strerror}{where}"
+    package = Path(__file__).resolve().parent
+    ours = [
+        (Path(f.filename).resolve(), f.lineno) for f in traceback.extract_tb(exc.__traceback__)
+        if Path(f.filename).resolve().is_relative_to(package)
+    ]
+    if not ours:
+        return type(exc).__name__
+    path, line = ours[-1]
+    module = ".".join(("residentview", *path.relative_to(package).with_suffix("").parts))
+    return f"{type(exc).__name__} in {module.removesuffix('.__init__')} (line {line})"
+
+
+class _OneLineErrors(click.Group):
+    """Usage errors (a missing argument, an unknown option) as one line on stderr, exit 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = _global_flags_first(sys.argv[1:] if args is None else list(args))
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare `residentview` asks for help
+            click.echo(exc.format_message())
+            sys.exit(0)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "residentview"
+            _fail(f"error: {exc.format_message()} (see '{command} --help')", exc.exit_code)
+        except click.ClickException as exc:
+            _fail(f"error: {exc.format_message()}", exc.exit_code)
+        except click.Abort:
+            _fail("aborted", EXIT_UNEXPECTED)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
+
+
+def _global_flags_first(args: list[str]) -> list[str]:
+    """Accept `residentview link CONFIG --debug` as well as `residentview --debug link CONFIG`:
+    the error hint says "rerun with --debug", and people add it at the end."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    return flags + [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
+
+
+class _DropChatter(logging.Filter):
+    """Splink reports training progress and model caveats as log records; the report covers
+    them, so on the command line only its errors are shown (all of it with --debug)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not record.name.startswith("splink")
+
+
+def _configure_logging(debug: bool, quiet: bool):
+    """Route log records to stderr for one command; returns a function that undoes it (so a
+    notebook or test that invokes the CLI in-process keeps its own logging setup)."""
+    root, splink, py_warnings = logging.getLogger(), logging.getLogger("splink"), logging.getLogger("py.warnings")
+    saved_levels = [(logger, logger.level) for logger in (root, splink, py_warnings)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.setLevel(logging.DEBUG if debug else (logging.ERROR if quiet else logging.WARNING))
+    if not debug:
+        handler.addFilter(_DropChatter())
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    # Splink's Linker may set its logger to INFO; records then propagate to the handler above,
+    # whose level and filter decide what is shown.
+    splink.setLevel(logging.DEBUG if debug else logging.ERROR)
+    # pandas/Splink warnings are for developers; --debug shows them
+    logging.captureWarnings(True)
+    py_warnings.setLevel(logging.DEBUG if debug else logging.ERROR)
+
+    def restore() -> None:
+        root.removeHandler(handler)
+        for logger, level in saved_levels:
+            logger.setLevel(level)
+        logging.captureWarnings(False)
+
+    return restore
+
+
+@click.group(name="residentview", cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks and debug logging.")
-@click.option("--quiet", "-q", is_flag=True, help="Only print errors.")
-@click.version_option(package_name="residentview")
-def main(debug: bool, quiet: bool) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="Only print errors (no summary, no progress bar).")
+@click.version_option(package_name="residentview", prog_name="residentview")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
     """residentview: a single resident view from a council's system extracts.
 
     \b
@@ -70,68 +154,91 @@ def main(debug: bool, quiet: bool) -> None:
       residentview demo                 synthetic council extracts -> the whole pipeline
       residentview validate CONFIG      check a config and read every source
       residentview link CONFIG          link the sources and write the outputs
+
+    Exit codes: 0 success, 2 bad input (config, data, arguments), 1 unexpected failure.
     """
-    level = logging.DEBUG if debug else (logging.ERROR if quiet else logging.WARNING)
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    # Splink logs SQL and progress at INFO; keep a user's terminal readable.
-    logging.getLogger("splink").setLevel(logging.DEBUG if debug else logging.ERROR)
+    ctx.call_on_close(_configure_logging(debug, quiet))
+
+
+def _quiet() -> bool:
+    return bool(click.get_current_context().find_root().params.get("quiet"))
+
+
+def _say(message: str = "") -> None:
+    """The summary on stdout; nothing else goes there."""
+    if not _quiet():
+        click.echo(message)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _summarise(result, folder: Path) -> None:
     links = result.links
-    click.echo(
-        f"{len(links):,} records from {len(result.summaries)} sources -> "
+    _say(
+        f"{len(links):,} records from {_count(len(result.summaries), 'source')} -> "
         f"{links['resident_id'].nunique():,} residents, {len(result.households):,} households"
     )
-    click.echo(f"outputs written to {folder}")
-    click.echo(f"  report: {folder / 'report.html'}")
+    _say(f"outputs written to {folder}")
+    _say(f"  report: {folder / 'report.html'}")
 
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @handles_errors
 def validate(config: Path) -> None:
-    """Check CONFIG and read every source; print a per-source summary (no personal data)."""
+    """Check CONFIG and read every source; print a per-source summary (counts only, no personal data).
+
+    Exit code 0 when every source reads cleanly, 2 with a one-line message when not.
+    """
+    import pandas as pd
+
     from residentview.config import load_config
     from residentview.sources import read_sources
     from residentview.standardise import standardise
 
     cfg = load_config(config)
     raw, summaries = read_sources(cfg)
-    std = standardise(raw, cfg)
-    click.echo(f"config {config}: OK ({len(summaries)} sources)")
+    quality = standardise(raw, cfg).quality
+    _say(f"config {config}: OK ({_count(len(summaries), 'source')})")
     for s in summaries:
-        enc = f", encoding {s.encoding}" if s.encoding else ""
-        click.echo(f"  {s.source}: {s.n_records:,} records{enc}; fields: {', '.join(s.fields)}")
-        for w in s.warnings:
-            click.echo(f"    warning: {w}")
-    quality = std.quality
-    if len(quality) and "completeness" in quality:
-        click.echo("data quality (completeness / valid share of present values):")
+        encoding = f", encoding {s.encoding}" if s.encoding else ""
+        _say(f"  {s.source}: {s.n_records:,} records{encoding}; fields: {', '.join(s.fields)}")
+        for warning in s.warnings:
+            _say(f"    warning: {warning}")
+    if len(quality) and {"source", "field", "completeness"} <= set(quality.columns):
+        _say("data quality (completeness / valid share of present values):")
         for source, group in quality.groupby("source", sort=False):
             parts = []
             for row in group.itertuples():
                 valid = ""
                 if getattr(row, "n_present", 0) and hasattr(row, "n_valid"):
                     valid = f"/{row.n_valid / row.n_present:.0%}"
-                parts.append(f"{row.field} {row.completeness:.0%}{valid}")
-            click.echo(f"  {source}: " + ", ".join(parts))
+                completeness = "-" if pd.isna(row.completeness) else f"{row.completeness:.0%}"
+                parts.append(f"{row.field} {completeness}{valid}")
+            _say(f"  {source}: " + ", ".join(parts))
 
 
 @main.command(name="link")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: the config's `output`).")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: the config's `output`, else residentview-output/ beside it).")
 @click.option("--previous", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="A previous run's output folder to carry resident ids over from.")
+              help="A previous run's output folder to carry resident ids over from "
+                   "(default: the output folder, when it holds a previous run).")
 @handles_errors
 def link_command(config: Path, out: Path | None, previous: Path | None) -> None:
-    """Link the sources in CONFIG and write resident_links, residents, households, report…"""
+    """Link the sources in CONFIG and write resident_links, residents, households, report…
+
+    Outputs are written all at once: a failed run leaves the output folder as it was.
+    """
     from residentview.config import load_config
     from residentview.pipeline import link
 
     cfg = load_config(config)
     folder = cfg.output_dir(out)
-    result = link(cfg, previous=previous or folder)
+    result = link(cfg, previous=previous or folder, progress=False if _quiet() else None)
     result.write(folder)
     _summarise(result, folder)
 
@@ -148,22 +255,22 @@ def demo(out: Path, records: int, seed: int) -> None:
     from residentview.demo import run_demo
 
     result, folder, config_path = run_demo(out, records=records, seed=seed)
-    click.echo(f"synthetic extracts and config: {config_path.parent}")
+    _say(f"synthetic extracts and config: {config_path.parent}")
     _summarise(result, folder)
 
 
 @main.command()
 @click.option("--people", type=click.IntRange(min=1), default=10_000, show_default=True, help="Size of the synthetic population.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the extracts.")
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed for the synthetic data.")
 @handles_errors
 def synth(people: int, out: Path, seed: int) -> None:
     """Write synthetic council extracts, a config and truth.parquet to OUT."""
     from residentview.synthetic import generate
 
     written = generate(people=people, out=out, seed=seed)
-    click.echo(f"wrote {written.n_records:,} records for {people:,} people to {out}")
-    click.echo(f"  config: {written.config_path}")
+    _say(f"wrote {written.n_records:,} records for {people:,} people to {out}")
+    _say(f"  config: {written.config_path}")
 
 
 @main.command()
@@ -176,7 +283,7 @@ def report(outdir: Path, labels: Path | None) -> None:
     from residentview.report import rebuild_report
 
     path = rebuild_report(outdir, labels=labels)
-    click.echo(f"report: {path}")
+    _say(f"report: {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,16 +6,43 @@ was found and what was expected. Unknown keys are errors: a typo must never be s
 
 from __future__ import annotations
 
+import codecs
+import difflib
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Annotated, Any, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from residentview.errors import ConfigError
-from residentview.fields import CANONICAL_FIELDS, NAME_FIELDS, RUN_NAME_RE, SOURCE_NAME_RE
+from residentview.fields import (
+    CANONICAL_FIELDS,
+    NAME_FIELDS,
+    RUN_NAME_RE,
+    SOURCE_NAME_RE,
+    identifier_column,
+)
 
 SUPPORTED_EXTENSIONS = (".csv", ".parquet", ".xlsx")
+NAME_RULE = "letters, digits and '_', starting with a letter"
+
+
+def _number_as_text(value: Any) -> Any:
+    """YAML reads `id: 2019` as a number; a column (or run) called 2019 is still meant as text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_number_as_text)]
 
 
 class FieldSpec(BaseModel):
@@ -23,7 +50,7 @@ class FieldSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    column: Union[str, list[str]]
+    column: Union[Text, list[Text]]
     format: Optional[str] = None
 
     @property
@@ -34,13 +61,14 @@ class FieldSpec(BaseModel):
     @classmethod
     def _columns_not_blank(cls, value):
         cols = [value] if isinstance(value, str) else value
-        if not cols or any(not str(c).strip() for c in cols):
+        if not cols or any(not c.strip() for c in cols):
             raise ValueError("expected a non-empty column name")
         return value
 
 
 def _as_field_spec(value: Any) -> Any:
-    if isinstance(value, str) or isinstance(value, list):
+    value = _number_as_text(value)
+    if isinstance(value, (str, list)):
         return {"column": value}
     return value
 
@@ -66,7 +94,7 @@ class SourceFields(BaseModel):
     phone: Optional[FieldSpec] = None
     email: Optional[FieldSpec] = None
     record_date: Optional[FieldSpec] = None
-    identifiers: dict[str, str] = Field(default_factory=dict)
+    identifiers: dict[str, Text] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -81,20 +109,27 @@ class SourceFields(BaseModel):
     @field_validator("identifiers")
     @classmethod
     def _identifier_names(cls, value: dict[str, str]) -> dict[str, str]:
+        seen: dict[str, str] = {}
         for name, column in value.items():
             if not SOURCE_NAME_RE.match(name):
+                raise ValueError(f"identifier name {name!r} is not allowed; expected {NAME_RULE}")
+            if not column.strip():
+                raise ValueError(f"identifier {name!r} has a blank column; expected a column name")
+            # identifiers become lower-case `id_<name>` columns, so UPN and upn would collide
+            column_name = identifier_column(name)
+            if column_name in seen:
                 raise ValueError(
-                    f"identifier name {name!r} must be letters, digits and '_' starting with a letter"
+                    f"identifier names {seen[column_name]!r} and {name!r} differ only in case; "
+                    "expected distinct names"
                 )
-            if not str(column).strip():
-                raise ValueError(f"identifier {name!r} needs a column name")
+            seen[column_name] = name
         return value
 
     @model_validator(mode="after")
     def _needs_a_name(self) -> "SourceFields":
         if not any(getattr(self, f) is not None for f in NAME_FIELDS):
             raise ValueError(
-                "a source must map at least one name field (" + ", ".join(NAME_FIELDS) + ")"
+                "no name field mapped; expected at least one of " + ", ".join(NAME_FIELDS)
             )
         return self
 
@@ -106,12 +141,18 @@ class SourceFields(BaseModel):
             if name != "identifiers" and getattr(self, name) is not None
         }
 
+    def columns(self) -> list[str]:
+        """Every source column these fields read, once each, in canonical field order."""
+        wanted = [c for spec in self.mapped().values() for c in spec.columns]
+        wanted.extend(self.identifiers.values())
+        return list(dict.fromkeys(wanted))
+
 
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: Path
-    id: str
+    id: Text
     encoding: str = "auto"
     sheet: Optional[Union[str, int]] = None
     fields: SourceFields
@@ -119,9 +160,11 @@ class SourceConfig(BaseModel):
     @field_validator("path")
     @classmethod
     def _supported_extension(cls, value: Path) -> Path:
-        if value.suffix.lower() not in SUPPORTED_EXTENSIONS:
+        suffix = value.suffix.lower()
+        if suffix not in SUPPORTED_EXTENSIONS:
+            hint = " (save the workbook as .xlsx)" if suffix == ".xls" else ""
             raise ValueError(
-                f"unsupported file type {value.suffix or '(none)'!r}; expected one of "
+                f"unsupported file type {suffix or '(none)'!r}{hint}; expected one of "
                 + ", ".join(SUPPORTED_EXTENSIONS)
             )
         return value
@@ -136,14 +179,25 @@ class SourceConfig(BaseModel):
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str) -> str:
-        import codecs
-
         if value != "auto":
             try:
                 codecs.lookup(value)
             except LookupError:
-                raise ValueError(f"unknown encoding {value!r}; expected auto, utf-8, cp1252, latin-1 …")
+                raise ValueError("expected auto, utf-8, cp1252, latin-1 or another Python codec") from None
         return value
+
+    @model_validator(mode="after")
+    def _options_fit_the_file_type(self) -> "SourceConfig":
+        suffix = self.path.suffix.lower()
+        if self.encoding != "auto" and suffix != ".csv":
+            raise ValueError(f"'encoding' applies to .csv files only; this source is a {suffix} file")
+        if self.sheet is not None and suffix != ".xlsx":
+            raise ValueError(f"'sheet' applies to .xlsx files only; this source is a {suffix} file")
+        return self
+
+    def columns(self) -> list[str]:
+        """Every column this source reads: the id, then the mapped fields' columns."""
+        return list(dict.fromkeys([self.id, *self.fields.columns()]))
 
     def date_format(self, field: str) -> Optional[str]:
         spec = getattr(self.fields, field)
@@ -171,7 +225,7 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: Text
     sources: dict[str, SourceConfig]
     linkage: LinkageConfig = Field(default_factory=LinkageConfig)
     resident_view: ResidentViewConfig = Field(default_factory=ResidentViewConfig)
@@ -183,19 +237,27 @@ class Config(BaseModel):
     @classmethod
     def _name_rule(cls, value: str) -> str:
         if not RUN_NAME_RE.match(value):
-            raise ValueError("expected letters, digits, '_' and '-' only")
+            raise ValueError("expected letters, digits, '_' and '-' only (it names the outputs)")
         return value
 
-    @field_validator("sources")
+    @field_validator("sources", mode="before")
     @classmethod
-    def _source_names(cls, value: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
+    def _source_names(cls, value: Any) -> Any:
+        # checked before the sources' own settings so a bad name is reported as itself
+        if not isinstance(value, dict):
+            return value
         if not value:
-            raise ValueError("expected at least one source")
+            raise ValueError("no sources; expected at least one source")
+        seen: dict[str, str] = {}
         for name in value:
-            if not SOURCE_NAME_RE.match(str(name)):
+            if not isinstance(name, str) or not SOURCE_NAME_RE.match(name):
+                raise ValueError(f"source name {name!r} is not allowed; expected {NAME_RULE}")
+            # SQL folds identifier case, so a stage naming a table after a source would collide
+            if name.lower() in seen:
                 raise ValueError(
-                    f"source name {name!r} must be letters, digits and '_' starting with a letter"
+                    f"source names {seen[name.lower()]!r} and {name!r} differ only in case; expected distinct names"
                 )
+            seen[name.lower()] = name
         return value
 
     @model_validator(mode="after")
@@ -203,28 +265,26 @@ class Config(BaseModel):
         unknown = [s for s in self.resident_view.source_priority if s not in self.sources]
         if unknown:
             raise ValueError(
-                f"resident_view.source_priority names unknown source(s) {', '.join(unknown)}; "
-                f"expected some of {', '.join(self.sources)}"
+                f"resident_view.source_priority: found unknown source(s) {', '.join(map(repr, unknown))}, "
+                f"expected some of: {', '.join(self.sources)}"
             )
         return self
 
     # Paths -------------------------------------------------------------------------------
+    def _resolve(self, path: Path) -> Path:
+        path = path.expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
     def source_path(self, source: str) -> Path:
-        path = self.sources[source].path
-        return path if path.is_absolute() else (self.base_dir / path)
+        return self._resolve(self.sources[source].path)
 
     def output_dir(self, override: Optional[Union[str, Path]] = None) -> Path:
         if override is not None:
             return Path(override)
-        if self.output is None:
-            return self.base_dir / "residentview-output"
-        return self.output if self.output.is_absolute() else self.base_dir / self.output
+        return self._resolve(self.output or Path("residentview-output"))
 
     def model_path(self) -> Optional[Path]:
-        path = self.linkage.model
-        if path is None:
-            return None
-        return path if path.is_absolute() else self.base_dir / path
+        return None if self.linkage.model is None else self._resolve(self.linkage.model)
 
     @property
     def label(self) -> str:
@@ -232,22 +292,31 @@ class Config(BaseModel):
         return str(self.config_path) if self.config_path else "<config>"
 
 
-# Loading ---------------------------------------------------------------------------------
+# One-line error messages -----------------------------------------------------------------
 
-_TOP_KEYS = ("name", "sources", "linkage", "resident_view", "output")
+_INTERNAL_KEYS = ("base_dir", "config_path")  # set by load_config, never by the user
+_USER_KEYS = tuple(k for k in Config.model_fields if k not in _INTERNAL_KEYS)
+
+_EXPECTED_SHAPE = {
+    "SourceConfig": "a mapping with path, id and fields",
+    "SourceFields": "a mapping of canonical field -> column",
+    "FieldSpec": "a column name, a list of column names, or {column: ..., format: ...}",
+    "LinkageConfig": "a mapping (e.g. threshold: 0.95)",
+    "ResidentViewConfig": "a mapping (e.g. source_priority: [...])",
+}
 
 
 def _allowed_keys(loc: tuple) -> Optional[tuple[str, ...]]:
     """The keys allowed at the mapping that contains `loc[-1]`, for 'unknown key' messages."""
     parent = loc[:-1]
     if len(parent) == 0:
-        return _TOP_KEYS
+        return _USER_KEYS
     if len(parent) == 2 and parent[0] == "sources":
-        return tuple(k for k in SourceConfig.model_fields)
+        return tuple(SourceConfig.model_fields)
     if len(parent) == 3 and parent[0] == "sources" and parent[2] == "fields":
         return CANONICAL_FIELDS
     if len(parent) == 4 and parent[2] == "fields":
-        return ("column", "format")
+        return tuple(FieldSpec.model_fields)
     if parent == ("linkage",):
         return tuple(LinkageConfig.model_fields)
     if parent == ("resident_view",):
@@ -260,39 +329,104 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _expected(err: dict) -> Optional[str]:
+    """What a built-in pydantic check expected, in a config author's words."""
+    kind, ctx, loc = err["type"], err.get("ctx") or {}, err["loc"]
+    if kind in ("string_type", "string_too_short"):
+        return "text"
+    if kind.startswith("float_"):
+        return "a number"
+    if kind.startswith("int_"):
+        return "a whole number"
+    if kind.startswith("bool_"):
+        return "true or false"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        words = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
+        bound = next(k for k in words if k in ctx)
+        return f"a number {words[bound]} {ctx[bound]}"
+    if kind == "model_type":
+        return _EXPECTED_SHAPE.get(ctx.get("class_name"), "a mapping")
+    if kind == "dict_type":
+        if loc == ("sources",):
+            return "a mapping of source name -> its settings"
+        if loc[-1:] == ("identifiers",):
+            return "a mapping of identifier name -> column"
+        return "a mapping"
+    if kind == "list_type":
+        return "a list"
+    if kind.startswith("path_"):
+        return "a file or folder path"
+    return None
+
+
 def _one_line(label: str, err: dict) -> str:
     loc = tuple(str(p) for p in err["loc"])
-    where = ".".join(loc) if loc else "(top level)"
     kind = err["type"]
+    if loc[-1:] == ("[key]",):
+        where = ".".join(loc[:-2]) or "(top level)"
+        return f"{label}: {where}: found key {_describe(err['loc'][-2])}, expected text"
+    where = ".".join(loc) if loc else "(top level)"
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc)
+        allowed = _allowed_keys(loc) or ()
         what = "field" if len(loc) == 4 and loc[2] == "fields" else "key"
+        close = difflib.get_close_matches(loc[-1], allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         expected = f"; expected one of: {', '.join(allowed)}" if allowed else ""
-        return f"{label}: {where}: unknown {what} {loc[-1]!r}{expected}"
+        return f"{label}: {where}: unknown {what} {loc[-1]!r}{hint}{expected}"
     if kind == "missing":
         return f"{label}: {where}: missing required key {loc[-1]!r}"
-    message = err["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    found = err.get("input")
-    if kind.startswith(("string_", "float_", "int_", "dict_", "list_", "model_", "greater", "less")):
-        return f"{label}: {where}: found {_describe(found)}, expected {message[0].lower() + message[1:]}"
+    expected = _expected(err)
+    if expected is not None:
+        return f"{label}: {where}: found {_describe(err.get('input'))}, expected {expected}"
+    message = err["msg"].removeprefix("Value error, ")
+    if not loc:  # a check across keys names its own key path
+        return f"{label}: {message}"
+    if message.startswith("expected"):
+        return f"{label}: {where}: found {_describe(err.get('input'))}, {message}"
     return f"{label}: {where}: {message}"
 
 
 def _validate(data: Any, label: str, base_dir: Path, config_path: Optional[Path]) -> Config:
     if not isinstance(data, dict):
-        raise ConfigError(f"{label}: expected a YAML mapping with keys name and sources, found {type(data).__name__}")
-    try:
-        return Config.model_validate(
-            {**data, "base_dir": base_dir, "config_path": config_path}
+        raise ConfigError(
+            f"{label}: found {type(data).__name__}, expected a YAML mapping with keys name and sources"
         )
+    for key in _INTERNAL_KEYS:
+        if key in data:
+            raise ConfigError(
+                f"{label}: {key}: unknown key {key!r}; expected one of: {', '.join(_USER_KEYS)}"
+            )
+    try:
+        return Config.model_validate({**data, "base_dir": base_dir, "config_path": config_path})
     except ValidationError as exc:
-        errors = [e for e in exc.errors() if tuple(e["loc"])[:1] not in (("base_dir",), ("config_path",))]
-        raise ConfigError(_one_line(label, errors[0] if errors else exc.errors()[0])) from None
+        raise ConfigError(_one_line(label, exc.errors()[0])) from None
 
 
-def load_config(config: Union[str, Path, dict, Config], base_dir: Optional[Union[str, Path]] = None) -> Config:
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int):
+        super().__init__(key, line)
+        self.key, self.line = key, line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's own rule keeps the last of two equal keys; a second `council_tax:` or `first_name:`
+    is almost always a copy-paste slip, so it is an error here."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # a list or mapping as a key: the base class reports it
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_config(
+    config: Union[str, Path, dict, Config], base_dir: Optional[Union[str, Path]] = None
+) -> Config:
     """Read and validate a config from a YAML path, a dict, or pass a `Config` through.
 
     Relative paths in the config are resolved from the config file's folder (or `base_dir`, or the
@@ -302,6 +436,10 @@ def load_config(config: Union[str, Path, dict, Config], base_dir: Optional[Union
         return config
     if isinstance(config, dict):
         return _validate(config, "<config>", Path(base_dir or Path.cwd()).resolve(), None)
+    if not isinstance(config, (str, Path)):
+        raise ConfigError(
+            f"<config>: found {type(config).__name__}, expected a YAML file path, a dict or a Config"
+        )
     path = Path(config)
     label = str(path)
     if not path.exists():
@@ -312,8 +450,12 @@ def load_config(config: Union[str, Path, dict, Config], base_dir: Optional[Union
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(f"{label}: config file is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read the config file ({exc.strerror or type(exc).__name__})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{label}: line {exc.line}: duplicate key {exc.key!r}; expected each key once") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -21,11 +21,13 @@ def pipeline_progress(total: int, enabled: Optional[bool] = None) -> Iterator[St
     if not enabled:
         yield lambda description: None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # on stderr, so `residentview link ... > summary.txt` still shows the bar and keeps stdout clean
     with Progress(
         TextColumn("[bold]{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), transient=False,
+        TimeElapsedColumn(), transient=False, console=Console(stderr=True),
     ) as bar:
         task = bar.add_task("starting", total=total)
         started = [False]

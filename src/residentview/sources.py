@@ -4,26 +4,38 @@ Every value is read as text (ids and postcodes keep their leading zeros). The re
 per input record with columns ``source``, ``record_id`` and one column per mapped canonical field
 (identifiers as ``id_<name>``), values as the source wrote them, joined where the config lists
 several columns. Standardising is the next stage's job.
+
+Only the columns a source's config names are read, and they are renamed to canonical fields here,
+so a file's own column names (``First Name``, ``select``, unicode, dots) never reach SQL.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
+import datetime as dt
 import logging
+import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
-from residentview.config import Config, SourceConfig
+from residentview.config import SUPPORTED_EXTENSIONS, Config
 from residentview.errors import DataError
 from residentview.fields import identifier_column
 
 log = logging.getLogger(__name__)
 
-AUTO_ENCODINGS = ("utf-8-sig", "cp1252")  # utf-8-sig reads plain UTF-8 and UTF-8 with a BOM
+# utf-8-sig reads plain UTF-8 and UTF-8 with a BOM; most council systems export cp1252
+AUTO_ENCODINGS = ("utf-8-sig", "cp1252")
+SHOWN_IDS = 5
+SHOWN_COLUMNS = 30
+_KINDS = ", ".join(SUPPORTED_EXTENSIONS)
 
 
 @dataclass
@@ -38,129 +50,263 @@ class SourceSummary:
     warnings: list[str] = field(default_factory=list)
 
 
+# Values -> text ---------------------------------------------------------------------------
+
+def _scalar_text(value) -> Optional[str]:
+    """One odd value (from a mixed Excel column or a Parquet object column) as text."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (dt.datetime, pd.Timestamp)):
+        midnight = (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0)
+        return value.strftime("%Y-%m-%d") if midnight else value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _is_list(value) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+TEXT = "string[pyarrow]"  # vectorised trimming and joining in Arrow, not a Python call per value
+
+
+def _joined_lists(series: pd.Series) -> pd.Series:
+    """A list-valued column -> its items joined with ', ' (blank items skipped)."""
+    items = _text(series.explode())
+    return items.dropna().groupby(level=0).agg(", ".join).reindex(series.index).astype(TEXT)
+
+
 def _text(series: pd.Series) -> pd.Series:
-    """Any column -> strings, integers without '.0', lists joined, missing as None."""
-    if series.dtype == object:
-        def one(value):
-            if value is None or (isinstance(value, float) and np.isnan(value)):
-                return None
-            if isinstance(value, (list, tuple, np.ndarray)):
-                parts = [str(v).strip() for v in value if v is not None and str(v).strip()]
-                return ", ".join(parts) if parts else None
-            if isinstance(value, float) and value.is_integer():
-                return str(int(value))
-            if isinstance(value, bytes):
-                return value.decode("utf-8", errors="replace")
-            return str(value)
-
-        return series.map(one).astype(object)
-    if pd.api.types.is_float_dtype(series):
-        out = series.map(lambda v: None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
-        return out.astype(object)
+    """Any column -> trimmed text (integers without '.0', lists joined), missing or blank as <NA>."""
     if pd.api.types.is_datetime64_any_dtype(series):
-        return series.dt.strftime("%Y-%m-%d").where(series.notna(), None).astype(object)
-    out = series.astype("string").astype(object)
-    return out.where(series.notna(), None)
+        text = series.dt.strftime("%Y-%m-%d")
+    elif pd.api.types.is_bool_dtype(series) or pd.api.types.is_integer_dtype(series):
+        text = series.astype(TEXT)
+    elif pd.api.types.is_float_dtype(series):
+        # ids stored as floats (because of a gap) must read 1234, not 1234.0
+        whole = series.notna() & np.isfinite(series) & (series % 1 == 0) & (series.abs() < 2**53)
+        text = series.astype(TEXT)
+        text[whole] = series[whole].astype("int64").astype(TEXT)
+    else:
+        kind = pd.api.types.infer_dtype(series, skipna=True)
+        if kind in ("string", "empty"):
+            text = series
+        elif _is_list(series.dropna().iloc[0]):
+            return _joined_lists(series)
+        else:
+            try:
+                uniques = pd.unique(series)
+                text = series.map(dict(zip(uniques, map(_scalar_text, uniques))))
+            except TypeError:  # unhashable values mixed in: convert one by one
+                text = series.map(lambda v: ", ".join(filter(None, map(_scalar_text, v))) if _is_list(v) else _scalar_text(v))
+    text = text.astype(TEXT).str.strip()
+    return text.mask(text == "")
 
 
-def _read_csv(path: Path, encoding: str) -> tuple[pd.DataFrame, str]:
-    encodings = AUTO_ENCODINGS if encoding == "auto" else (encoding,)
-    last_error: Optional[Exception] = None
+def _as_values(text: pd.Series) -> np.ndarray:
+    """Text -> the raw frame's values: Python strings, None where missing."""
+    return text.astype(object).where(text.notna(), None).to_numpy()
+
+
+def _pick(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """One canonical value from one or several columns (joined with ', ', blanks skipped)."""
+    joined = _text(frame[columns[0]])
+    for column in columns[1:]:
+        part = _text(frame[column])
+        separator = pd.Series(np.where(joined.notna() & part.notna(), ", ", ""), index=frame.index, dtype=TEXT)
+        joined = joined.fillna("") + separator + part.fillna("")
+        joined = joined.mask(joined == "")
+    return joined
+
+
+# Reading files ----------------------------------------------------------------------------
+
+def _where(path: Path, source: Optional[str]) -> str:
+    return f"{path}: source {source}" if source else str(path)
+
+
+def _check_columns(where: str, header: Sequence[str], wanted: Sequence[str]) -> None:
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        shown = ", ".join(repr(c) for c in header[:SHOWN_COLUMNS])
+        more = f" (and {len(header) - SHOWN_COLUMNS} more)" if len(header) > SHOWN_COLUMNS else ""
+        raise DataError(
+            f"{where}: column(s) {', '.join(map(repr, missing))} not found; "
+            f"the file has: {shown or '(no columns)'}{more}"
+        )
+    counts = Counter(header)
+    repeated = [c for c in wanted if counts[c] > 1]
+    if repeated:
+        raise DataError(
+            f"{where}: column {repeated[0]!r} appears {counts[repeated[0]]} times in the header; "
+            "expected each column name once"
+        )
+
+
+def _csv_encodings(path: Path, encoding: str) -> tuple[str, ...]:
+    if encoding != "auto":
+        return (encoding,)
+    with path.open("rb") as fh:
+        start = fh.read(2)
+    if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):  # Excel's "Unicode text" export
+        return ("utf-16",)
+    return AUTO_ENCODINGS
+
+
+SPARE_FIELDS = 8
+
+
+def _parse_csv_body(path: Path, where: str, header: list[str], encoding: str) -> pd.DataFrame:
+    """Every row as text under the header's names. A row with more fields than the header
+    (an unquoted comma in an address) is an error, not a silent shift of its values: pandas would
+    otherwise take the surplus as an index or drop it, so spare columns catch it here. Surplus
+    fields that are all empty (a trailing comma on every line) are fine."""
+    width = len(header)
+    frame = pd.read_csv(
+        path, header=None, skiprows=1, names=range(width + SPARE_FIELDS), index_col=False,
+        dtype=TEXT, keep_default_na=False, na_values=[], encoding=encoding,
+    )
+    spare = frame.iloc[:, width:]
+    overfull = (spare.notna() & (spare != "")).any(axis=1).to_numpy()
+    if overfull.any():
+        row = int(np.flatnonzero(overfull)[0]) + 1
+        raise DataError(
+            f"{where}: data row {row} has more fields than the header's {width} (an unquoted comma?); "
+            f"{int(overfull.sum())} row(s) affected; expected one field per column"
+        )
+    frame = frame.iloc[:, :width]
+    frame.columns = header
+    return frame
+
+
+def _read_csv(path: Path, where: str, wanted: Optional[Sequence[str]], encoding: str):
+    encodings = _csv_encodings(path, encoding)
+    failure: Optional[UnicodeError] = None
     for enc in encodings:
         try:
-            frame = pd.read_csv(
-                path, dtype=str, keep_default_na=False, na_values=[], encoding=enc,
-                skipinitialspace=False,
-            )
-            return frame, ("utf-8" if enc == "utf-8-sig" else enc)
-        except UnicodeDecodeError as exc:
-            last_error = exc
+            with path.open(newline="", encoding=enc) as fh:
+                header = next(csv.reader(fh), [])
+            if not any(h.strip() for h in header):
+                raise DataError(f"{path}: file is empty (no header row)")
+            if wanted is not None:
+                _check_columns(where, header, wanted)
+            frame = _parse_csv_body(path, where, header, enc)
+            return frame[list(wanted)] if wanted is not None else frame, ("utf-8" if enc == "utf-8-sig" else enc)
+        except UnicodeError as exc:  # UnicodeDecodeError, or utf-16 without a BOM
+            failure = exc
         except pd.errors.EmptyDataError:
             raise DataError(f"{path}: file is empty (no header row)") from None
         except pd.errors.ParserError as exc:
+            line = re.search(r"in line (\d+)", str(exc))
+            if line:
+                raise DataError(
+                    f"{where}: line {line.group(1)} has far more fields than the header's {len(header)} "
+                    "(unquoted commas?); expected one field per column"
+                ) from None
             first = str(exc).strip().splitlines()[0]
-            raise DataError(f"{path}: not a readable CSV file: {first}") from None
+            raise DataError(f"{where}: not a readable CSV file: {first}") from None
     tried = " or ".join("UTF-8" if e == "utf-8-sig" else e for e in encodings)
-    raise DataError(
-        f"{path}: cannot decode the file as {tried} (byte {getattr(last_error, 'start', '?')}); "
-        "set 'encoding:' for this source"
+    hint = (
+        "set 'encoding:' for this source (e.g. cp1252 or latin-1)" if encoding == "auto"
+        else "check 'encoding:' for this source (most council systems export cp1252; 'auto' tries UTF-8 then cp1252)"
     )
+    raise DataError(f"{path}: cannot decode the file as {tried} (byte {getattr(failure, 'start', '?')}); {hint}")
 
 
-def read_table(path: Path, encoding: str = "auto", sheet=None) -> tuple[pd.DataFrame, Optional[str]]:
-    """Read one extract as text columns. Returns the frame and the encoding used (CSV only)."""
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, expected a .csv, .parquet or .xlsx file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty")
-    suffix = path.suffix.lower()
-    used = None
-    if suffix == ".csv":
-        frame, used = _read_csv(path, encoding)
-    elif suffix == ".parquet":
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-            raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
-    elif suffix == ".xlsx":
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=object, engine="openpyxl")
-        except ValueError as exc:
-            if "not found" in str(exc).lower() or "worksheet" in str(exc).lower():
-                raise DataError(f"{path}: sheet {sheet!r} not found") from None
-            raise DataError(f"{path}: not a readable .xlsx file") from None
-        except Exception:
-            raise DataError(f"{path}: not a readable .xlsx file") from None
-    else:
-        raise DataError(f"{path}: unsupported file type {suffix!r}; expected .csv, .parquet or .xlsx")
+def _read_parquet(path: Path, where: str, wanted: Optional[Sequence[str]]) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    try:
+        header = pq.read_schema(path).names
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
+    if wanted is not None:
+        _check_columns(where, header, wanted)
+    try:
+        return pd.read_parquet(path, columns=list(wanted) if wanted is not None else None)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
+
+
+def _read_xlsx(path: Path, where: str, wanted: Optional[Sequence[str]], sheet) -> pd.DataFrame:
+    from openpyxl import load_workbook
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # openpyxl warns about styles it cannot read
+            workbook = load_workbook(path, read_only=True)
+            sheets = workbook.sheetnames
+            workbook.close()
+    except Exception:
+        raise DataError(f"{path}: not a readable .xlsx file") from None
+    chosen = 0 if sheet is None else sheet
+    if (isinstance(chosen, int) and not 0 <= chosen < len(sheets)) or (isinstance(chosen, str) and chosen not in sheets):
+        raise DataError(f"{where}: sheet {chosen!r} not found; the workbook has: {', '.join(map(repr, sheets))}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frame = pd.read_excel(
+                path, sheet_name=chosen, dtype=object, engine="openpyxl",
+                keep_default_na=False, na_values=[],
+            )
+    except Exception:
+        raise DataError(f"{path}: not a readable .xlsx file (sheet {chosen!r})") from None
     frame.columns = [str(c) for c in frame.columns]
-    return frame, used
+    if wanted is not None:
+        _check_columns(where, list(frame.columns), wanted)
+        frame = frame[list(wanted)]
+    return frame
 
 
-def _pick(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """One canonical value from one or several columns (joined with ', ', blanks skipped)."""
-    parts = [_text(frame[c]) for c in columns]
-    if len(parts) == 1:
-        out = parts[0].map(lambda v: v.strip() if isinstance(v, str) else v)
-        return out.where(out.map(lambda v: isinstance(v, str) and v != ""), None)
-    joined = pd.Series([""] * len(frame), index=frame.index, dtype=object)
-    for part in parts:
-        part = part.map(lambda v: v.strip() if isinstance(v, str) else "")
-        both = (joined != "") & (part != "")
-        joined = (joined + np.where(both, ", ", "") + part).astype(object)
-    return joined.where(joined != "", None)
+def read_table(
+    path: Union[str, Path],
+    encoding: str = "auto",
+    sheet=None,
+    columns: Optional[Sequence[str]] = None,
+    source: Optional[str] = None,
+) -> tuple[pd.DataFrame, Optional[str]]:
+    """Read one extract (or just `columns` of it). Returns the frame and the encoding used (CSV only).
+
+    Errors are one-line `DataError`s naming the file (and `source`, when given).
+    """
+    path = Path(path)
+    where = _where(path, source)
+    if not path.exists():
+        raise DataError(f"{where}: file not found")
+    if path.is_dir():
+        raise DataError(f"{where}: is a folder, expected a file ({_KINDS})")
+    suffix = path.suffix.lower()
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{where}: file is empty")
+        if suffix == ".csv":
+            return _read_csv(path, where, columns, encoding)
+        if suffix == ".parquet":
+            return _read_parquet(path, where, columns), None
+        if suffix == ".xlsx":
+            return _read_xlsx(path, where, columns, sheet), None
+    except PermissionError:
+        raise DataError(f"{where}: cannot read the file (permission denied)") from None
+    raise DataError(f"{where}: unsupported file type {suffix!r}; expected one of {_KINDS}")
 
 
-def _check_columns(name: str, path: Path, spec: SourceConfig, frame: pd.DataFrame) -> None:
-    wanted = [spec.id]
-    for field_spec in spec.fields.mapped().values():
-        wanted.extend(field_spec.columns)
-    wanted.extend(spec.fields.identifiers.values())
-    missing = [c for c in dict.fromkeys(wanted) if c not in frame.columns]
-    if missing:
-        have = ", ".join(frame.columns[:30]) + (" …" if len(frame.columns) > 30 else "")
-        raise DataError(
-            f"{path}: source {name}: column(s) {', '.join(repr(m) for m in missing)} not found; "
-            f"the file has: {have}"
-        )
-
-
-def _check_ids(name: str, path: Path, ids: pd.Series) -> None:
-    blank = ids.isna()
+def _check_ids(where: str, ids: pd.Series) -> None:
+    blank = ids.isna().to_numpy()
     if blank.any():
-        rows = [str(i + 2) for i in np.flatnonzero(blank.to_numpy())[:5]]
+        rows = ", ".join(str(i + 1) for i in np.flatnonzero(blank)[:SHOWN_IDS])
+        raise DataError(f"{where}: {int(blank.sum())} record(s) with a blank id (data row(s) {rows})")
+    repeated = ids[ids.duplicated(keep=False)]
+    if len(repeated):
+        shown = ", ".join(repeated.drop_duplicates().head(SHOWN_IDS))
         raise DataError(
-            f"{path}: source {name}: {int(blank.sum())} record(s) with a blank id (data rows {', '.join(rows)})"
-        )
-    dup = ids[ids.duplicated(keep=False)]
-    if len(dup):
-        shown = list(dict.fromkeys(dup.tolist()))[:5]
-        raise DataError(
-            f"{path}: source {name}: {dup.nunique()} duplicate id(s), e.g. {', '.join(shown)}"
+            f"{where}: {repeated.nunique()} duplicate id(s), e.g. {shown}; expected each id once"
         )
 
 
@@ -168,34 +314,41 @@ def read_source(config: Config, name: str) -> tuple[pd.DataFrame, SourceSummary]
     """Read one configured source into the raw canonical frame (see the module docstring)."""
     spec = config.sources[name]
     path = config.source_path(name)
-    frame, used = read_table(path, spec.encoding, spec.sheet)
-    _check_columns(name, path, spec, frame)
-    summary = SourceSummary(name, str(path), len(frame), used, list(spec.fields.mapped()))
-    ids = _pick(frame, [spec.id])
-    _check_ids(name, path, ids)
+    where = _where(path, name)
+    frame, used = read_table(path, spec.encoding, spec.sheet, columns=spec.columns(), source=name)
+    frame = frame.reset_index(drop=True)  # a Parquet file may carry its own index
+    fields = [*spec.fields.mapped(), *map(identifier_column, spec.fields.identifiers)]
+    summary = SourceSummary(name, str(path), len(frame), used, fields)
     if len(frame) == 0:
-        msg = f"{path}: source {name}: has a header but no records"
-        summary.warnings.append(msg)
-        log.warning(msg)
-    raw = pd.DataFrame({"source": pd.Series([name] * len(frame), dtype=object), "record_id": ids.values})
+        summary.warnings.append(f"{where}: has a header but no records")
+    ids = _pick(frame, [spec.id])
+    _check_ids(where, ids)
+    raw = pd.DataFrame({"source": name, "record_id": _as_values(ids)}, index=frame.index).astype(object)
     for field_name, field_spec in spec.fields.mapped().items():
-        raw[field_name] = _pick(frame, field_spec.columns).values
+        raw[field_name] = _as_values(_pick(frame, field_spec.columns))
     for id_name, column in spec.fields.identifiers.items():
-        raw[identifier_column(id_name)] = _pick(frame, [column]).values
+        raw[identifier_column(id_name)] = _as_values(_pick(frame, [column]))
     return raw, summary
 
 
 def read_sources(config: Config, progress=None) -> tuple[pd.DataFrame, list[SourceSummary]]:
-    """Read every source and stack them into one raw frame (columns: union of what was mapped)."""
+    """Read every source and stack them into one raw frame (columns: union of what was mapped).
+
+    `progress`, when given, is called with each source's name as it is read.
+    """
     frames, summaries = [], []
     for name in config.sources:
+        if progress is not None:
+            progress(name)
         raw, summary = read_source(config, name)
         frames.append(raw)
         summaries.append(summary)
-        if progress is not None:
-            progress(name)
     raw = pd.concat(frames, ignore_index=True, sort=False)
-    raw = raw.astype(object).where(raw.notna(), None)
+    raw = raw.astype(object).where(raw.notna(), None)  # a field one source lacks is None, not NaN
     if len(raw) == 0:
-        raise DataError(f"{config.label}: no records in any source")
+        files = ", ".join(s.path for s in summaries)
+        raise DataError(f"{config.label}: no records in any source (every file has a header but no rows: {files})")
+    for summary in summaries:  # after the check above, so an all-empty run says it in one line
+        for warning in summary.warnings:
+            log.warning(warning)
     return raw, summaries

@@ -1,0 +1,290 @@
+"""The command line (CONTRACT §2): --help everywhere, exit codes 0 / 2 / 1, one line on stderr for
+bad input, never a traceback unless --debug, and nothing but the summary on stdout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from residentview.cli import main
+
+COMMANDS = ["validate", "link", "demo", "synth", "report"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_one_line_error(result, code: int = 2) -> str:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert result.stdout == ""
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+# Help and usage -------------------------------------------------------------------------------
+
+def test_top_level_help_lists_the_commands():
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert f"Usage: residentview {command}" in result.stdout
+
+
+def test_no_arguments_shows_the_help():
+    result = run()
+    assert result.exit_code == 0
+    assert "Usage: residentview" in result.stdout
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0
+    assert "residentview" in result.stdout
+
+
+def test_missing_argument_is_one_line_exit_2():
+    line = assert_one_line_error(run("link"))
+    assert line.startswith("error: Missing argument 'CONFIG'.")
+    assert "--help" in line
+
+
+def test_unknown_command_is_one_line_exit_2():
+    line = assert_one_line_error(run("lnik"))
+    assert "No such command 'lnik'" in line
+
+
+def test_unknown_option_is_one_line_exit_2(tmp_path):
+    line = assert_one_line_error(run("link", tmp_path / "c.yaml", "--outt", "x"))
+    assert "No such option '--outt'" in line
+
+
+# validate -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def small_config(tmp_path, write_config):
+    (tmp_path / "register.csv").write_text(
+        "ref,forename,surname,dob\n001,Ann,Lee,03/02/1990\n002,Bob,Khan,1985-11-30\n", encoding="utf-8"
+    )
+    return write_config({"name": "small", "sources": {"register": {
+        "path": "register.csv", "id": "ref",
+        "fields": {"first_name": "forename", "last_name": "surname", "date_of_birth": "dob"}}}})
+
+
+def test_validate_ok_prints_counts_but_no_personal_data(small_config):
+    result = run("validate", small_config)
+    assert result.exit_code == 0, result.output
+    assert "OK (1 source)" in result.stdout
+    assert "register: 2 records, encoding utf-8; fields: first_name, last_name, date_of_birth" in result.stdout
+    for personal in ("Ann", "Lee", "Khan", "1990", "001"):
+        assert personal not in result.output
+
+
+def test_validate_bad_config_is_one_line_exit_2(write_config):
+    path = write_config({"name": "x", "sources": {"my source": {}}})
+    line = assert_one_line_error(run("validate", path))
+    assert line == (
+        f"error: {path}: sources: source name 'my source' is not allowed; "
+        "expected letters, digits and '_', starting with a letter"
+    )
+
+
+def test_validate_missing_config_file_is_exit_2(tmp_path):
+    line = assert_one_line_error(run("validate", tmp_path / "nope.yaml"))
+    assert line.endswith("nope.yaml: config file not found")
+
+
+def test_validate_missing_column_is_one_line_exit_2(tmp_path, write_config):
+    (tmp_path / "p.csv").write_text("ref,Forename\n1,Ann\n", encoding="utf-8")
+    path = write_config({"name": "x", "sources": {"register": {"path": "p.csv", "id": "ref", "fields": {"first_name": "forename"}}}})
+    line = assert_one_line_error(run("validate", path))
+    assert "source register: column(s) 'forename' not found; the file has: 'ref', 'Forename'" in line
+
+
+BAD_FILES = {
+    "empty.csv": b"",
+    "header_only.csv": b"ref,forename\n",
+    "duplicates.csv": b"ref,forename\n1,Ann\n1,Bob\n",
+    "blank_id.csv": b"ref,forename\n,Ann\n",
+    "ragged.csv": b"ref,forename\n1,Ann,x,y\n",
+    "undecodable.csv": b"ref,forename\n1,Ann\x81\n",
+    "not_parquet.parquet": b"PAR1 but not really",
+    "not_excel.xlsx": b"PK\x03\x04 but not really",
+}
+
+
+@pytest.mark.parametrize("name", [*BAD_FILES, "missing.csv"])
+def test_bad_source_files_are_one_line_exit_2(tmp_path, write_config, name):
+    if name in BAD_FILES:
+        (tmp_path / name).write_bytes(BAD_FILES[name])
+    path = write_config({"name": "x", "sources": {"register": {"path": name, "id": "ref", "fields": {"first_name": "forename"}}}})
+    line = assert_one_line_error(run("validate", path))
+    assert line.startswith("error: ")
+    assert name in line or "no records in any source" in line
+
+
+def test_debug_shows_the_traceback_of_a_bad_input_error(write_config):
+    path = write_config({"name": "x"})
+    result = run("--debug", "validate", path)
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+# Unexpected errors ----------------------------------------------------------------------------
+
+def explode(*args, **kwargs):
+    raise RuntimeError("secret value SMITH 1990-02-03")
+
+
+def test_unexpected_error_is_exit_1_with_debug_hint_and_no_data(small_config, monkeypatch):
+    monkeypatch.setattr("residentview.pipeline.standardise", explode)
+    result = run("link", small_config)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    line = assert_one_line_error(result, code=1)
+    assert line.startswith("unexpected error: RuntimeError")
+    assert line.endswith("Rerun with --debug for the traceback.")
+    assert "SMITH" not in result.output
+
+
+def test_unexpected_error_names_the_residentview_module_it_came_from(small_config, monkeypatch):
+    def fail_inside_residentview(*args, **kwargs):
+        from residentview.fields import identifier_column
+
+        identifier_column(None)  # AttributeError raised within residentview.fields
+
+    monkeypatch.setattr("residentview.pipeline.standardise", fail_inside_residentview)
+    line = assert_one_line_error(run("link", small_config), code=1)
+    assert line.startswith("unexpected error: AttributeError in residentview.fields (line ")
+
+
+def test_disk_errors_are_described(small_config, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device", "/data/out")
+
+    monkeypatch.setattr("residentview.pipeline.standardise", disk_full)
+    line = assert_one_line_error(run("link", small_config), code=1)
+    assert line.startswith("unexpected error: OSError: No space left on device: /data/out.")
+
+
+def test_debug_shows_the_traceback_of_an_unexpected_error(small_config, monkeypatch):
+    monkeypatch.setattr("residentview.pipeline.standardise", explode)
+    result = run("--debug", "link", small_config)
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+    assert "RuntimeError" in result.stderr
+
+
+def test_debug_is_accepted_after_the_command_too(small_config, monkeypatch):
+    monkeypatch.setattr("residentview.pipeline.standardise", explode)
+    result = run("link", small_config, "--debug")
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+
+
+# link, end to end -----------------------------------------------------------------------------
+
+def test_link_with_sources_named_all_and_select_writes_every_output(linkable_pair):
+    result = run("link", linkable_pair)
+    assert result.exit_code == 0, result.output
+    out = linkable_pair.parent / "out"
+    for name in ("resident_links.parquet", "residents.parquet", "report.html", "model.json"):
+        assert (out / name).is_file(), name
+    links = pd.read_parquet(out / "resident_links.parquet")
+    assert len(links) == 45
+    assert not links.duplicated(["source", "record_id"]).any()
+    assert set(links["source"]) == {"all", "select"}
+    assert "00007" in set(links["record_id"])  # leading zeros kept
+    assert links.groupby("resident_id")["source"].nunique().max() == 2  # linked across the two
+    assert result.stdout.splitlines()[0].startswith("45 records from 2 sources -> ")
+    assert "INFO" not in result.stderr
+
+
+def test_failed_link_leaves_previous_outputs_byte_identical(linkable_pair, monkeypatch):
+    out = linkable_pair.parent / "out"
+    out.mkdir()
+    (out / "analyst_notes.txt").write_text("keep me", encoding="utf-8")
+    assert run("link", linkable_pair).exit_code == 0
+    before = snapshot(out)
+
+    def failing_report(*args, **kwargs):
+        raise RuntimeError("report writer failed")
+
+    monkeypatch.setattr("residentview.report.write_report", failing_report)
+    result = run("link", linkable_pair)
+    assert result.exit_code == 1
+    assert snapshot(out) == before
+    assert (out / "analyst_notes.txt").read_text(encoding="utf-8") == "keep me"
+    assert not [p for p in out.parent.iterdir() if "residentview-tmp" in p.name]
+
+
+def test_quiet_link_prints_nothing_on_stdout(linkable_pair, tmp_path):
+    result = run("--quiet", "link", linkable_pair, "--out", tmp_path / "elsewhere")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert (tmp_path / "elsewhere" / "resident_links.parquet").is_file()
+
+
+# The real entry point -------------------------------------------------------------------------
+
+def entry_point() -> str:
+    return str(Path(sys.executable).parent / "residentview")
+
+
+def test_installed_command_reports_a_bad_config_in_one_line(write_config):
+    path = write_config({"name": "x", "sources": {"register": {"path": "p.csv", "id": "ref", "fields": {"frist_name": "f"}}}})
+    done = subprocess.run([entry_point(), "validate", str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert "sources.register.fields.frist_name: unknown field 'frist_name'" in done.stderr
+
+
+def test_installed_link_in_a_pipe_prints_only_the_summary(linkable_pair):
+    done = subprocess.run([entry_point(), "link", str(linkable_pair)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert [line.split(" ")[0] for line in done.stdout.splitlines()] == ["45", "outputs", ""]
+    assert "INFO" not in done.stderr
+    assert "Estimating" not in done.stderr and "probability_two_random_records_match" not in done.stderr
+    assert "\x1b[" not in done.stdout + done.stderr  # no progress bar or colour codes in a pipe
+
+
+# Progress ----------------------------------------------------------------------------------
+
+def test_progress_bar_goes_to_stderr_never_stdout(capsys):
+    from residentview.progress import pipeline_progress
+
+    with pipeline_progress(2, enabled=True) as step:
+        step("reading sources")
+        step("linking")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "2/2" in captured.err
+
+
+def test_progress_is_silent_when_disabled(capsys):
+    from residentview.progress import pipeline_progress
+
+    with pipeline_progress(2, enabled=False) as step:
+        step("reading sources")
+    assert capsys.readouterr() == ("", "")
