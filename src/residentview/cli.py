@@ -254,7 +254,7 @@ def demo(out: Path, records: int, seed: int) -> None:
     """Generate synthetic council extracts and run the whole pipeline on them."""
     from residentview.demo import run_demo
 
-    result, folder, config_path = run_demo(out, records=records, seed=seed)
+    result, folder, config_path = run_demo(out, records=records, seed=seed, progress=False if _quiet() else None)
     _say(f"synthetic extracts and config: {config_path.parent}")
     _summarise(result, folder)
 

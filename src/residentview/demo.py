@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from residentview.pipeline import link
 from residentview.synthetic import generate
@@ -15,10 +16,10 @@ def people_for_records(records: int) -> int:
     return max(20, int(records / RECORDS_PER_PERSON))
 
 
-def run_demo(out: Path, records: int = 20_000, seed: int = 1):
+def run_demo(out: Path, records: int = 20_000, seed: int = 1, progress: Optional[bool] = None):
     out = Path(out)
     written = generate(people=people_for_records(records), out=out / "data", seed=seed)
     folder = out / "output"
-    result = link(written.config_path, previous=folder)
+    result = link(written.config_path, previous=folder, progress=progress)
     result.write(folder)
     return result, folder, written.config_path

@@ -38,24 +38,12 @@ clusters (cluster -> resident view): ``unique_id``, ``cluster_key`` (int64, the 
     for a singleton).
 """
 
+from residentview.fields import CANONICAL_FIELDS
+
 NAME_KEY_COLUMNS = ("first_name_key", "middle_names_key", "last_name_key", "previous_last_name_key")
 
-GOLDEN_FIELDS = (
-    "title",
-    "first_name",
-    "middle_names",
-    "last_name",
-    "previous_last_name",
-    "date_of_birth",
-    "sex",
-    "address",
-    "postcode",
-    "uprn",
-    "nhs_number",
-    "ni_number",
-    "phone",
-    "email",
-)
+# The canonical fields whose survivors make a resident's golden record.
+GOLDEN_FIELDS = tuple(f for f in CANONICAL_FIELDS if f not in ("full_name", "record_date", "identifiers"))
 
 OUTPUT_FILES = (
     "resident_links.parquet",

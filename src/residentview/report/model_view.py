@@ -51,7 +51,7 @@ class ModelView:
         with _quiet_splink():
             self.db_api = DuckDBAPI(connection if connection is not None else duckdb.connect())
             table = self.db_api.register(stand_in, dataset_display_name="records")
-            self.linker = Linker(table, settings)
+            self.linker = Linker(table, settings, log_level=None)
             self.levels = self._levels()
 
     def _levels(self) -> pd.DataFrame:
