@@ -75,6 +75,13 @@ def test_parent_and_child_with_the_same_name_are_two_residents():
     assert not any({0, 2} <= g for g in residents(out))
 
 
+def test_a_record_confirmed_before_the_other_person_was_born_is_someone_else():
+    recs = records(("A", None, None, None), ("ALI", "2017-05-01", None, None))
+    recs["record_date"] = [pd.Timestamp("2012-01-01"), pd.NaT]
+    out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0}), frozenset({1})}
+
+
 def test_same_name_a_generation_apart_joins_when_a_reference_number_ties_them():
     recs = records(("PETER", "1961-04-12", None, "AB123456C"), ("PETER", "1916-04-12", None, "AB123456C"))
     out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)
@@ -126,3 +133,22 @@ def test_clustering_does_not_depend_on_pair_order():
     first = cluster_records(recs, edges, 0.95)
     second = cluster_records(recs, edges.sample(frac=1, random_state=3), 0.95)
     assert residents(first) == residents(second)
+
+
+def test_different_initials_are_different_first_names():
+    recs = records(("J", "1980-01-02", None, None), ("A", "1980-01-02", None, None))
+    out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0}), frozenset({1})}
+
+
+def test_an_initial_may_stand_for_a_middle_name():
+    recs = records(("J", None, None, None), ("GEORGE", None, None, None), ("GEORGE", "1970-01-01", None, None))
+    recs.loc[1, "middle_names_key"] = "JULIAN"
+    out = cluster_records(recs, pairs((0, 1, 0.99), (1, 2, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1, 2})}
+
+
+def test_an_initial_cannot_vouch_for_two_different_full_names():
+    recs = records(("JOHN", None, None, None), ("J", None, None, None), ("JANE", None, None, None))
+    out = cluster_records(recs, pairs((0, 1, 0.99), (1, 2, 0.98)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1}), frozenset({2})}

@@ -8,9 +8,9 @@ or two partners sharing a copied NI number. So clustering is constrained:
    of birth among them) is one resident — most components, decided in bulk.
 3. The rest are rebuilt greedily, strongest pair first, and two groups are never merged when a
    record of one carries conflicting strong evidence against a record of the other: different
-   valid NHS numbers, NI numbers more than a typo apart, dates of birth far apart (not a
-   recognisable typo) with different first names, the same name a generation apart, or
-   different first names that no shared reference number ties together (twins, siblings).
+   valid NHS numbers, NI numbers more than a typo apart, dates of birth that no typo explains
+   (unless a shared reference number ties the records), different first names that no shared
+   number ties together (twins, siblings), or a record confirmed before the other was born.
 
 Records that are not people, or that no pair reached, are residents on their own.
 """
@@ -28,7 +28,6 @@ from scipy.sparse.csgraph import connected_components
 
 FIRST_NAME_SIMILAR = 0.8  # Jaro-Winkler at which two first names may be one name mistyped
 DOB_TYPO_MAX_DAYS = 365
-GENERATION_DAYS = 15 * 365  # same-named records this far apart in age are parent and child
 
 
 @dataclass
@@ -43,6 +42,7 @@ class _Person:
     aliases: frozenset
     middle: frozenset
     ids: frozenset  # (column, value) of every reference number the record carries
+    seen: Optional[pd.Timestamp] = None  # the record's record_date
 
 
 def _hamming_more_than_one(a: str, b: str) -> bool:
@@ -85,38 +85,77 @@ def dob_compatible(a: pd.Timestamp, b: pd.Timestamp) -> bool:
 def first_names_compatible(a: _Person, b: _Person) -> bool:
     if a.first is None or b.first is None or a.first == b.first:
         return True
-    if jellyfish.damerau_levenshtein_distance(a.first, b.first) <= 1:
+    if min(len(a.first), len(b.first)) >= 3 and jellyfish.damerau_levenshtein_distance(a.first, b.first) <= 1:
         return True
     if a.first == b.last or b.first == a.last:
         return True  # forename and surname swapped
-    if len(a.first) == 1 or len(b.first) == 1:
-        return a.first[0] == b.first[0]
     if a.aliases & b.aliases:
         return True
     if a.first in b.middle or b.first in a.middle:
         return True
+    if (len(a.first) == 1 and a.first in {m[0] for m in b.middle}) or (
+        len(b.first) == 1 and b.first in {m[0] for m in a.middle}
+    ):
+        return True  # an initial that stands for a middle name
+    if len(a.first) == 1 or len(b.first) == 1:
+        return a.first[0] == b.first[0]
     return jellyfish.jaro_winkler_similarity(a.first, b.first) >= FIRST_NAME_SIMILAR
+
+
+def _dated_before_birth(a: _Person, b: _Person) -> bool:
+    return a.seen is not None and b.dob is not None and a.seen < b.dob - pd.Timedelta(days=DOB_TYPO_MAX_DAYS)
 
 
 def cannot_link(a: _Person, b: _Person, groups_tied: bool = False) -> bool:
     """Whether two records carry conflicting strong evidence that they are different people.
-    `groups_tied`: the residents the two records belong to already share a reference number."""
+    `groups_tied`: the residents the two records belong to already share a reference number.
+    (Different first names alone are judged against the whole resident: `names_fit`.)"""
     if a.nhs and b.nhs and a.nhs != b.nhs:
         return True
     if a.nino and b.nino and a.nino != b.nino and _hamming_more_than_one(a.nino, b.nino):
         return True
-    names_agree = first_names_compatible(a, b)
     if a.dob is not None and b.dob is not None and not dob_compatible(a.dob, b.dob):
-        if not names_agree:
+        if not first_names_compatible(a, b):
             return True  # another member of the household, even one sharing a copied number
-        if share_a_number(a.ids, b.ids):
-            return False  # a shared reference number outweighs a mistyped date
-        # Same name a generation apart is parent and child (Jr / Sr), unless a shared number says
-        # one of the dates is simply wrong.
-        return not groups_tied and abs((a.dob - b.dob).days) >= GENERATION_DAYS
-    # Different first names: twins, siblings, parent and child. Only a shared reference number
-    # says it is one person under two names.
-    return not names_agree and not share_a_number(a.ids, b.ids)
+        # Same name, dates that no typo explains: parent and child (Jr / Sr), brothers named
+        # alike — unless a shared reference number says one of the dates is simply wrong.
+        return not (groups_tied or share_a_number(a.ids, b.ids))
+    if (_dated_before_birth(a, b) or _dated_before_birth(b, a)) and a.first != b.first:
+        # A record confirmed before the other person was born, tied only by a similar name
+        # (an initial, a nickname): a parent and child. With the very same first name the
+        # date is more likely wrong than the match.
+        return True
+    return False
+
+
+def _full_names(group: list[_Person]) -> list[_Person]:
+    return [p for p in group if p.first and len(p.first) > 1]
+
+
+def _fits(x: _Person, group: list[_Person]) -> bool:
+    """Whether record x's first name fits some first name the other resident is known by —
+    its full names when it has any, else its initials."""
+    full = _full_names(group)
+    pool = full if (full and len(x.first) > 1) else [y for y in group if y.first]
+    return not pool or any(first_names_compatible(x, y) or share_a_number(x.ids, y.ids) for y in pool)
+
+
+def names_fit(group_a: list[_Person], group_b: list[_Person]) -> bool:
+    """Judge one resident's first names against the other's, not one record against one
+    neighbour. A resident is represented by its full first names when it has any (an initial
+    then adds nothing: 'J' cannot vouch for JOHN and JANE at once), else by its initials.
+    Different first names with nothing to reconcile them are twins or siblings — unless a
+    reference number ties the records."""
+    def speakers(group):
+        return _full_names(group) or [p for p in group if p.first]
+
+    return all(_fits(x, group_b) for x in speakers(group_a)) and all(_fits(y, group_a) for y in speakers(group_b))
+
+
+def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame:
+        return pd.Series([pd.NaT] * len(frame), index=frame.index)
+    return pd.to_datetime(frame[column], errors="coerce")
 
 
 def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
@@ -128,7 +167,8 @@ def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
         values = sub[name].tolist()
         return [None if (v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT) else v for v in values]
 
-    dobs = pd.to_datetime(sub["date_of_birth"], errors="coerce") if "date_of_birth" in sub else pd.Series([pd.NaT] * len(sub))
+    dobs = _dates(sub, "date_of_birth")
+    seen = _dates(sub, "record_date")
     firsts, aliases, middles = col("first_name_key"), col("first_name_aliases"), col("middle_names_key")
     lasts = col("last_name_key")
     nhs, nino = col("nhs_number"), col("ni_number")
@@ -147,6 +187,7 @@ def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
             aliases=alias_set,
             middle=frozenset(middles[i].split()) if isinstance(middles[i], str) else frozenset(),
             ids=frozenset((c, v[i]) for c, v in id_values.items() if v[i] is not None),
+            seen=None if pd.isna(seen.iloc[i]) else seen.iloc[i],
         )
     return out
 
@@ -158,13 +199,19 @@ def _components(n_ids: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def _may_conflict(records: pd.DataFrame, labels: pd.Series) -> set:
-    """Components holding more than one NHS number, NI number, date of birth or first name."""
+    """Components holding more than one NHS number, NI number, date of birth or first name, or a
+    record dated before someone in it was born."""
     suspects: set = set()
     frame = records.assign(component=labels.to_numpy())
     for col in ("nhs_number", "ni_number", "date_of_birth", "first_name_key"):
         if col in frame:
             counts = frame.groupby("component")[col].nunique()
             suspects |= set(counts[counts > 1].index)
+    if "record_date" in frame and "date_of_birth" in frame:
+        by = frame.groupby("component")
+        early = pd.to_datetime(by["record_date"].min(), errors="coerce")
+        late_birth = pd.to_datetime(by["date_of_birth"].max(), errors="coerce")
+        suspects |= set(early.index[(early < late_birth).to_numpy()])
     return suspects
 
 
@@ -186,6 +233,8 @@ def _constrained(edges: pd.DataFrame, people: dict[int, _Person]) -> dict[int, i
             continue
         tied = share_a_number(numbers[a], numbers[b])
         if any(cannot_link(people[x], people[y], tied) for x in members[a] for y in members[b]):
+            continue
+        if not names_fit([people[x] for x in members[a]], [people[y] for y in members[b]]):
             continue
         if len(members[a]) < len(members[b]):
             a, b = b, a

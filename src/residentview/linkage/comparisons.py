@@ -55,9 +55,8 @@ def first_name_comparison(columns: set[str]) -> Comparison:
     if "middle_names_key" in columns:
         levels.append(
             _level(
-                "list_contains(string_split(\"middle_names_key_r\", ' '), \"first_name_key_l\") OR "
-                "list_contains(string_split(\"middle_names_key_l\", ' '), \"first_name_key_r\")",
-                "Middle name used as first name",
+                f"{_first_is_a_middle_name('l', 'r')} OR {_first_is_a_middle_name('r', 'l')}",
+                "Middle name (or its initial) used as first name",
             )
         )
     levels += [
@@ -72,6 +71,15 @@ def first_name_comparison(columns: set[str]) -> Comparison:
     ]
     return {"output_column_name": "first_name", "comparison_levels": levels,
             "comparison_description": "First name"}
+
+
+def _first_is_a_middle_name(a: str, b: str) -> str:
+    """SQL: side a's first name is one of side b's middle names, or an initial of one."""
+    return (
+        f"(list_contains(string_split(\"middle_names_key_{b}\", ' '), \"first_name_key_{a}\") OR "
+        f"(length(\"first_name_key_{a}\") = 1 AND "
+        f"contains(' ' || \"middle_names_key_{b}\", ' ' || \"first_name_key_{a}\")))"
+    )
 
 
 SWAPPED = '"first_name_key_l" = "last_name_key_r" AND "last_name_key_l" = "first_name_key_r"'
@@ -234,7 +242,7 @@ def compared_fields(records: pd.DataFrame) -> set[str]:
     source is being deduplicated) on at least MIN_FIELD_COVERAGE of its records."""
     n_sources = records["source"].nunique()
     needed = 1 if n_sources == 1 else 2
-    coverage = records.drop(columns=["source"]).notna().groupby(records["source"]).mean()
+    coverage = records.drop(columns=["source", "unique_id"], errors="ignore").notna().groupby(records["source"]).mean()
     carried = (coverage >= MIN_FIELD_COVERAGE).sum(axis=0)
     return {col for col, n in carried.items() if n >= needed}
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import duckdb
 import pandas as pd
 from splink import DuckDBAPI, Linker, SettingsCreator
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 PREDICT_FLOOR = 0.01  # pairs scored below this are never worth clustering or reviewing
 
 PAIR_COLUMNS = ("unique_id_l", "unique_id_r", "match_weight", "match_probability")
+DUCKDB_MEMORY_LIMIT = "2GB"
 
 
 @dataclass
@@ -52,6 +54,28 @@ def _settings(comparisons, rules, seed: int):
         max_iterations=25,
         em_convergence=0.0001,
     )
+
+
+def _slim_pairs(predictions) -> pd.DataFrame:
+    """Scores, levels and term-frequency adjustments only: the compared values are in
+    records.parquet already, and carrying them for millions of pairs costs gigabytes."""
+    relation = predictions.as_duckdbpyrelation()
+    keep = []
+    for name in relation.columns:
+        if name in PAIR_COLUMNS:
+            keep.append(f'"{name}"')
+        elif name.startswith("gamma_"):
+            keep.append(f'CAST("{name}" AS TINYINT) AS "{name}"')
+        elif name.startswith("bf_tf_adj_"):
+            keep.append(f'CAST("{name}" AS FLOAT) AS "{name}"')
+    return relation.project(", ".join(keep)).df()
+
+
+def _database() -> DuckDBAPI:
+    """An embedded DuckDB that stays within a laptop's memory: it spills to disk past the
+    limit instead of growing until the machine swaps."""
+    connection = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT})
+    return DuckDBAPI(connection=connection)
 
 
 def _load_model(path: Path) -> dict:
@@ -87,7 +111,7 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
         diagnostics["note"] = "fewer than two person records or no shared fields: nothing to link"
         return Linkage(pd.DataFrame(columns=list(PAIR_COLUMNS)), {"comparisons": []}, diagnostics)
 
-    db = DuckDBAPI()
+    db = _database()
     sdf = db.register(frame, dataset_display_name="records")
     rules, counts = bounded_rules(sdf, columns, len(frame), settings.max_pairs_per_rule)
     diagnostics["blocking_rules"] = counts
@@ -112,7 +136,7 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
             linker = new_linker(sdf, _settings(comparisons, rules, settings.seed))
             diagnostics.update(train(linker, columns, settings.seed))
         else:
-            train_db = DuckDBAPI()
+            train_db = _database()
             train_sdf = train_db.register(training_frame.reset_index(drop=True), dataset_display_name="training_sample")
             trainer = new_linker(train_sdf, _settings(comparisons, rules, settings.seed))
             diagnostics.update(train(trainer, columns, settings.seed))
@@ -120,6 +144,7 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
         diagnostics["model"] = "trained"
 
     predictions = linker.inference.predict(threshold_match_probability=PREDICT_FLOOR)
-    pairs = predictions.as_pandas_dataframe()
+    pairs = _slim_pairs(predictions)
     model = linker.misc.save_model_to_json()
+    model.pop("linker_uid", None)  # random per run; the same input must give the same model.json
     return Linkage(pairs=pairs, model=model, diagnostics=diagnostics)

@@ -52,7 +52,7 @@ def em_rules(columns: set[str]) -> list:
 PRIOR_M = {
     "Forename and surname swapped": 0.005,
     "Nickname of the same name": 0.03,
-    "Middle name used as first name": 0.01,
+    "Middle name (or its initial) used as first name": 0.02,
     "Initial agrees": 0.05,
     "Matches a previous surname": 0.02,
     "Part of a double-barrelled surname": 0.01,
@@ -90,9 +90,25 @@ def fill_untrained(linker, u_sample_pairs: int) -> list[str]:
                 # not count as more evidence against than disagreeing entirely.
                 level.m_probability = min(0.999, floor * level.u_probability)
                 notes.append(f"{comparison.output_column_name}: {level.label_for_charts}: weight raised to the 'all other' level's")
+    _round_parameters(linker)
     for note in notes:
         log.info("training: %s", note)
     return notes
+
+
+def _round_parameters(linker, digits: int = 10) -> None:
+    """DuckDB sums in parallel, so the last bits of a float vary between runs; rounding makes
+    the same input give the same model.json, byte for byte."""
+    for comparison in linker._settings_obj.comparisons:
+        for level in comparison.comparison_levels:
+            if level.is_null_level:
+                continue
+            level.m_probability = float(f"{level.m_probability:.{digits}g}")
+            level.u_probability = float(f"{level.u_probability:.{digits}g}")
+    settings = linker._settings_obj
+    settings._probability_two_random_records_match = float(
+        f"{settings._probability_two_random_records_match:.{digits}g}"
+    )
 
 
 def train(linker, columns: set[str], seed: int) -> dict:
