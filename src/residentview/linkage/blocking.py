@@ -14,6 +14,7 @@ from splink.blocking_analysis import count_comparisons_from_blocking_rules
 log = logging.getLogger(__name__)
 
 FIRST_INITIAL = "substr(first_name_key, 1, 1)"
+LAST_INITIAL = "substr(last_name_key, 1, 1)"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
             rules.append(Rule(("first_name_key", "dob")))
         if has("postcode_district"):
             rules.append(Rule(("dob", "postcode_district")))
+        # A typo in one name and not the other: the date and an initial still agree.
+        if has("first_name_key"):
+            rules.append(Rule(("dob", FIRST_INITIAL)))
+        if has("last_name_key"):
+            rules.append(Rule(("dob", LAST_INITIAL)))
     if has("first_name_key") and has("last_name_key"):
         rules.append(Rule(("first_name_key", "last_name_key")))
         rules.append(
