@@ -1,17 +1,40 @@
-"""Stage 2 — standardise: raw canonical fields -> canonical forms + matching keys + a data-quality
-profile. See `residentview.schema` for the frames in and out.
+"""Stage 2 — standardise: raw canonical fields -> canonical forms (CONTRACT §1), matching keys
+and a data-quality profile per source. See `residentview.schema` for the frames in and out.
 
-(Placeholder implementation: upper-cases names and parses ISO/UK dates. The full UK cleaners
-replace this.)
+One small module per field type, each a set of pure `Series -> Series/DataFrame` cleaners that
+run once per distinct value: names, dates, postcodes, identifiers, addresses, sex; `profile`
+turns their reason codes into the `quality` frame.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import pandas as pd
 
 from residentview.config import Config
+from residentview.fields import CANONICAL_FIELDS, IDENTIFIER_PREFIX, identifier_column
+from residentview.schema import GOLDEN_FIELDS
+from residentview.standardise.addresses import standardise_address
+from residentview.standardise.dates import is_first_of_january, parse_dates_by_source
+from residentview.standardise.identifiers import (
+    parse_email, parse_identifier, parse_nhs_number, parse_nino, parse_phone, parse_uprn,
+)
+from residentview.standardise.names import (
+    clean_middle_names, clean_surname, clean_title, first_name_aliases, name_key, names_key,
+    phonetic_key, split_forenames, split_full_name,
+)
+from residentview.standardise.postcodes import parse_postcode
+from residentview.standardise.profile import combine_profiles, profile_field
+from residentview.standardise.sex import parse_sex
+from residentview.standardise.text import coalesce
+
+log = logging.getLogger(__name__)
+
+PERSON_NAME_COLUMNS = (
+    "title", "first_name", "middle_names", "last_name", "previous_last_name", "name_suffix",
+)
 
 
 @dataclass
@@ -20,23 +43,178 @@ class Standardised:
     quality: pd.DataFrame
 
 
-def _upper(s: pd.Series) -> pd.Series:
-    return s.astype("string").str.upper().str.strip().astype(object).where(s.notna(), None)
+def _column(raw: pd.DataFrame, name: str) -> pd.Series:
+    if name in raw:
+        return raw[name]
+    return pd.Series(None, index=raw.index, dtype=object)
+
+
+class _Fields:
+    """Standardised columns and, per raw field, what the profile needs (value and reason)."""
+
+    def __init__(self, raw: pd.DataFrame) -> None:
+        self.raw = raw
+        self.columns: dict[str, pd.Series] = {}
+        self.checked: dict[str, tuple[pd.Series, pd.Series]] = {}
+
+    def check(self, field: str, value: pd.Series, reason: pd.Series) -> None:
+        if field in self.raw:
+            self.checked[field] = (value, reason)
+
+
+def _names(raw: pd.DataFrame, fields: _Fields) -> None:
+    full = split_full_name(_column(raw, "full_name"))
+    fore = split_forenames(_column(raw, "first_name"))
+    middle = clean_middle_names(_column(raw, "middle_names"))
+    last = clean_surname(_column(raw, "last_name"))
+    previous = clean_surname(_column(raw, "previous_last_name"))
+    title = clean_title(_column(raw, "title"))
+
+    parts = {
+        "title": coalesce(title["title"], fore["title"], full["title"]),
+        "first_name": coalesce(fore["first_name"], full["first_name"]),
+        # Middle names from a full name only when no first-name column supplied the forenames.
+        "middle_names": coalesce(
+            middle["middle_names"], fore["middle_names"],
+            full["middle_names"].where(fore["first_name"].isna()),
+        ),
+        "last_name": coalesce(last["last_name"], full["last_name"]),
+        "previous_last_name": previous["last_name"],
+        "name_suffix": coalesce(fore["name_suffix"], last["name_suffix"], full["name_suffix"]),
+    }
+    flagged = (full, fore, middle, last)
+    is_person = pd.concat([f["is_person"] for f in flagged], axis=1).all(axis=1)
+    is_deceased = pd.concat([f["is_deceased"] for f in flagged], axis=1).any(axis=1)
+    # Organisations and "The Occupier" must never match a person, so no person name is kept.
+    for column in PERSON_NAME_COLUMNS:
+        fields.columns[column] = parts[column].where(is_person, None)
+    fields.columns["is_person"] = is_person.astype(bool)
+    fields.columns["is_deceased"] = is_deceased.astype(bool)
+
+    fields.check("full_name", full["full_name"], full["reason"])
+    fields.check("first_name", fore["first_name"], fore["reason"])
+    fields.check("middle_names", middle["middle_names"], middle["reason"])
+    fields.check("last_name", last["last_name"], last["reason"])
+    fields.check("previous_last_name", previous["last_name"], previous["reason"])
+    fields.check("title", title["title"], title["reason"])
+
+
+def _name_keys(columns: dict[str, pd.Series]) -> dict[str, pd.Series]:
+    keys = {
+        "first_name_key": name_key(columns["first_name"]),
+        "middle_names_key": names_key(columns["middle_names"]),
+        "last_name_key": name_key(columns["last_name"]),
+        "previous_last_name_key": name_key(columns["previous_last_name"]),
+    }
+    keys["first_name_aliases"] = first_name_aliases(keys["first_name_key"])
+    keys["first_name_phonetic"] = phonetic_key(keys["first_name_key"])
+    keys["last_name_phonetic"] = phonetic_key(keys["last_name_key"])
+    return keys
+
+
+def _dates(raw: pd.DataFrame, config: Config, fields: _Fields) -> None:
+    for field in ("date_of_birth", "record_date"):
+        formats = {name: spec.date_format(field) for name, spec in config.sources.items()}
+        parsed = parse_dates_by_source(_column(raw, field), raw["source"], formats)
+        fields.columns[field] = parsed["value"].astype("datetime64[ns]")
+        fields.check(field, parsed["value"], parsed["reason"])
+        if field == "date_of_birth":
+            fields.columns["dob_estimated"] = is_first_of_january(parsed["value"])
+            fields.columns["dob_invalid_reason"] = parsed["reason"]
+
+
+def _address_and_postcode(raw: pd.DataFrame, fields: _Fields) -> None:
+    address = standardise_address(_column(raw, "address"))
+    written_postcode = _column(raw, "postcode")
+    postcode = parse_postcode(written_postcode)
+    fields.check("address", address["value"], address["reason"])
+    fields.check("postcode", postcode["value"], postcode["reason"])
+    # A postcode typed at the end of the address counts when the postcode field is empty.
+    postcode_absent = postcode["value"].isna() & postcode["reason"].isna()
+    from_address = parse_postcode(address["postcode_found"].where(postcode_absent))
+    postcode = postcode.where(postcode["value"].notna(), from_address)
+    fields.columns["address"] = address["value"]
+    for column in ("postcode", "postcode_sector", "postcode_district", "postcode_area"):
+        fields.columns[column] = postcode["value" if column == "postcode" else column]
+    for column in ("house_number", "flat_number", "building_name", "address_tokens"):
+        fields.columns[column] = address[column]
+
+
+def _identifiers(raw: pd.DataFrame, fields: _Fields) -> None:
+    parsers = {
+        "sex": parse_sex, "uprn": parse_uprn, "nhs_number": parse_nhs_number, "ni_number": parse_nino,
+        "phone": parse_phone, "email": parse_email,
+    }
+    named = {c: parse_identifier for c in raw.columns if c.startswith(IDENTIFIER_PREFIX)}
+    for field, parse in {**parsers, **named}.items():
+        parsed = parse(_column(raw, field))
+        fields.columns[field] = parsed["value"]
+        fields.check(field, parsed["value"], parsed["reason"])
+
+
+def _mapped_fields(config: Config, source: str, available: list[str]) -> list[str]:
+    """The raw fields a source maps (all available ones for a source the config does not know)."""
+    spec = config.sources.get(source)
+    if spec is None:
+        return available
+    mapped = list(spec.fields.mapped()) + [identifier_column(n) for n in spec.fields.identifiers]
+    return [f for f in mapped if f in available]
+
+
+def _profile(raw: pd.DataFrame, config: Config, fields: _Fields) -> pd.DataFrame:
+    sources = raw["source"].astype("category")  # factorised once, not once per field
+    def canonical_position(field: str) -> int:
+        return CANONICAL_FIELDS.index(field) if field in CANONICAL_FIELDS else len(CANONICAL_FIELDS)
+
+    in_canonical_order = sorted(fields.checked, key=canonical_position)
+    rows = [
+        profile_field(field, sources, raw[field], *fields.checked[field]) for field in in_canonical_order
+    ]
+    quality = combine_profiles(rows)
+    if len(quality):
+        keep = [
+            field in _mapped_fields(config, source, list(fields.checked))
+            for source, field in zip(quality["source"], quality["field"])
+        ]
+        quality = quality[keep].reset_index(drop=True)
+    return quality
 
 
 def standardise(raw: pd.DataFrame, config: Config) -> Standardised:
-    df = raw.sort_values(["source", "record_id"], kind="mergesort").reset_index(drop=True)
-    out = pd.DataFrame({"unique_id": range(len(df)), "source": df["source"], "record_id": df["record_id"]})
-    for col in ("title", "first_name", "middle_names", "last_name", "previous_last_name", "address", "postcode", "sex"):
-        out[col] = _upper(df[col]) if col in df else None
-    for col in ("date_of_birth", "record_date"):
-        out[col] = pd.to_datetime(df[col], errors="coerce") if col in df else pd.NaT
-    for col in ("uprn", "nhs_number", "ni_number", "phone", "email"):
-        out[col] = df[col] if col in df else None
-    for col in [c for c in df.columns if c.startswith("id_")]:
-        out[col] = _upper(df[col])
-    for col in ("first_name", "middle_names", "last_name", "previous_last_name"):
-        out[f"{col}_key"] = out[col]
-    out["is_person"] = True
-    quality = pd.DataFrame(columns=["source", "field", "n_records", "n_present", "completeness"])
-    return Standardised(out, quality)
+    """Standardise every canonical field and profile each source's data (see the module doc)."""
+    raw = raw.sort_values(["source", "record_id"], kind="mergesort").reset_index(drop=True)
+    fields = _Fields(raw)
+    _names(raw, fields)
+    _dates(raw, config, fields)
+    _address_and_postcode(raw, fields)
+    _identifiers(raw, fields)
+    columns = fields.columns
+
+    records = pd.DataFrame({
+        "unique_id": pd.Series(range(len(raw)), dtype="int64"),
+        "source": raw["source"].astype(object),
+        "record_id": raw["record_id"].astype(object),
+    })
+    golden = [*GOLDEN_FIELDS, "record_date", "name_suffix"]
+    named = sorted(c for c in columns if c.startswith(IDENTIFIER_PREFIX))
+    matching = [
+        "postcode_sector", "postcode_district", "postcode_area", "house_number", "flat_number",
+        "building_name", "address_tokens", "is_person", "is_deceased", "dob_estimated", "dob_invalid_reason",
+    ]
+    keys = _name_keys(columns)
+    for column in golden + named:
+        records[column] = columns[column].to_numpy()
+    for column, values in keys.items():
+        records[column] = values.to_numpy()
+    for column in matching:
+        records[column] = columns[column].to_numpy()
+
+    quality = _profile(raw, config, fields)
+    log.info(
+        "standardised %d records from %d sources; %d field profiles",
+        len(records), raw["source"].nunique(), len(quality),
+    )
+    return Standardised(records, quality)
+
+
+__all__ = ["Standardised", "standardise"]
