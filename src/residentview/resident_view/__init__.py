@@ -1,27 +1,70 @@
-"""Stage 5 — resident view: persistent resident IDs, golden records, households.
+"""Stage 5 — resident view: persistent resident ids, golden records and households.
 
-(Placeholder: ids hashed from member keys, golden values from the first record. The full stage
-replaces this.)
+`build_resident_view(records, clusters, previous, ...)` turns this run's clusters (whose keys mean
+nothing beyond the run) into residents with ids that persist: records keep the resident id they
+had in the previous run's outputs (`previous`), merges keep the id contributing most records,
+splits keep the id on the largest part; see `ids.py` for the rules. It returns:
+
+    links       one row per record: source, record_id, resident_id, match_probability, household_id
+    residents   one golden record per resident (`golden.py`), with household_id and id_issued_at
+    households  one row per household (`households.py`)
+    id_changes  every id change ever made: this run's rows (new / merged / split / retired, for
+                residents and households, see `entity`) appended to the previous run's history, so a
+                downstream system can catch up from any run by filtering on run_timestamp
+
+`write_database(folder, view, quality)` writes the same tables to `resident_view.duckdb`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
-from residentview.schema import GOLDEN_FIELDS
+from residentview.resident_view.database import DATABASE_FILE, write_tables
+from residentview.resident_view.golden import golden_records, nulls_as_none
+from residentview.resident_view.households import build_households
+from residentview.resident_view.ids import HOUSEHOLD_IDS, RESIDENT_IDS, assign_persistent_ids
+from residentview.resident_view.previous import read_previous_run, record_members
+
+log = logging.getLogger(__name__)
+
+LINK_COLUMNS = ("source", "record_id", "resident_id", "match_probability", "household_id")
 
 
 @dataclass
 class ResidentView:
+    """The stage's output: the frames written as resident_links / residents / households /
+    id_changes .parquet."""
+
     links: pd.DataFrame
     residents: pd.DataFrame
     households: pd.DataFrame
     id_changes: pd.DataFrame
+
+
+def _as_utc(timestamp: Optional[pd.Timestamp]) -> pd.Timestamp:
+    timestamp = pd.Timestamp.now(tz="UTC").floor("s") if timestamp is None else pd.Timestamp(timestamp)
+    return timestamp.tz_localize("UTC") if timestamp.tzinfo is None else timestamp.tz_convert("UTC")
+
+
+def _records_with_clusters(records: pd.DataFrame, clusters: pd.DataFrame) -> pd.DataFrame:
+    linked = records.merge(
+        clusters[["unique_id", "cluster_key", "match_probability"]], on="unique_id", how="left", validate="one_to_one"
+    )
+    # A record the clusterer did not return is a resident of its own rather than a lost record.
+    unclustered = linked["cluster_key"].isna()
+    if unclustered.any():
+        offset = int(linked["cluster_key"].max()) + 1 if (~unclustered).any() else 0
+        linked.loc[unclustered, "cluster_key"] = offset + linked.loc[unclustered, "unique_id"]
+        linked.loc[unclustered, "match_probability"] = 1.0
+    linked["cluster_key"] = linked["cluster_key"].astype(np.int64)
+    linked["record_id"] = linked["record_id"].astype(str)
+    return linked
 
 
 def build_resident_view(
@@ -31,18 +74,54 @@ def build_resident_view(
     source_priority: Sequence[str] = (),
     run_timestamp: Optional[pd.Timestamp] = None,
 ) -> ResidentView:
-    merged = records.merge(clusters, on="unique_id")
-    merged["member_key"] = merged["source"] + "\x1f" + merged["record_id"]
-    first_key = merged.groupby("cluster_key")["member_key"].transform("min")
-    merged["resident_id"] = first_key.map(lambda k: "R" + hashlib.sha256(k.encode()).hexdigest()[:10].upper())
-    links = merged[["source", "record_id", "resident_id", "match_probability"]].reset_index(drop=True)
-    grouped = merged.groupby("resident_id", sort=True)
-    residents = grouped[list(GOLDEN_FIELDS)].first().reset_index()
-    residents["n_records"] = grouped.size().values
-    residents["sources"] = grouped["source"].agg(lambda s: sorted(set(s))).values
-    empty = pd.DataFrame()
-    return ResidentView(links, residents, empty, empty)
+    run_timestamp = _as_utc(run_timestamp)
+    prior = read_previous_run(previous)
+    linked = _records_with_clusters(records, clusters)
+
+    residents_assigned = assign_persistent_ids(
+        pd.DataFrame({"group": linked["cluster_key"], "member": record_members(linked)}),
+        prior.resident_members(), prior.resident_issued_at(), prior.resident_ids_issued(),
+        RESIDENT_IDS, run_timestamp,
+    )
+    resident_ids = residents_assigned.ids.set_index("group")
+    linked["resident_id"] = linked["cluster_key"].map(resident_ids["id"])
+
+    residents = golden_records(linked, source_priority)
+    residents["id_issued_at"] = residents["resident_id"].map(resident_ids.set_index("id")["id_issued_at"])
+    households = build_households(
+        residents, prior.household_members(), prior.household_issued_at(), prior.household_ids_issued(),
+        run_timestamp,
+    )
+    household_id = nulls_as_none(residents["resident_id"].map(households.household_of))
+    residents.insert(residents.columns.get_loc("n_records"), "household_id", household_id)
+
+    linked["household_id"] = nulls_as_none(linked["resident_id"].map(households.household_of))
+    # unique_id follows (source, record_id) order (schema.py), and is far cheaper to sort by.
+    links = linked.sort_values("unique_id", kind="stable")[list(LINK_COLUMNS)].reset_index(drop=True)
+
+    this_run = pd.concat([residents_assigned.changes, households.changes], ignore_index=True)
+    _log_changes(this_run, len(residents), len(households.households))
+    history = [frame for frame in (prior.id_changes, this_run) if len(frame)]
+    id_changes = pd.concat(history, ignore_index=True) if history else this_run
+    return ResidentView(links, residents, households.households, id_changes)
 
 
-def write_database(folder: Path, view: ResidentView, quality: pd.DataFrame) -> None:
-    """Placeholder: the DuckDB database is written by the full stage."""
+def _log_changes(changes: pd.DataFrame, n_residents: int, n_households: int) -> None:
+    for entity, total in ((RESIDENT_IDS.entity, n_residents), (HOUSEHOLD_IDS.entity, n_households)):
+        counts = changes.loc[changes["entity"] == entity, "change"].value_counts()
+        log.info(
+            "%d %ss: %d new ids; %d merged, %d split, %d retired", total, entity,
+            counts.get("new", 0), counts.get("merged", 0), counts.get("split", 0), counts.get("retired", 0),
+        )
+
+
+def write_database(folder: Path, view: ResidentView, quality: pd.DataFrame) -> Path:
+    """Write `folder/resident_view.duckdb` with the tables residents, resident_links, households,
+    id_changes and data_quality."""
+    return write_tables(Path(folder) / DATABASE_FILE, {
+        "residents": view.residents,
+        "resident_links": view.links,
+        "households": view.households,
+        "id_changes": view.id_changes,
+        "data_quality": quality,
+    })

@@ -1,0 +1,117 @@
+"""What a previous run left behind that the resident view needs to keep ids persistent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from residentview.errors import DataError
+from residentview.resident_view.ids import CHANGE_COLUMNS, HOUSEHOLD_IDS, RESIDENT_IDS
+
+MEMBER_SEPARATOR = "\x1f"  # cannot occur in a source name, so (source, record_id) keys never collide
+
+
+def record_members(frame: pd.DataFrame) -> pd.Series:
+    """The key a record is known by across runs: its source and its id in that source."""
+    return frame["source"].astype(str) + MEMBER_SEPARATOR + frame["record_id"].astype(str)
+
+
+@dataclass
+class PreviousRun:
+    links: pd.DataFrame  # source, record_id, resident_id
+    residents: pd.DataFrame  # resident_id, household_id, id_issued_at (the last two may be absent)
+    households: pd.DataFrame  # household_id, id_issued_at (may be absent)
+    id_changes: pd.DataFrame  # CHANGE_COLUMNS, the history so far
+
+    def resident_members(self) -> pd.DataFrame:
+        return pd.DataFrame({"member": record_members(self.links), "old_id": self.links["resident_id"].astype(str)})
+
+    def household_members(self) -> pd.DataFrame:
+        frame = self.residents.dropna(subset=["household_id"])
+        return pd.DataFrame({"member": frame["resident_id"].astype(str), "old_id": frame["household_id"].astype(str)})
+
+    def resident_issued_at(self) -> pd.Series:
+        return _issued_at(self.residents, "resident_id")
+
+    def household_issued_at(self) -> pd.Series:
+        return _issued_at(self.households, "household_id")
+
+    def resident_ids_issued(self) -> set[str]:
+        return _ids_issued(self.id_changes, RESIDENT_IDS.entity, self.links["resident_id"], self.residents["resident_id"])
+
+    def household_ids_issued(self) -> set[str]:
+        return _ids_issued(
+            self.id_changes, HOUSEHOLD_IDS.entity, self.households["household_id"], self.residents["household_id"]
+        )
+
+
+def _issued_at(frame: pd.DataFrame, id_column: str) -> pd.Series:
+    if "id_issued_at" not in frame or frame["id_issued_at"].isna().all():
+        return pd.Series(dtype="datetime64[ns, UTC]")
+    return pd.Series(pd.to_datetime(frame["id_issued_at"], utc=True).array, index=frame[id_column].astype(str))
+
+
+def _ids_issued(id_changes: pd.DataFrame, entity: str, *current: pd.Series) -> set[str]:
+    history = id_changes[id_changes["entity"] == entity]
+    issued = pd.concat([history["old_id"], history["new_id"], *current], ignore_index=True).dropna()
+    return set(issued.astype(str))
+
+
+def empty_id_changes() -> pd.DataFrame:
+    return pd.DataFrame({
+        "run_timestamp": pd.Series(dtype="datetime64[ns, UTC]"), "entity": pd.Series(dtype=object),
+        "change": pd.Series(dtype=object), "old_id": pd.Series(dtype=object),
+        "new_id": pd.Series(dtype=object), "n_records": pd.Series(dtype="int64"),
+    })
+
+
+def _read(
+    path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (), everything: bool = False
+) -> Optional[pd.DataFrame]:
+    """The required and optional columns of a previous output (all of them with `everything`);
+    None when the file is absent or empty. Other columns are not read: residents' lists are slow to."""
+    if not path.is_file():
+        return None
+    try:
+        available = pq.ParquetFile(path).schema_arrow.names
+        frame = pd.read_parquet(path, columns=None if everything else [c for c in (*required, *optional) if c in available])
+    except Exception as exc:  # any unreadable file is the user's folder, not our bug
+        raise DataError(f"{path}: cannot read the previous run's output ({type(exc).__name__})") from None
+    if frame.empty:
+        return None
+    missing = [c for c in required if c not in frame]
+    if missing:
+        raise DataError(
+            f"{path}: previous run's output lacks column(s) {', '.join(missing)}; expected {', '.join(required)}"
+        )
+    for column in optional:
+        if column not in frame:
+            frame[column] = None
+    return frame
+
+
+def read_previous_run(folder: Optional[Path]) -> PreviousRun:
+    """Read a previous run's outputs from `folder` (an empty history when None or absent)."""
+    folder = Path(folder) if folder is not None else None
+    links = residents = households = id_changes = None
+    if folder is not None:
+        links = _read(folder / "resident_links.parquet", ("source", "record_id", "resident_id"))
+        residents = _read(folder / "residents.parquet", ("resident_id",), ("household_id", "id_issued_at"))
+        households = _read(folder / "households.parquet", ("household_id",), ("id_issued_at",))
+        id_changes = _read(folder / "id_changes.parquet", ("change", "old_id", "new_id"), ("entity",), everything=True)
+    if links is None:
+        links = pd.DataFrame({"source": [], "record_id": [], "resident_id": []}, dtype=object)
+    if residents is None:
+        residents = links[["resident_id"]].drop_duplicates().assign(household_id=None)
+    if households is None:
+        households = pd.DataFrame({"household_id": pd.Series(dtype=object)})
+    if id_changes is None:
+        id_changes = empty_id_changes()
+    # Histories written before households had ids of their own hold resident changes only.
+    id_changes["entity"] = id_changes["entity"].fillna(RESIDENT_IDS.entity)
+    id_changes = id_changes.reindex(columns=list(dict.fromkeys([*CHANGE_COLUMNS, *id_changes.columns])))
+    return PreviousRun(links, residents, households, id_changes)
