@@ -48,6 +48,7 @@ class LinkResult:
     summaries: list[SourceSummary]
     run_timestamp: pd.Timestamp
     previous: Optional[Path] = None
+    review_pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
 
@@ -102,6 +103,7 @@ class LinkResult:
             self.quality.to_parquet(staging / "data_quality.parquet", index=False)
             self.records.to_parquet(staging / "records.parquet", index=False)
             self.pairs.to_parquet(staging / "pairs.parquet", index=False)
+            self.review_pairs.to_parquet(staging / "review_pairs.parquet", index=False)
             (staging / "model.json").write_text(json.dumps(self.model, indent=2), encoding="utf-8")
             (staging / "run.json").write_text(json.dumps(self.run_info(), indent=2, default=str), encoding="utf-8")
             write_database(staging, self.view, self.quality)
@@ -165,5 +167,6 @@ def link(
     return LinkResult(
         config=cfg, records=std.records, quality=std.quality, pairs=pairs, clusters=clusters,
         model=linkage.model, view=view, summaries=summaries, run_timestamp=run_timestamp,
-        previous=previous_dir, timings=timings, diagnostics=linkage.diagnostics,
+        previous=previous_dir, review_pairs=linkage.review_pairs, timings=timings,
+        diagnostics=linkage.diagnostics,
     )

@@ -30,8 +30,11 @@ quality (standardise -> data_quality.parquet, report)
     n_valid, n_invalid, n_placeholder, n_distinct, invalid_reasons (JSON text: reason -> count),
     top_invalid_patterns (JSON text: masked pattern -> count; letters as A, digits as 9)
 
-pairs (link -> cluster, report): Splink's predictions, ``unique_id_l``, ``unique_id_r``,
-    ``match_weight``, ``match_probability`` and per-comparison ``gamma_*`` / ``bf_*`` columns.
+pairs (link -> cluster, report): Splink's predictions at or above 0.01, lean: ``unique_id_l``,
+    ``unique_id_r``, ``match_weight``, ``match_probability``, per-comparison ``gamma_*`` levels and
+    ``bf_tf_adj_*`` term-frequency adjustments (the compared values are in records).
+review_pairs: the pairs within a few match-weight bits of the threshold with every column
+    Splink computed (values ``*_l``/``*_r``, ``bf_*``, ``tf_*``), for Splink's comparison viewer.
 
 clusters (cluster -> resident view): ``unique_id``, ``cluster_key`` (int64, the lowest member
     unique_id: a label for this run only), ``match_probability`` (confidence of membership; 1.0
@@ -53,6 +56,7 @@ OUTPUT_FILES = (
     "data_quality.parquet",
     "records.parquet",
     "pairs.parquet",
+    "review_pairs.parquet",
     "model.json",
     "report.html",
     "review_queue.csv",

@@ -102,7 +102,7 @@ def _text(series: pd.Series) -> pd.Series:
             return _joined_lists(series)
         else:
             try:
-                uniques = pd.unique(series)
+                uniques = pd.unique(series.dropna())  # None and NaN would clash as dict keys
                 text = series.map(dict(zip(uniques, map(_scalar_text, uniques))))
             except TypeError:  # unhashable values mixed in: convert one by one
                 text = series.map(lambda v: ", ".join(filter(None, map(_scalar_text, v))) if _is_list(v) else _scalar_text(v))

@@ -4,6 +4,8 @@ a saved model), and score candidate pairs."""
 from __future__ import annotations
 
 import json
+import math
+import re
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,8 @@ PREDICT_FLOOR = 0.01  # pairs scored below this are never worth clustering or re
 
 PAIR_COLUMNS = ("unique_id_l", "unique_id_r", "match_weight", "match_probability")
 DUCKDB_MEMORY_LIMIT = "2GB"
+REVIEW_BAND_WEIGHT = 4.0  # match weight either side of the threshold's
+REVIEW_PAIRS_KEPT = 5_000
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Linkage:
     pairs: pd.DataFrame
     model: dict
     diagnostics: dict = field(default_factory=dict)
+    review_pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def new_linker(sdf, settings) -> Linker:
@@ -71,6 +76,15 @@ def _slim_pairs(predictions) -> pd.DataFrame:
     return relation.project(", ".join(keep)).df()
 
 
+def _review_pairs(predictions, threshold: float) -> pd.DataFrame:
+    """Every column Splink computed (values, weights, term frequencies), for the pairs close
+    enough to the threshold for a reviewer to look at: Splink's comparison viewer needs them."""
+    weight = math.log2(threshold / (1 - threshold))
+    relation = predictions.as_duckdbpyrelation()
+    near = relation.filter(f"abs(match_weight - {weight}) <= {REVIEW_BAND_WEIGHT}")
+    return near.order("abs(match_weight - " + str(weight) + "), unique_id_l, unique_id_r").limit(REVIEW_PAIRS_KEPT).df()
+
+
 def _database() -> DuckDBAPI:
     """An embedded DuckDB that stays within a laptop's memory: it spills to disk past the
     limit instead of growing until the machine swaps."""
@@ -90,9 +104,8 @@ def _load_model(path: Path) -> dict:
     return model
 
 
-def _model_columns(model: dict) -> set[str]:
-    import re
-
+def model_columns(model: dict) -> set[str]:
+    """The record columns a saved model's comparisons read (``"dob_l"`` -> ``dob``)."""
     text = json.dumps(model.get("comparisons", []))
     return set(re.findall(r'\\"([a-z0-9_]+)_[lr]\\"', text))
 
@@ -119,7 +132,7 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
 
     if model_path is not None:
         model = _load_model(model_path)
-        missing = _model_columns(model) - columns
+        missing = model_columns(model) - columns
         if missing:
             raise ConfigError(
                 f"linkage.model: {model_path} compares field(s) these sources lack: {', '.join(sorted(missing))}"
@@ -145,6 +158,7 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
 
     predictions = linker.inference.predict(threshold_match_probability=PREDICT_FLOOR)
     pairs = _slim_pairs(predictions)
+    review_pairs = _review_pairs(predictions, settings.threshold)
     model = linker.misc.save_model_to_json()
     model.pop("linker_uid", None)  # random per run; the same input must give the same model.json
-    return Linkage(pairs=pairs, model=model, diagnostics=diagnostics)
+    return Linkage(pairs=pairs, model=model, diagnostics=diagnostics, review_pairs=review_pairs)

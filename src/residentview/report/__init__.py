@@ -39,7 +39,7 @@ def _prepare(folder: Path, labels: Optional[Path]) -> ReportInputs:
                if records is not None and {"unique_id", "source", "record_id"} <= set(records.columns) else None)
     suspicious = (metrics.suspicious_residents(members) if members is not None
                   else pd.DataFrame(columns=metrics.SUSPICIOUS_COLUMNS))
-    model_view, model_problem = build_model_view(outputs.model, input_columns(records, outputs.pairs))
+    model_view, model_problem = build_model_view(outputs.model, input_columns(records, outputs.pairs, outputs.model))
     inputs = ReportInputs(outputs=outputs, flags=metrics.link_flags(outputs.links), members=members,
                           suspicious=suspicious, model_view=model_view, model_problem=model_problem,
                           queue=None, labels=label_frame)

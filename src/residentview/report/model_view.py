@@ -145,11 +145,16 @@ def comparison_names(pairs: pd.DataFrame, model_view: Optional[ModelView]) -> li
     return [c[len("gamma_"):] for c in pairs.columns if c.startswith("gamma_")]
 
 
-def input_columns(records: Optional[pd.DataFrame], pairs: Optional[pd.DataFrame]) -> set[str]:
-    """The record columns a run's model may compare: those of records.parquet and pairs' ``*_l``."""
+def input_columns(records: Optional[pd.DataFrame], pairs: Optional[pd.DataFrame], model: Optional[dict] = None) -> set[str]:
+    """The record columns a run's model may compare: those of records.parquet, pairs' ``*_l``
+    and every column the model's comparisons read (some are derived at link time)."""
+    from residentview.linkage.model import model_columns
+
     columns = set(records.columns) if records is not None else set()
     if pairs is not None:
         columns |= {c[:-2] for c in pairs.columns if c.endswith("_l")}
+    if model:
+        columns |= model_columns(model)
     return columns
 
 
