@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 FIRST_INITIAL = "substr(first_name_key, 1, 1)"
 LAST_INITIAL = "substr(last_name_key, 1, 1)"
+RARE_FULL_NAME = 30  # records sharing one full name; at most 435 comparisons per name
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,18 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
         if has("last_name_key"):
             rules.append(Rule(("dob", LAST_INITIAL)))
     if has("first_name_key") and has("last_name_key"):
-        rules.append(Rule(("first_name_key", "last_name_key")))
+        if has("full_name_count"):
+            # Across the whole area only for uncommon full names; common ones meet through the
+            # date of birth and postcode rules, or their agreement would carry no weight anyway.
+            rules.append(
+                Rule(
+                    ("first_name_key", "last_name_key"),
+                    sql="l.first_name_key = r.first_name_key AND l.last_name_key = r.last_name_key "
+                    f"AND l.full_name_count <= {RARE_FULL_NAME}",
+                )
+            )
+        else:
+            rules.append(Rule(("first_name_key", "last_name_key")))
         rules.append(
             Rule(
                 ("first_name_key", "last_name_key"),

@@ -63,12 +63,19 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
         if col in persons:
             frame[col] = persons[col]
     if "date_of_birth" in persons:
-        frame["dob"] = pd.to_datetime(persons["date_of_birth"], errors="coerce").dt.date
-        frame["dob"] = frame["dob"].astype(object).where(frame["dob"].notna(), None)
+        frame["dob"] = pd.to_datetime(persons["date_of_birth"], errors="coerce").to_numpy()
     if "address" in persons:
         frame["address_key"] = _normalised_address(persons["address"])
-        tokens = frame["address_key"].str.split(" ")
-        frame["address_tokens"] = tokens.map(lambda t: sorted(set(t)) if isinstance(t, list) else None)
+        if "address_tokens" in persons:
+            frame["address_tokens"] = persons["address_tokens"].to_numpy()
+        else:
+            frame["address_tokens"] = frame["address_key"].str.split(" ").to_numpy()
+    if "first_name_key" in frame and "last_name_key" in frame:
+        # How many records carry this exact full name: lets blocking compare rare full names
+        # across the whole borough without comparing every JOHN SMITH with every other.
+        both = frame["first_name_key"].notna() & frame["last_name_key"].notna()
+        counts = frame[both].groupby(["first_name_key", "last_name_key"])["unique_id"].transform("size")
+        frame["full_name_count"] = counts.reindex(frame.index)
     if "last_name" in persons:
         frame["last_name_parts"] = _surname_parts(persons["last_name"])
     for col in [c for c in persons.columns if c.startswith("id_")]:
@@ -78,7 +85,7 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     present = compared_fields(frame)
     # Columns some comparison reads alongside another: keep them whenever their partner is kept.
     companions = {
-        "first_name_key": ("first_name_aliases", "first_name_phonetic"),
+        "first_name_key": ("first_name_aliases", "first_name_phonetic", "full_name_count"),
         "last_name_key": ("last_name_parts", "last_name_phonetic", "previous_last_name_key"),
         "postcode": ("postcode_sector", "postcode_district", "house_number", "flat_number"),
         "address_key": ("house_number", "flat_number", "address_tokens"),
