@@ -170,6 +170,14 @@ _TOKEN_JACCARD = (
 )
 
 
+# Every word of the shorter address is in the longer one: the same address with a town or
+# county added ("29 DAVISON COURT, KIRKHOLME" / "..., KIRKHOLME, WEST YORKSHIRE").
+_TOKEN_CONTAINED = (
+    'len(list_intersect("address_tokens_l", "address_tokens_r")) = '
+    'least(len(list_distinct("address_tokens_l")), len(list_distinct("address_tokens_r")))'
+)
+
+
 def location_comparison(has_uprn: bool, has_address: bool, has_postcode: bool) -> Comparison:
     """Where the person lives: same UPRN (tf) / same address and postcode (tf) / same postcode and
     house number / same postcode (tf) / same postcode sector / same district / other."""
@@ -193,6 +201,10 @@ def location_comparison(has_uprn: bool, has_address: bool, has_postcode: bool) -
                     "Same postcode and house number",
                 )
             )
+        levels.append(
+            _level(f"{_TOKEN_CONTAINED} AND least(len(\"address_tokens_l\"), len(\"address_tokens_r\")) >= 3",
+                   "One address within the other")
+        )
         levels.append(_level(f"{_TOKEN_JACCARD} >= 0.7", "Address words mostly shared"))
     if has_postcode:
         levels.append(_level('"postcode_l" = "postcode_r"', "Same postcode", tf="postcode"))

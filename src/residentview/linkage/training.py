@@ -56,6 +56,7 @@ PRIOR_M = {
     "Initial agrees": 0.05,
     "Matches a previous surname": 0.02,
     "Part of a double-barrelled surname": 0.01,
+    "One address within the other": 0.05,
     "Day and month swapped": 0.005,
     "One digit wrong": 0.01,
     "Same month and year": 0.005,
