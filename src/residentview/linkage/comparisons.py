@@ -31,6 +31,10 @@ def _level(sql: str, label: str, tf: Optional[str] = None, null: bool = False) -
     return level
 
 
+def _comparison(column: str, description: str, levels: list[dict]) -> Comparison:
+    return {"output_column_name": column, "comparison_description": description, "comparison_levels": levels}
+
+
 def _else() -> dict:
     return _level("ELSE", "All other comparisons")
 
@@ -69,8 +73,7 @@ def first_name_comparison(columns: set[str]) -> Comparison:
         _level('jaro_winkler_similarity("first_name_key_l", "first_name_key_r") >= 0.8', "Jaro-Winkler >= 0.8"),
         _else(),
     ]
-    return {"output_column_name": "first_name", "comparison_levels": levels,
-            "comparison_description": "First name"}
+    return _comparison("first_name", "First name", levels)
 
 
 def _first_is_a_middle_name(a: str, b: str) -> str:
@@ -123,31 +126,24 @@ def last_name_comparison(columns: set[str]) -> Comparison:
         _level('jaro_winkler_similarity("last_name_key_l", "last_name_key_r") >= 0.8', "Jaro-Winkler >= 0.8"),
         _else(),
     ]
-    return {"output_column_name": "last_name", "comparison_levels": levels,
-            "comparison_description": "Surname"}
+    return _comparison("last_name", "Surname", levels)
 
 
 def middle_names_comparison() -> Comparison:
     """Middle names. Levels: exact / first middle initial agrees / other."""
-    return {
-        "output_column_name": "middle_names",
-        "comparison_description": "Middle names",
-        "comparison_levels": [
+    return _comparison("middle_names", "Middle names", [
             _level(_either_null("middle_names_key"), "Null", null=True),
             _level('"middle_names_key_l" = "middle_names_key_r"', "Exact match"),
             _level('left("middle_names_key_l", 1) = left("middle_names_key_r", 1)', "Initial agrees"),
             _else(),
         ],
-    }
+    )
 
 
 def date_of_birth_comparison() -> Comparison:
     """Date of birth. Levels: exact / day and month swapped / one digit wrong or two transposed /
     same month and year / within a year / other."""
-    return {
-        "output_column_name": "date_of_birth",
-        "comparison_description": "Date of birth",
-        "comparison_levels": [
+    return _comparison("date_of_birth", "Date of birth", [
             _level(_either_null("dob"), "Null", null=True),
             _level('"dob_l" = "dob_r"', "Exact match"),
             _level(
@@ -160,7 +156,7 @@ def date_of_birth_comparison() -> Comparison:
             _level('abs(date_diff(\'day\', "dob_l", "dob_r")) <= 365', "Within a year"),
             _else(),
         ],
-    }
+    )
 
 
 # Share of distinct address words two addresses have in common (Jaccard on word sets).
@@ -216,37 +212,30 @@ def location_comparison(has_uprn: bool, has_address: bool, has_postcode: bool) -
             _level('"postcode_district_l" = "postcode_district_r"', "Same postcode district"),
         ]
     levels.append(_else())
-    return {"output_column_name": "location", "comparison_levels": levels,
-            "comparison_description": "Address, postcode and UPRN together"}
+    return _comparison("location", "Address, postcode and UPRN together", levels)
 
 
 def identifier_comparison(column: str, label: str) -> Comparison:
     """A reference number (NHS number, NI number, pupil number…). Levels: exact / one typo /
     two typos (long numbers only) / other."""
-    return {
-        "output_column_name": column,
-        "comparison_description": label,
-        "comparison_levels": [
+    return _comparison(column, label, [
             _level(_either_null(column), "Null", null=True),
             _level(f'"{column}_l" = "{column}_r"', "Exact match"),
             _level(f'damerau_levenshtein("{column}_l", "{column}_r") <= 1', "One typo"),
             _level(f'levenshtein("{column}_l", "{column}_r") <= 2 AND length("{column}_l") >= 6', "Two typos"),
             _else(),
         ],
-    }
+    )
 
 
 def exact_comparison(column: str, label: str) -> Comparison:
     """Sex, phone, email: exact / other."""
-    return {
-        "output_column_name": column,
-        "comparison_description": label,
-        "comparison_levels": [
+    return _comparison(column, label, [
             _level(_either_null(column), "Null", null=True),
             _level(f'"{column}_l" = "{column}_r"', "Exact match"),
             _else(),
         ],
-    }
+    )
 
 
 def compared_fields(records: pd.DataFrame) -> set[str]:
