@@ -20,7 +20,7 @@ from residentview.errors import ConfigError
 from residentview.linkage.blocking import bounded_rules
 from residentview.linkage.comparisons import build_comparisons, compared_fields
 from residentview.linkage.frame import linking_frame
-from residentview.linkage.training import train
+from residentview.linkage.training import initial_prior, train
 
 log = logging.getLogger(__name__)
 
@@ -141,18 +141,19 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
         diagnostics["model"] = f"loaded from {model_path.name}; training skipped"
     else:
         comparisons = build_comparisons(fields, columns)
+        priors = {"Initial agrees": initial_prior(frame["first_name_key"])} if "first_name_key" in frame else {}
         training_frame = frame
         if len(frame) > settings.training_sample_size:
             training_frame = frame.sample(n=settings.training_sample_size, random_state=settings.seed)
             diagnostics["training_sample"] = int(len(training_frame))
         if training_frame is frame:
             linker = new_linker(sdf, _settings(comparisons, rules, settings.seed))
-            diagnostics.update(train(linker, columns, settings.seed))
+            diagnostics.update(train(linker, columns, settings.seed, priors))
         else:
             train_db = _database()
             train_sdf = train_db.register(training_frame.reset_index(drop=True), dataset_display_name="training_sample")
             trainer = new_linker(train_sdf, _settings(comparisons, rules, settings.seed))
-            diagnostics.update(train(trainer, columns, settings.seed))
+            diagnostics.update(train(trainer, columns, settings.seed, priors))
             linker = new_linker(sdf, trainer.misc.save_model_to_json())
         diagnostics["model"] = "trained"
 

@@ -67,9 +67,21 @@ PRIOR_M = {
 DEFAULT_PRIOR_M = 0.01
 
 
-def fill_untrained(linker, u_sample_pairs: int) -> list[str]:
+def initial_prior(first_names) -> float:
+    """How often a true pair meets as an initial and a full first name, read off the data: with
+    a share s of records giving only an initial, about 2·s·(1-s) of true pairs do. Council tax
+    extracts ("Mr J Smith") carry no date of birth, so EM never sees these pairs."""
+    named = first_names.dropna()
+    if len(named) == 0:
+        return PRIOR_M["Initial agrees"]
+    share = float((named.str.len() == 1).mean())
+    return max(PRIOR_M["Initial agrees"], 2 * share * (1 - share))
+
+
+def fill_untrained(linker, u_sample_pairs: int, priors: dict | None = None) -> list[str]:
     """Replace values training could not estimate with stated priors, and keep every partial
     agreement at least as strong as total disagreement; return what was done."""
+    priors = {**PRIOR_M, **(priors or {})}
     notes = []
     for comparison in linker._settings_obj.comparisons:
         levels = [lv for lv in comparison.comparison_levels if not lv.is_null_level]
@@ -80,7 +92,7 @@ def fill_untrained(linker, u_sample_pairs: int) -> list[str]:
                 level.u_probability = 1.0 / u_sample_pairs
                 notes.append(f"{label}: u not observed in random pairs; set to 1/{u_sample_pairs:,}")
             if not level._m_is_trained:
-                prior = PRIOR_M.get(level.label_for_charts, DEFAULT_PRIOR_M)
+                prior = round(priors.get(level.label_for_charts, DEFAULT_PRIOR_M), 6)
                 level.m_probability = prior
                 notes.append(f"{label}: m not estimated by EM; prior m = {prior}")
         else_level = levels[-1]
@@ -112,7 +124,7 @@ def _round_parameters(linker, digits: int = 10) -> None:
     )
 
 
-def train(linker, columns: set[str], seed: int) -> dict:
+def train(linker, columns: set[str], seed: int, priors: dict | None = None) -> dict:
     """Train `linker` in place. Returns diagnostics for run.json and the report."""
     training = linker.training
     diagnostics: dict = {}
@@ -130,7 +142,7 @@ def train(linker, columns: set[str], seed: int) -> dict:
         except Exception as exc:  # EM fails when a rule yields no pairs or fixes every comparison
             log.warning("training: EM session skipped (%s)", type(exc).__name__)
     diagnostics["em_sessions"] = sessions
-    diagnostics["fallbacks"] = fill_untrained(linker, U_SAMPLE_PAIRS)
+    diagnostics["fallbacks"] = fill_untrained(linker, U_SAMPLE_PAIRS, priors)
     diagnostics["probability_two_random_records_match"] = (
         linker._settings_obj._probability_two_random_records_match
     )
