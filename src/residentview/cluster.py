@@ -152,42 +152,52 @@ def names_fit(group_a: list[_Person], group_b: list[_Person]) -> bool:
     return all(_fits(x, group_b) for x in speakers(group_a)) and all(_fits(y, group_a) for y in speakers(group_b))
 
 
-def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
+CONFLICT_COLUMNS = ("nhs_number", "ni_number", "date_of_birth", "first_name_key")
+
+
+def _values(frame: pd.DataFrame, column: str) -> list:
+    """A column as a Python list with every kind of missing value as None."""
     if column not in frame:
-        return pd.Series([pd.NaT] * len(frame), index=frame.index)
-    return pd.to_datetime(frame[column], errors="coerce")
+        return [None] * len(frame)
+    series = frame[column]
+    return series.astype(object).where(series.notna(), None).tolist()
+
+
+def _timestamps(frame: pd.DataFrame, column: str) -> list:
+    if column not in frame:
+        return [None] * len(frame)
+    dates = pd.to_datetime(frame[column], errors="coerce")
+    return [None if d is pd.NaT else d for d in dates.tolist()]
 
 
 def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
-    sub = records.set_index("unique_id").loc[ids]
-
-    def col(name):
-        if name not in sub:
-            return [None] * len(sub)
-        values = sub[name].tolist()
-        return [None if (v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT) else v for v in values]
-
-    dobs = _dates(sub, "date_of_birth")
-    seen = _dates(sub, "record_date")
-    firsts, aliases, middles = col("first_name_key"), col("first_name_aliases"), col("middle_names_key")
-    lasts = col("last_name_key")
-    nhs, nino = col("nhs_number"), col("ni_number")
+    """The evidence each record carries, as plain Python objects for the merge loop."""
+    wanted = ["unique_id", "date_of_birth", "record_date", "first_name_key", "first_name_aliases",
+              "middle_names_key", "last_name_key", "nhs_number", "ni_number"]
+    wanted += [c for c in records.columns if c.startswith("id_")]
+    sub = records[[c for c in wanted if c in records]]
+    sub = sub[sub["unique_id"].isin(ids)]
+    dobs, seen = _timestamps(sub, "date_of_birth"), _timestamps(sub, "record_date")
+    firsts, aliases = _values(sub, "first_name_key"), _values(sub, "first_name_aliases")
+    middles, lasts = _values(sub, "middle_names_key"), _values(sub, "last_name_key")
+    nhs, nino = _values(sub, "nhs_number"), _values(sub, "ni_number")
     id_columns = [c for c in ("nhs_number", "ni_number") if c in sub] + [c for c in sub.columns if c.startswith("id_")]
-    id_values = {c: col(c) for c in id_columns}
+    id_values = {c: _values(sub, c) for c in id_columns}
     out = {}
-    for i, uid in enumerate(ids):
+    for i, uid in enumerate(sub["unique_id"].tolist()):
         first = firsts[i]
-        alias_set = frozenset(aliases[i]) if aliases[i] is not None and len(aliases[i]) else frozenset([first] if first else [])
+        alias = aliases[i]
+        alias_set = frozenset(alias) if alias is not None and len(alias) else frozenset([first] if first else [])
         out[int(uid)] = _Person(
             nhs=nhs[i],
             nino=nino[i],
-            dob=None if pd.isna(dobs.iloc[i]) else dobs.iloc[i],
+            dob=dobs[i],
             first=first,
             last=lasts[i],
             aliases=alias_set,
             middle=frozenset(middles[i].split()) if isinstance(middles[i], str) else frozenset(),
             ids=frozenset((c, v[i]) for c, v in id_values.items() if v[i] is not None),
-            seen=None if pd.isna(seen.iloc[i]) else seen.iloc[i],
+            seen=seen[i],
         )
     return out
 
@@ -202,8 +212,9 @@ def _may_conflict(records: pd.DataFrame, labels: pd.Series) -> set:
     """Components holding more than one NHS number, NI number, date of birth or first name, or a
     record dated before someone in it was born."""
     suspects: set = set()
-    frame = records.assign(component=labels.to_numpy())
-    for col in ("nhs_number", "ni_number", "date_of_birth", "first_name_key"):
+    columns = [c for c in (*CONFLICT_COLUMNS, "record_date") if c in records]
+    frame = records[columns].assign(component=labels.to_numpy())
+    for col in CONFLICT_COLUMNS:
         if col in frame:
             counts = frame.groupby("component")[col].nunique()
             suspects |= set(counts[counts > 1].index)
