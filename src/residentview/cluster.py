@@ -4,13 +4,15 @@ Connected components alone chain households together: father ~ council-tax "Mr J
 or two partners sharing a copied NI number. So clustering is constrained:
 
 1. Pairs at or above the threshold are joined into connected components.
-2. A component whose records cannot conflict (no two different NHS numbers, NI numbers or dates
-   of birth among them) is one resident — most components, decided in bulk.
+2. A component whose records cannot conflict (one NHS number, NI number, date of birth and
+   first name at most, and no record dated before someone in it was born) is one resident —
+   most components, decided in bulk.
 3. The rest are rebuilt greedily, strongest pair first, and two groups are never merged when a
    record of one carries conflicting strong evidence against a record of the other: different
    valid NHS numbers, NI numbers more than a typo apart, dates of birth that no typo explains
-   (unless a shared reference number ties the records), different first names that no shared
-   number ties together (twins, siblings), or a record confirmed before the other was born.
+   (unless a shared reference number ties the records), or a record confirmed before the other
+   was born. First names are judged against the whole resident (`names_fit`): names that do
+   not fit and that no shared number ties together are twins or siblings.
 
 Records that are not people, or that no pair reached, are residents on their own.
 """
