@@ -152,3 +152,10 @@ def test_an_initial_cannot_vouch_for_two_different_full_names():
     recs = records(("JOHN", None, None, None), ("J", None, None, None), ("JANE", None, None, None))
     out = cluster_records(recs, pairs((0, 1, 0.99), (1, 2, 0.98)), threshold=0.95)
     assert residents(out) == {frozenset({0, 1}), frozenset({2})}
+
+
+def test_an_initial_may_stand_for_the_name_a_nickname_shortens():
+    recs = records(("E", None, None, None), ("BETH", "1964-07-10", None, None))
+    recs.at[1, "first_name_aliases"] = ["BETH", "ELIZABETH"]
+    out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1})}

@@ -100,7 +100,8 @@ def first_names_compatible(a: _Person, b: _Person) -> bool:
     ):
         return True  # an initial that stands for a middle name
     if len(a.first) == 1 or len(b.first) == 1:
-        return a.first[0] == b.first[0]
+        initial, full = (a, b) if len(a.first) == 1 else (b, a)
+        return initial.first == full.first[0] or initial.first in {n[0] for n in full.aliases if n}
     return jellyfish.jaro_winkler_similarity(a.first, b.first) >= FIRST_NAME_SIMILAR
 
 

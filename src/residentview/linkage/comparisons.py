@@ -63,12 +63,15 @@ def first_name_comparison(columns: set[str]) -> Comparison:
                 "Middle name (or its initial) used as first name",
             )
         )
+    initial = ('(length("first_name_key_l") = 1 OR length("first_name_key_r") = 1) AND '
+               'left("first_name_key_l", 1) = left("first_name_key_r", 1)')
+    if "first_name_alias_initials" in columns:
+        # 'E SMITH' for BETH SMITH: the initial of the name a nickname stands for.
+        initial = (f"({initial}) OR "
+                   '(length("first_name_key_l") = 1 AND contains("first_name_alias_initials_r", "first_name_key_l")) OR '
+                   '(length("first_name_key_r") = 1 AND contains("first_name_alias_initials_l", "first_name_key_r"))')
     levels += [
-        _level(
-            '(length("first_name_key_l") = 1 OR length("first_name_key_r") = 1) AND '
-            'left("first_name_key_l", 1) = left("first_name_key_r", 1)',
-            "Initial agrees",
-        ),
+        _level(initial, "Initial agrees"),
         _level('jaro_winkler_similarity("first_name_key_l", "first_name_key_r") >= 0.92', "Jaro-Winkler >= 0.92"),
         _level('jaro_winkler_similarity("first_name_key_l", "first_name_key_r") >= 0.8', "Jaro-Winkler >= 0.8"),
         _else(),

@@ -62,6 +62,11 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     for col in PASSTHROUGH:
         if col in persons:
             frame[col] = persons[col]
+    if "first_name_aliases" in persons:
+        initials = persons["first_name_aliases"].map(
+            lambda names: "".join(sorted({n[0] for n in names if n})) if names is not None and len(names) else None
+        )
+        frame["first_name_alias_initials"] = initials.to_numpy()
     if "date_of_birth" in persons:
         frame["dob"] = pd.to_datetime(persons["date_of_birth"], errors="coerce").to_numpy()
     if "address" in persons:
@@ -85,7 +90,7 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     present = compared_fields(frame)
     # Columns some comparison reads alongside another: keep them whenever their partner is kept.
     companions = {
-        "first_name_key": ("first_name_aliases", "first_name_phonetic", "full_name_count"),
+        "first_name_key": ("first_name_aliases", "first_name_alias_initials", "first_name_phonetic", "full_name_count"),
         "last_name_key": ("last_name_parts", "last_name_phonetic", "previous_last_name_key"),
         "postcode": ("postcode_sector", "postcode_district", "house_number", "flat_number"),
         "address_key": ("house_number", "flat_number", "address_tokens"),

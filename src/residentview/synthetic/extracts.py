@@ -215,7 +215,12 @@ def council_tax(pop: Population, rates: NoiseRates, rng) -> tuple[pd.DataFrame, 
     )
     exors = ex.deceased & (rng.random(ex.n) < 0.7)
     liable_party[exors] = _join(np.full(exors.sum(), "Exors of", dtype=object), _join(ex.title[exors], first_initial[exors], ex.last[exors]))
-    start = pd.Timestamp("1993-04-01") + pd.to_timedelta(rng.integers(0, 12000, ex.n), unit="D")
+    # An account opens once its holder is an adult: between their 18th birthday (or April 1993,
+    # when council tax began) and today.
+    adult = REFERENCE_DATE - pd.to_timedelta((ex.age - 18).clip(min=0) * 365.25, unit="D")
+    earliest = np.maximum(adult.to_numpy(), np.datetime64("1993-04-01"))
+    span = (REFERENCE_DATE.to_datetime64() - earliest).astype("timedelta64[D]").astype(int).clip(min=1)
+    start = pd.DatetimeIndex(earliest) + pd.to_timedelta((rng.random(ex.n) * span).astype(int), unit="D")
     ids = np.char.add("CT", np.char.zfill(_unique_numbers(ex.n, 100000, rng).astype(str), 8))
     frame = pd.DataFrame({
         "account_ref": ids,
