@@ -131,6 +131,17 @@ def test_surname_keeps_hyphen_and_apostrophe_but_drops_other_punctuation():
     assert one(lambda s: clean_surname(s)["last_name"], " o'brien-smith. ") == "O'BRIEN-SMITH"
 
 
+@pytest.mark.parametrize("clean, batch", [
+    (split_full_name, ["Mr John Smith Jnr", "SMITH, Jane (Mrs)", "Ann Lee OBE", "Bob Jones", None, "Dr Li"]),
+    (standardise_address, ["Flat 2, 3 Mill Ln", "12 High St, Leeds LS1 4AP", "Rose Cottage", None, "FLAT B"]),
+])
+def test_a_batch_gives_each_value_what_it_gets_alone(clean, batch):
+    # The costly patterns run only on the values a quick test picks out; the rest must line up.
+    together = clean(pd.Series(batch, dtype=object))
+    alone = pd.concat([clean(pd.Series([value], dtype=object)) for value in batch], ignore_index=True)
+    pd.testing.assert_frame_equal(together, alone)
+
+
 def test_generational_suffix_is_kept_apart():
     parts = clean_surname(pd.Series(["Smith Snr"])).iloc[0]
     assert (parts["last_name"], parts["name_suffix"]) == ("SMITH", "SR")
@@ -238,7 +249,8 @@ def test_nhs_number_is_checked_with_modulus_11(written, expected, reason):
 
 @pytest.mark.parametrize("written, expected", [
     ("000100023336956", "100023336956"), ("100023336956", "100023336956"), ("abc", None),
-    ("0", None), ("1234567890123", None),
+    ("0", None), ("1234567890123", None), ("100 023 336 956", "100023336956"),
+    ("100023336956.0", "100023336956"),  # a spreadsheet that held it as a number
 ])
 def test_uprn_is_digits_without_leading_zeros(written, expected):
     assert one(clean_uprn, written) == expected

@@ -8,9 +8,12 @@ turns their reason codes into the `quality` frame.
 
 from __future__ import annotations
 
+import gc
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from residentview.config import Config
@@ -22,8 +25,8 @@ from residentview.standardise.identifiers import (
     parse_email, parse_identifier, parse_nhs_number, parse_nino, parse_phone, parse_uprn,
 )
 from residentview.standardise.names import (
-    clean_middle_names, clean_surname, clean_title, first_name_aliases, name_key, names_key,
-    phonetic_key, split_forenames, split_full_name,
+    clean_middle_names, clean_surname, clean_title, forename_keys, name_key, names_key, split_forenames,
+    split_full_name, surname_keys,
 )
 from residentview.standardise.postcodes import parse_postcode
 from residentview.standardise.profile import combine_profiles, profile_field
@@ -100,16 +103,17 @@ def _names(raw: pd.DataFrame, fields: _Fields) -> None:
 
 
 def _name_keys(columns: dict[str, pd.Series]) -> dict[str, pd.Series]:
-    keys = {
-        "first_name_key": name_key(columns["first_name"]),
+    first = forename_keys(columns["first_name"])
+    last = surname_keys(columns["last_name"])
+    return {
+        "first_name_key": first["key"],
         "middle_names_key": names_key(columns["middle_names"]),
-        "last_name_key": name_key(columns["last_name"]),
+        "last_name_key": last["key"],
         "previous_last_name_key": name_key(columns["previous_last_name"]),
+        "first_name_aliases": first["aliases"],
+        "first_name_phonetic": first["phonetic"],
+        "last_name_phonetic": last["phonetic"],
     }
-    keys["first_name_aliases"] = first_name_aliases(keys["first_name_key"])
-    keys["first_name_phonetic"] = phonetic_key(keys["first_name_key"])
-    keys["last_name_phonetic"] = phonetic_key(keys["last_name_key"])
-    return keys
 
 
 def _dates(raw: pd.DataFrame, config: Config, fields: _Fields) -> None:
@@ -180,9 +184,38 @@ def _profile(raw: pd.DataFrame, config: Config, fields: _Fields) -> pd.DataFrame
     return quality
 
 
+@contextmanager
+def _cycle_collector_paused():
+    """The cleaners build millions of short-lived lists and tuples (tokens, regex groups) and no
+    reference cycles, yet each burst of allocations sets off the cycle collector, which rescans the
+    whole heap: at a million records that was about a sixth of this stage's time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _in_record_order(raw: pd.DataFrame) -> pd.DataFrame:
+    """Sorted by (source, record_id), so any input row order gives the same unique_ids.
+
+    numpy's lexsort over fixed-width text orders as Python does and is several times quicker
+    than sort_values on object columns."""
+    order = np.lexsort((raw["record_id"].to_numpy(dtype=str), raw["source"].to_numpy(dtype=str)))
+    # set_axis, not reset_index: reset_index copies every column once more (a second at 1M rows).
+    return raw.take(order).set_axis(pd.RangeIndex(len(raw)), axis=0, copy=False)
+
+
 def standardise(raw: pd.DataFrame, config: Config) -> Standardised:
     """Standardise every canonical field and profile each source's data (see the module doc)."""
-    raw = raw.sort_values(["source", "record_id"], kind="mergesort").reset_index(drop=True)
+    with _cycle_collector_paused():
+        return _standardise(raw, config)
+
+
+def _standardise(raw: pd.DataFrame, config: Config) -> Standardised:
+    raw = _in_record_order(raw)
     fields = _Fields(raw)
     _names(raw, fields)
     _dates(raw, config, fields)

@@ -9,7 +9,8 @@ import pandas as pd
 
 from residentview.standardise.postcodes import TRAILING_POSTCODE
 from residentview.standardise.text import (
-    PLACEHOLDER, extract, nullify, per_unique, reasons, squash, word_alternation,
+    PLACEHOLDER, extract, extract_where, nullify, per_unique, reasons, replace_where, squash,
+    word_alternation,
 )
 
 STREET_ABBREVIATIONS = {
@@ -44,6 +45,7 @@ _ADDRESS_PLACEHOLDERS = (
 _SAINT = word_alternation(SAINTS)
 _ABBREVIATION = word_alternation(STREET_ABBREVIATIONS)
 _NUMBER = r"\d+[A-Z]?(?:-\d+[A-Z]?)?"
+_FLAT = rf"\bFLAT (?P<flat>{_NUMBER}|[A-Z])\b"
 # A building name opens the address (after any flat): words ending in a building word before a
 # comma or the house number ("MARLOW HOUSE, 12 HIGH STREET", "ROSE COTTAGE 3 MILL LANE"), or
 # any words alone on the line before a numbered street ("HILLSIDE, 23 BLAKE MEWS").
@@ -75,14 +77,18 @@ def standardise_address(values: pd.Series) -> pd.DataFrame:
     text = text.str.replace("'", "", regex=False)  # ST JOHN'S ROAD and ST JOHNS ROAD alike
     text = text.str.replace(r"[^\w\s,/&\-]|_", " ", regex=True)
     text = text.str.replace(r"\s*,[\s,]*", ", ", regex=True)
-    postcode_found = extract(text, TRAILING_POSTCODE)
-    text = text.str.replace(TRAILING_POSTCODE, "", regex=True)
-    text = squash(_expand_abbreviations(text.str.replace(r"\s+", " ", regex=True))).str.strip(" ,")
+    # Few addresses carry their postcode, so the (slow, unanchored) postcode search runs only on
+    # those that end the way a postcode does; the same holds for FLAT below.
+    may_end_in_postcode = text.str.rstrip().str[-3:].str.match(r"[0-9][A-Z]{2}$", na=False)
+    postcode_found = extract_where(may_end_in_postcode, text, TRAILING_POSTCODE)
+    text = replace_where(may_end_in_postcode, text, TRAILING_POSTCODE, "")
+    text = _expand_abbreviations(squash(text)).str.strip(" ,")
     placeholder |= text.str.match(_ADDRESS_PLACEHOLDERS, na=False)  # once more, punctuation gone
     text = nullify(text, placeholder | (text == "") | ~text.str.contains(r"[^\W\d_]", na=False))
 
-    flat = extract(text, rf"\bFLAT (?P<flat>{_NUMBER}|[A-Z])\b")
-    without_flat = text.str.replace(rf"\bFLAT (?:{_NUMBER}|[A-Z])\b,?", "", regex=True).str.strip(" ,")
+    has_flat = text.str.contains("FLAT ", regex=False, na=False)
+    flat = extract_where(has_flat, text, _FLAT)
+    without_flat = replace_where(has_flat, text, rf"{_FLAT},?", "").str.strip(" ,")
     house = extract(without_flat, rf"(?:^|[\s,])(?P<house>{_NUMBER}) [^\W\d_]")
     building = extract(without_flat, _BUILDING)
     return pd.DataFrame({

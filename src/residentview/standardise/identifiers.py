@@ -11,7 +11,7 @@ import pandas as pd
 import phonenumbers
 
 from residentview.standardise.text import (
-    PLACEHOLDER, coalesce, extract, map_distinct, per_unique, reasons, squash, with_reason,
+    PLACEHOLDER, coalesce, extract, map_distinct, per_unique, reasons, replace_where, squash, with_reason,
 )
 
 _GENERIC_PLACEHOLDERS = r"^(?:UNKNOWN|NOT KNOWN|NK|N/?K|N/?A|NONE|NULL|TBC|TBA|-+|\.+|\?+|0+|X+)$"
@@ -97,7 +97,9 @@ def clean_nhs_number(values: pd.Series) -> pd.Series:
 def parse_uprn(values: pd.Series) -> pd.DataFrame:
     """'000100023336956' -> '100023336956'; reasons bad_format, too_long, placeholder."""
     present = values.notna()
-    compact = values.str.replace(r"\s", "", regex=True).str.replace(r"\.0+$", "", regex=True)
+    # UPRNs are mostly bare digits already; the clean-up passes run only on the rest.
+    compact = replace_where(~values.str.isdigit().eq(True), values, r"\s", "")
+    compact = replace_where(compact.str.contains(".", regex=False, na=False), compact, r"\.0+$", "")
     digits = compact.str.fullmatch(r"[0-9]+", na=False)
     stripped = compact.str.lstrip("0")
     reason = reasons(

@@ -14,8 +14,8 @@ import pandas as pd
 from nicknames import NickNamer
 
 from residentview.standardise.text import (
-    PLACEHOLDER, coalesce, extract, extract_groups, fold_accents, map_distinct, nullify, per_unique,
-    reasons, squash, word_alternation,
+    PLACEHOLDER, coalesce, extract, extract_groups, extract_groups_where, fold_accents, map_distinct,
+    nullify, per_unique, reasons, replace_where, squash, word_alternation,
 )
 
 TITLES = {
@@ -52,6 +52,8 @@ ORGANISATION_WORDS = (
 _TITLE = word_alternation(TITLES)
 _GENERATIONAL = word_alternation(GENERATIONAL_SUFFIXES)
 _SUFFIX = word_alternation(list(GENERATIONAL_SUFFIXES) + list(_HONOURS))
+_TITLE_WORDS = tuple(TITLES)
+_SUFFIX_ENDINGS = tuple(f" {word}" for word in list(GENERATIONAL_SUFFIXES) + list(_HONOURS))
 _DECEASED = (
     r"\(\s*DEC(?:EASED|'?D)?\s*\)|\bDECEASED\b|\bDEC'?D\b"
     r"|^(?:THE\s+)?(?:EXORS?|EXECUTORS?|EXECUTRIX|REPS?|(?:PERSONAL\s+)?REPRESENTATIVES?|ADMINISTRATORS?"
@@ -82,13 +84,15 @@ def prepare_name(values: pd.Series) -> pd.DataFrame:
     text = squash(original)
     written_placeholder = text.str.match(_PLACEHOLDER_RE, na=False)
     deceased = text.str.contains(_DECEASED, na=False)
-    text = text.str.replace(_DECEASED, " ", regex=True)
+    text = replace_where(deceased, text, _DECEASED, " ")
     organisation = text.str.contains(_ORGANISATION, na=False)  # before '&' goes with the punctuation
     text = text.str.replace(r"[^\w\s',\-]|[\d_]", " ", regex=True)
-    text = text.str.replace(r"\s*-\s*", "-", regex=True)
-    text = text.str.replace(r"\b([OD])'\s+(?=[A-Z])", r"\1'", regex=True)  # "O' BRIEN"
-    text = text.str.replace(rf"(?<!{_LETTER})['\-]+|['\-]+(?!{_LETTER})", " ", regex=True)
-    text = text.str.replace(r"\s*,[\s,]*", ", ", regex=True).str.strip(" ,")
+    # Most names hold no hyphen, apostrophe or comma: these passes run only where they can act.
+    hyphen, apostrophe = _holds(text, "-"), _holds(text, "'")
+    text = replace_where(hyphen, text, r"\s*-\s*", "-")
+    text = replace_where(apostrophe, text, r"\b([OD])'\s+(?=[A-Z])", r"\1'")  # "O' BRIEN"
+    text = replace_where(hyphen | apostrophe, text, rf"(?<!{_LETTER})['\-]+|['\-]+(?!{_LETTER})", " ")
+    text = replace_where(_holds(text, ","), text, r"\s*,[\s,]*", ", ").str.strip(" ,")
     text = squash(text)
     not_person = organisation | text.str.match(_OCCUPIER, na=False)
     cleaned_placeholder = text.str.replace(",", "", regex=False).str.match(_PLACEHOLDER_RE, na=False)
@@ -102,18 +106,28 @@ def prepare_name(values: pd.Series) -> pd.DataFrame:
     })
 
 
+def _holds(text: pd.Series, character: str) -> pd.Series:
+    return text.str.contains(character, regex=False, na=False)
+
+
 def _strip_titles(text: pd.Series) -> pd.DataFrame:
     """Leading titles ("MR & MRS" keeps the first) -> title; the rest -> text."""
-    parts = extract_groups(text, rf"^(?P<titles>(?:(?:{_TITLE})(?: |$))+)?(?P<rest>.*)$")
+    # A cheap test first, so the costly regex runs only on names that can hold a title (the text
+    # comes from `prepare_name`: no newline, which '.' and '$' would treat specially).
+    titled = text.str.startswith(_TITLE_WORDS, na=False)
+    parts = extract_groups_where(titled, text, rf"^(?P<titles>(?:(?:{_TITLE})(?: |$))+)?(?P<rest>.*)$")
     title = parts["titles"].str.split(" ").str[0].map(TITLES).astype(object)
-    return pd.DataFrame({"title": nullify(title, title == ""), "text": _blank_to_none(parts["rest"])})
+    rest = parts["rest"].where(titled, text)
+    return pd.DataFrame({"title": nullify(title, title == ""), "text": _blank_to_none(rest)})
 
 
 def _strip_suffix(text: pd.Series) -> pd.DataFrame:
     """Trailing JR / SNR / III (kept in name_suffix) and honours such as OBE (dropped)."""
-    parts = extract_groups(text, rf"^(?P<rest>.*?)(?P<suffixes>(?: (?:{_SUFFIX}))*)$")
+    suffixed = text.str.endswith(_SUFFIX_ENDINGS, na=False)  # a cheap test first, as in _strip_titles
+    parts = extract_groups_where(suffixed, text, rf"^(?P<rest>.*?)(?P<suffixes>(?: (?:{_SUFFIX}))*)$")
     generational = extract(parts["suffixes"], rf"\b({_GENERATIONAL})\b").map(GENERATIONAL_SUFFIXES)
-    return pd.DataFrame({"name_suffix": generational, "text": _blank_to_none(parts["rest"])})
+    rest = parts["rest"].where(suffixed, text)
+    return pd.DataFrame({"name_suffix": generational, "text": _blank_to_none(rest)})
 
 
 def _blank_to_none(text: pd.Series) -> pd.Series:
@@ -168,7 +182,9 @@ def split_full_name(values: pd.Series) -> pd.DataFrame:
     forenames = coalesce(comma["fore"].str.replace(", ", " ", regex=False), plain["fore"])
     fore = _strip_titles(forenames)
     # "SMITH, John (Mr)": a title after the forenames, seen only in the surname-first form.
-    trailing = extract_groups(fore["text"], rf"^(?P<rest>.*?) ?(?P<title>{_TITLE})$")
+    trailing = extract_groups_where(
+        fore["text"].str.endswith(_TITLE_WORDS, na=False), fore["text"], rf"^(?P<rest>.*?) ?(?P<title>{_TITLE})$"
+    )
     fore_text = fore["text"].where(trailing["title"].isna(), trailing["rest"])
     title = coalesce(plain_titled["title"], fore["title"], trailing["title"].map(TITLES))
     sur = _strip_suffix(surname.astype(object))
@@ -280,3 +296,18 @@ def phonetic_key(key: pd.Series) -> pd.Series:
     """Metaphone code of a name key, for blocking: SMITH and SMYTH -> 'SM0'."""
     code = map_distinct(jellyfish.metaphone, key)
     return nullify(code, code == "")
+
+
+@per_unique
+def forename_keys(first_names: pd.Series) -> pd.DataFrame:
+    """key, aliases and phonetic code of each first name, worked out once per distinct name
+    (not once per distinct name for each of the three)."""
+    key = name_key(first_names)
+    return pd.DataFrame({"key": key, "aliases": first_name_aliases(key), "phonetic": phonetic_key(key)})
+
+
+@per_unique
+def surname_keys(surnames: pd.Series) -> pd.DataFrame:
+    """key and phonetic code of each surname (see `forename_keys`)."""
+    key = name_key(surnames)
+    return pd.DataFrame({"key": key, "phonetic": phonetic_key(key)})

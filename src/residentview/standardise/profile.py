@@ -55,10 +55,11 @@ def profile_field(
     def per_source(mask: np.ndarray) -> np.ndarray:
         return np.bincount(source_codes[mask], minlength=n_sources)
 
-    value_codes, distinct_values = pd.factorize(value.where(valid))
+    # Only the valid values are hashed: most fields are filled in by one or two sources.
+    value_codes, distinct_values = pd.factorize(value.to_numpy()[valid])
     # Each (source, value) pair as one integer, so distinct counts need no groupby on text.
     stride = len(distinct_values) + 1
-    distinct_pairs = pd.unique(source_codes[valid].astype(np.int64) * stride + value_codes[valid])
+    distinct_pairs = pd.unique(source_codes[valid].astype(np.int64) * stride + value_codes)
     rows = pd.DataFrame({
         "source": np.asarray(source_names, dtype=object),
         "field": field,

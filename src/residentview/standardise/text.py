@@ -55,9 +55,11 @@ def map_distinct(func: Callable, values: pd.Series) -> pd.Series:
 
 def as_text(values: pd.Series) -> pd.Series:
     """Anything -> trimmed str, with blanks and non-values as None."""
-    values = values.astype(object)
+    values = values.astype(object, copy=False)
     present = values.notna()
-    text = values.where(~present, values[present].map(str) if present.any() else values)
+    text = values
+    if pd.api.types.infer_dtype(values, skipna=True) != "string":  # str() only what needs it
+        text = values.where(~present, values[present].map(str) if present.any() else values)
     text = pd.Series(text, dtype=object).str.strip()
     return text.where(present & (text != ""), None).astype(object)
 
@@ -77,32 +79,54 @@ def _squash_one(text: str) -> str:
 def extract(values: pd.Series, pattern: str) -> pd.Series:
     """The first group of `pattern` in each value (None where it does not match), always as
     text: pandas gives a float column when nothing matches, which would break the next step."""
-    return values.astype(object).str.extract(pattern, expand=False).astype(object)
+    return values.astype(object, copy=False).str.extract(pattern, expand=False).astype(object, copy=False)
 
 
 def extract_groups(values: pd.Series, pattern: str) -> pd.DataFrame:
     """The named groups of `pattern` as text columns (see `extract`)."""
-    return values.astype(object).str.extract(pattern, expand=True).astype(object)
+    return values.astype(object, copy=False).str.extract(pattern, expand=True).astype(object, copy=False)
+
+
+def extract_where(candidates: pd.Series, values: pd.Series, pattern: str) -> pd.Series:
+    """`extract`, run only where `candidates` is true (None elsewhere): for a costly pattern that
+    a cheap test shows most values cannot match."""
+    found = pd.Series(None, index=values.index, dtype=object)
+    found[candidates] = extract(values[candidates], pattern)
+    return found
+
+
+def extract_groups_where(candidates: pd.Series, values: pd.Series, pattern: str) -> pd.DataFrame:
+    """`extract_groups`, run only where `candidates` is true (None elsewhere)."""
+    return extract_groups(values[candidates], pattern).reindex(values.index)
+
+
+def replace_where(candidates: pd.Series, values: pd.Series, pattern: str, replacement: str) -> pd.Series:
+    """`pattern` replaced by `replacement`, only where `candidates` is true (see `extract_where`)."""
+    replaced = values.astype(object).copy()
+    replaced[candidates] = values[candidates].str.replace(pattern, replacement, regex=True)
+    return replaced
 
 
 def coalesce(*candidates: pd.Series) -> pd.Series:
     """The first non-null value of each row across `candidates`, as text."""
-    out = candidates[0].astype(object)
+    out = candidates[0].astype(object, copy=False)
     for candidate in candidates[1:]:
-        out = out.where(out.notna(), candidate.astype(object))
+        out = out.where(out.notna(), candidate.astype(object, copy=False))
     return out
 
 
 def as_flag(mask) -> pd.Series:
     """A boolean Series with missing as False."""
     mask = pd.Series(mask)
+    if mask.dtype == bool:
+        return mask
     return mask.astype(object).where(mask.notna(), False).astype(bool)
 
 
 def nullify(values: pd.Series, mask) -> pd.Series:
     """`values` with None wherever `mask` is true (or the value is missing)."""
     mask = as_flag(pd.Series(mask, index=values.index))
-    return values.astype(object).where(~mask & values.notna(), None)
+    return values.astype(object, copy=False).where(~mask & values.notna(), None)
 
 
 def fold_accents(values: pd.Series) -> pd.Series:
