@@ -506,3 +506,11 @@ def test_a_frame_with_no_records_gives_empty_frames():
     result = standardise(raw, config)
     assert len(result.records) == 0 and "last_name_key" in result.records
     assert list(result.quality.columns) == QUALITY_COLUMNS
+
+
+def test_a_placeholder_date_written_with_a_month_name_is_still_a_placeholder():
+    from residentview.standardise.dates import parse_date
+
+    out = parse_date(pd.Series(["01-Jan-1900", "15-Mar-1960"]), "%d-%b-%Y")
+    assert out["reason"].tolist() == ["placeholder", None]
+    assert out["value"].isna().tolist() == [True, False]

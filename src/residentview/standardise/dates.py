@@ -26,6 +26,8 @@ _PLACEHOLDER_DIGITS = (
     r"^(?:19000101|01011900|1011900|111900|18000101|01011800|111800|18991231|31121899|"
     r"99991231|31129999|99990101|01019999|00000000|0000000|000000|11111111|01010001|00010101)$"
 )
+# The same placeholders once parsed, whatever the source's format ("01-Jan-1900", "1 JAN 1900").
+PLACEHOLDER_DATES = pd.to_datetime(["1900-01-01", "1800-01-01", "1899-12-31"])
 _PLACEHOLDER_TEXT = r"^(?:UNKNOWN|NOT KNOWN|NK|N/?K|N/?A|NONE|NULL|TBC|TBA|-+|\?+|0+|[0 /.\-]+)$"
 _DATE_SHAPE = r"^\d{1,4}[-/. ]\d{1,2}[-/. ]\d{1,4}$"
 _TIME_OF_DAY = r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)$"
@@ -80,7 +82,8 @@ def parse_date(values: pd.Series, date_format: Optional[str] = None) -> pd.DataF
         year = pd.to_numeric(extract(text, r"(?<!\d)(\d{4})(?!\d)"), errors="coerce")
         reason = reasons(
             (digits.str.match(_PLACEHOLDER_DIGITS, na=False)
-             | squashed.str.match(_PLACEHOLDER_TEXT, na=False), PLACEHOLDER),
+             | squashed.str.match(_PLACEHOLDER_TEXT, na=False)
+             | value.isin(PLACEHOLDER_DATES), PLACEHOLDER),
             (value.isna() & (year > pd.Timestamp.today().year), "future"),
             (value.isna() & squashed.str.match(_DATE_SHAPE, na=False), "impossible"),
             (value.isna(), "bad_format"),
