@@ -407,3 +407,15 @@ def test_someone_moving_out_splits_the_household_and_the_change_is_recorded(tmp_
     assert changes[["entity", "change", "old_id", "new_id", "n_records"]].values.tolist() == [
         ["household", "split", before[("CAL", "DEE", "FAY")], after[("DEE",)], 1]
     ]
+
+
+def test_a_resident_of_one_record_has_that_record_as_golden_record_with_the_same_summaries():
+    golden = golden_of([
+        {"source": "er", "record_id": "1", "first_name": "MARY", "last_name": "SMITH", "previous_last_name": "JONES",
+         "address": None, "postcode": "AB1 3EF", "uprn": "200", "record_date": "2024-02-01"},
+    ])
+    assert (golden["first_name"], golden["postcode"], golden["uprn"], golden["address"]) == ("MARY", "AB1 3EF", "200", None)
+    assert golden["other_names"] == ["MARY JONES", "MARY SMITH"]
+    assert golden["addresses"] == ["AB1 3EF"]
+    assert golden["sources"] == ["er"]
+    assert golden["n_records"] == 1 and golden["first_seen"] == golden["last_seen"] == pd.Timestamp("2024-02-01")

@@ -53,9 +53,19 @@ def _as_utc(timestamp: Optional[pd.Timestamp]) -> pd.Timestamp:
 
 
 def _records_with_clusters(records: pd.DataFrame, clusters: pd.DataFrame) -> pd.DataFrame:
-    linked = records.merge(
-        clusters[["unique_id", "cluster_key", "match_probability"]], on="unique_id", how="left", validate="one_to_one"
-    )
+    """unique_id, source, record_id, cluster_key, match_probability: one row per record, in records' order.
+
+    Only these columns: a merge would copy every column of the (wide) records."""
+    if clusters["unique_id"].duplicated().any():
+        raise ValueError("clusters hold a record more than once")
+    by_record = clusters.set_index("unique_id")[["cluster_key", "match_probability"]].reindex(records["unique_id"])
+    linked = pd.DataFrame({
+        "unique_id": records["unique_id"].to_numpy(),
+        "source": records["source"].to_numpy(),
+        "record_id": records["record_id"].astype(str).to_numpy(),
+        "cluster_key": by_record["cluster_key"].to_numpy(),
+        "match_probability": by_record["match_probability"].to_numpy(),
+    })
     # A record the clusterer did not return is a resident of its own rather than a lost record.
     unclustered = linked["cluster_key"].isna()
     if unclustered.any():
@@ -63,7 +73,6 @@ def _records_with_clusters(records: pd.DataFrame, clusters: pd.DataFrame) -> pd.
         linked.loc[unclustered, "cluster_key"] = offset + linked.loc[unclustered, "unique_id"]
         linked.loc[unclustered, "match_probability"] = 1.0
     linked["cluster_key"] = linked["cluster_key"].astype(np.int64)
-    linked["record_id"] = linked["record_id"].astype(str)
     return linked
 
 
@@ -86,7 +95,7 @@ def build_resident_view(
     resident_ids = residents_assigned.ids.set_index("group")
     linked["resident_id"] = linked["cluster_key"].map(resident_ids["id"])
 
-    residents = golden_records(linked, source_priority)
+    residents = golden_records(records, linked["resident_id"], source_priority)
     residents["id_issued_at"] = residents["resident_id"].map(resident_ids.set_index("id")["id_issued_at"])
     households = build_households(
         residents, prior.household_members(), prior.household_issued_at(), prior.household_ids_issued(),

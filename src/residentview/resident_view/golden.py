@@ -18,22 +18,29 @@ Besides the golden values: `other_names` (every distinct "FIRST LAST", previous 
 `addresses` (every distinct "ADDRESS, POSTCODE"), `sources`, `n_records`, `first_seen` /
 `last_seen` (earliest / latest `record_date`; NaT when no record has one), `is_person` (any record
 names a person) and `is_deceased` (any record says so).
+
+The work is one DuckDB query: each field aggregates to (resident, value) first, so the ranking
+and the counting of step 4 happen once per distinct value rather than once per record.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from residentview.schema import GOLDEN_FIELDS
+from residentview.memory import cycle_collector_paused
 
 ADDRESS_UNIT = ("address", "postcode", "uprn")
 NAMES_WITH_INITIALS = ("first_name", "middle_names")
-_NEVER_SEEN = np.iinfo(np.int64).max
+LIST_COLUMNS = ("other_names", "addresses", "sources")
+_COUNTS = ("n_records", "first_seen", "last_seen", "is_person", "is_deceased")
+_SUMMARY_INPUTS = ("first_name", "last_name", "previous_last_name", "source", "is_person", "is_deceased")
 
 
 def golden_value_columns(records: pd.DataFrame) -> list[str]:
@@ -41,22 +48,34 @@ def golden_value_columns(records: pd.DataFrame) -> list[str]:
     return list(GOLDEN_FIELDS) + sorted(c for c in records.columns if c.startswith("id_"))
 
 
-class _Ranking:
-    """The tie-breaks shared by every field: recency, then source priority."""
+def record_dates(records: pd.DataFrame) -> pd.Series:
+    """`record_date` as naive datetimes (all NaT when the column is absent)."""
+    dates = pd.to_datetime(_column(records, "record_date"))
+    return dates.dt.tz_localize(None) if dates.dt.tz is not None else dates
 
-    def __init__(self, records: pd.DataFrame, source_priority: Sequence[str]):
-        dates = record_dates(records)
-        nanoseconds = dates.to_numpy("datetime64[ns]").astype(np.int64)
-        self.staleness = np.where(dates.isna().to_numpy(), _NEVER_SEEN, -nanoseconds)
-        rank = {source: position for position, source in enumerate(source_priority)}
-        self.priority = records["source"].map(rank).fillna(len(rank)).to_numpy(np.int64)
 
-    def winners(self, groups: np.ndarray, values: pd.Series, before_recency: Optional[np.ndarray] = None):
-        """For each group holding a non-null value: (group code, row position of the winning record).
+def nulls_as_none(values: pd.Series) -> pd.Series:
+    """Missing values as None (not NaN), as text columns hold them."""
+    return values.astype(object).where(values.notna(), None)
 
-        `before_recency` (lower is better) outranks recency, e.g. a full name over an initial."""
-        preferences = [self.staleness, self.priority]
-        return best_rows(groups, values, preferences if before_recency is None else [before_recency, *preferences])
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame else pd.Series(None, index=frame.index, dtype=object)
+
+
+def recency_rank(records: pd.DataFrame, source_priority: Sequence[str]) -> np.ndarray:
+    """Per record, its place in the tie-breaks shared by every field (lower is better): most
+    recent record_date first (undated last), then source priority. Equal records share a rank."""
+    dates = record_dates(records)
+    nanoseconds = dates.to_numpy("datetime64[ns]").astype(np.int64)
+    staleness = np.where(dates.isna().to_numpy(), np.iinfo(np.int64).max, -nanoseconds)
+    rank = {source: position for position, source in enumerate(source_priority)}
+    priority = records["source"].map(rank).fillna(len(rank)).to_numpy(np.int64)
+    order = np.lexsort([priority, staleness])
+    changes = np.r_[True, (np.diff(staleness[order]) != 0) | (np.diff(priority[order]) != 0)] if len(order) else order
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.cumsum(changes) - 1
+    return ranks
 
 
 def best_rows(groups: np.ndarray, values: pd.Series, preferences: Sequence[np.ndarray] = ()):
@@ -87,68 +106,6 @@ def _alphabetical_codes(values: pd.Series) -> np.ndarray:
     return rank[codes]
 
 
-def record_dates(records: pd.DataFrame) -> pd.Series:
-    """`record_date` as naive datetimes (all NaT when the column is absent)."""
-    dates = pd.to_datetime(_column(records, "record_date"))
-    return dates.dt.tz_localize(None) if dates.dt.tz is not None else dates
-
-
-def nulls_as_none(values: pd.Series) -> pd.Series:
-    """Missing values as None (not NaN), as text columns hold them."""
-    return values.astype(object).where(values.notna(), None)
-
-
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    return frame[name] if name in frame else pd.Series(None, index=frame.index, dtype=object)
-
-
-def _place(values: pd.Series, group_codes: np.ndarray, rows: np.ndarray, n_groups: int) -> pd.Series:
-    """Values of the winning rows, one per group (missing groups: None / NaT)."""
-    placed = pd.Series(values.iloc[rows].to_numpy(), index=group_codes).reindex(range(n_groups))
-    if pd.api.types.is_datetime64_any_dtype(placed):
-        return placed.reset_index(drop=True)
-    return nulls_as_none(placed).reset_index(drop=True)
-
-
-def golden_records(records: pd.DataFrame, source_priority: Sequence[str] = ()) -> pd.DataFrame:
-    """`records` (schema.py) with a `resident_id` column -> one golden row per resident, by resident_id."""
-    records = records.reset_index(drop=True)
-    codes, resident_ids = pd.factorize(records["resident_id"])
-    n = len(resident_ids)
-    ranking = _Ranking(records, source_priority)
-    golden = pd.DataFrame({"resident_id": np.asarray(resident_ids, dtype=object)})
-
-    for field in golden_value_columns(records):
-        if field in ADDRESS_UNIT:
-            continue
-        values = _column(records, field)
-        fuller = -values.astype(object).str.len().gt(1).to_numpy(np.int64) if field in NAMES_WITH_INITIALS else None
-        golden[field] = _place(values, *ranking.winners(codes, values, before_recency=fuller), n)
-
-    _add_address_unit(golden, records, codes, ranking)
-    golden = golden[["resident_id"] + golden_value_columns(records)]
-    _add_summaries(golden, records, codes)
-    return golden.sort_values("resident_id", kind="stable").reset_index(drop=True)
-
-
-def _add_address_unit(golden: pd.DataFrame, records: pd.DataFrame, codes: np.ndarray, ranking: _Ranking) -> None:
-    address, postcode, uprn = (_column(records, f) for f in ADDRESS_UNIT)
-    has_any = address.notna() | postcode.notna() | uprn.notna()
-    address_key = (address.fillna("") + "|" + postcode.fillna("")).where(has_any)
-    completeness = address.notna().to_numpy(np.int64) + postcode.notna().to_numpy(np.int64)
-    group_codes, rows = ranking.winners(codes, address_key, before_recency=-completeness)
-    for field, values in zip(ADDRESS_UNIT, (address, postcode, uprn)):
-        golden[field] = _place(values, group_codes, rows, len(golden))
-
-    # The winning record may lack the UPRN another record gives for the very same address.
-    address_codes, _ = pd.factorize(address_key)
-    same_address, _ = pd.factorize(codes.astype(np.int64) * (int(address_codes.max(initial=-1)) + 2) + address_codes + 1)
-    _, uprn_rows = ranking.winners(same_address, uprn)
-    uprn_of_address = pd.Series(uprn.iloc[uprn_rows].to_numpy(), index=same_address[uprn_rows])
-    chosen_address = pd.Series(same_address[rows], index=group_codes).reindex(range(len(golden)))
-    golden["uprn"] = nulls_as_none(golden["uprn"].where(golden["uprn"].notna(), chosen_address.map(uprn_of_address)))
-
-
 def distinct_lists(codes: np.ndarray, values: pd.Series, n: int) -> pd.Series:
     """Sorted distinct non-empty values per group code 0..n-1, as Python lists (empty when none).
 
@@ -164,29 +121,135 @@ def distinct_lists(codes: np.ndarray, values: pd.Series, n: int) -> pd.Series:
     flat = uniques[value_of].tolist()
     starts = np.searchsorted(group_of, np.arange(n), side="left").tolist()
     ends = np.searchsorted(group_of, np.arange(n), side="right").tolist()
-    return pd.Series([flat[start:end] for start, end in zip(starts, ends)], dtype=object)
+    with cycle_collector_paused():
+        return pd.Series([flat[start:end] for start, end in zip(starts, ends)], dtype=object)
 
 
-def _joined(left: pd.Series, right: pd.Series, separator: str) -> pd.Series:
-    """left + separator + right, or the side present when one is missing (None when both are)."""
-    left_index = left.index
-    left, right = (pa.array(side.to_numpy(object), type=pa.string(), from_pandas=True) for side in (left, right))
-    joined = pc.coalesce(pc.binary_join_element_wise(left, right, separator), left, right)
-    return pd.Series(joined.to_numpy(zero_copy_only=False), index=left_index, dtype=object)
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
-def _add_summaries(golden: pd.DataFrame, records: pd.DataFrame, codes: np.ndarray) -> None:
-    n = len(golden)
-    first, last, previous = (_column(records, f) for f in ("first_name", "last_name", "previous_last_name"))
-    names = pd.concat([_joined(first, last, " "), _joined(first, previous, " ").where(previous.notna(), None)])
-    golden["other_names"] = distinct_lists(np.concatenate([codes, codes]), names, n)
-    golden["addresses"] = distinct_lists(codes, _joined(_column(records, "address"), _column(records, "postcode"), ", "), n)
-    golden["sources"] = distinct_lists(codes, records["source"], n)
-    by_resident = pd.Series(codes)
-    golden["n_records"] = by_resident.value_counts().reindex(range(n), fill_value=0).to_numpy(np.int64)
-    dates = record_dates(records)
-    golden["first_seen"] = dates.groupby(codes).min().reindex(range(n)).to_numpy()
-    golden["last_seen"] = dates.groupby(codes).max().reindex(range(n)).to_numpy()
-    for flag, default in (("is_person", True), ("is_deceased", False)):
-        values = _column(records, flag).astype("boolean").fillna(default).astype(bool)
-        golden[flag] = values.groupby(codes).any().reindex(range(n), fill_value=default).to_numpy(bool)
+def _survivor_sql(field: str) -> tuple[str, str]:
+    """(CTE, select expression) of one field's survivor: best rank, then commonest, then first value."""
+    initial_last = f"length(value) <= 1, " if field in NAMES_WITH_INITIALS else ""
+    cte = (
+        f"{_q('v_' + field)} AS (SELECT resident_id, {_q(field)} AS value, min(rank) AS best, count(*) AS n "
+        f"FROM shared_records WHERE {_q(field)} IS NOT NULL GROUP BY ALL), "
+        f"{_q('g_' + field)} AS (SELECT resident_id, arg_min(value, ({initial_last}best, -n, value)) AS {_q(field)} "
+        f"FROM {_q('v_' + field)} GROUP BY resident_id)"
+    )
+    return cte, _q("g_" + field)
+
+
+# The address unit: the winning (address | postcode) key brings its record's address, postcode and
+# uprn; ties between records with the same key go to the earliest row, as a stable sort would.
+_ADDRESS_SQL = """
+    a_rows AS (
+        SELECT resident_id, row, rank, uprn,
+               (address IS NOT NULL)::INT + (postcode IS NOT NULL)::INT AS completeness,
+               coalesce(address, '') || '|' || coalesce(postcode, '') AS address_key
+        FROM shared_records WHERE address IS NOT NULL OR postcode IS NOT NULL OR uprn IS NOT NULL),
+    a_values AS (
+        SELECT resident_id, address_key, count(*) AS n,
+               min((-completeness, rank)) AS best, arg_min(row, (-completeness, rank, row)) AS row
+        FROM a_rows GROUP BY ALL),
+    a_golden AS (
+        SELECT resident_id, arg_min(address_key, (best, -n, address_key)) AS address_key,
+               arg_min(row, (best, -n, address_key)) AS row
+        FROM a_values GROUP BY resident_id),
+    u_values AS (
+        SELECT resident_id, address_key, uprn AS value, min(rank) AS best, count(*) AS n
+        FROM a_rows WHERE uprn IS NOT NULL GROUP BY ALL),
+    u_golden AS (
+        SELECT resident_id, address_key, arg_min(value, (best, -n, value)) AS uprn
+        FROM u_values GROUP BY resident_id, address_key),
+    g_address AS (
+        SELECT a.resident_id, w.address, w.postcode, coalesce(w.uprn, u.uprn) AS uprn
+        FROM a_golden a JOIN shared_records w ON w.row = a.row
+        LEFT JOIN u_golden u ON u.resident_id = a.resident_id AND u.address_key = a.address_key)
+"""
+
+_NOT_EMPTY = "lambda text: text <> ''"
+
+_SUMMARY_SQL = f"""
+    summaries AS (
+        SELECT resident_id,
+               list_filter(list_sort(list_distinct(list_concat(
+                   list(concat_ws(' ', first_name, last_name)),
+                   list(concat_ws(' ', first_name, previous_last_name)) FILTER (previous_last_name IS NOT NULL)
+               ))), {_NOT_EMPTY}) AS other_names,
+               list_filter(list_sort(list(DISTINCT concat_ws(', ', address, postcode))
+                   FILTER (address IS NOT NULL OR postcode IS NOT NULL)), {_NOT_EMPTY}) AS addresses,
+               list_filter(list_sort(list(DISTINCT source)), {_NOT_EMPTY}) AS sources,
+               count(*) AS n_records,
+               min(record_date) AS first_seen,
+               max(record_date) AS last_seen,
+               bool_or(coalesce(is_person, true)) AS is_person,
+               bool_or(coalesce(is_deceased, false)) AS is_deceased
+        FROM shared_records GROUP BY resident_id)
+"""
+
+# A resident of one record (most of them) needs no survivorship: the record is the golden record.
+_SINGLE_SUMMARY_SQL = f"""
+    list_filter(list_sort(list_distinct([
+        concat_ws(' ', first_name, last_name),
+        CASE WHEN previous_last_name IS NOT NULL THEN concat_ws(' ', first_name, previous_last_name) END
+    ])), {_NOT_EMPTY}) AS other_names,
+    list_filter(list_distinct([
+        CASE WHEN address IS NOT NULL OR postcode IS NOT NULL THEN concat_ws(', ', address, postcode) END
+    ]), {_NOT_EMPTY}) AS addresses,
+    list_filter(list_distinct([source]), {_NOT_EMPTY}) AS sources,
+    1::BIGINT AS n_records, record_date AS first_seen, record_date AS last_seen,
+    coalesce(is_person, true) AS is_person, coalesce(is_deceased, false) AS is_deceased
+"""
+
+
+def _python_lists(column: pa.ChunkedArray) -> pd.Series:
+    with cycle_collector_paused():
+        return pd.Series(column.to_pylist(), dtype=object)
+
+
+def _as_arrow(frame: pd.DataFrame) -> pa.Table:
+    """Text columns typed as text even when every value is missing, so the SQL types never vary."""
+    return pa.table({
+        name: pa.array(values, type=pa.string(), from_pandas=True) if values.dtype == object
+        else pa.array(values, from_pandas=True)
+        for name, values in frame.items()
+    })
+
+
+def golden_records(records: pd.DataFrame, resident_ids: pd.Series, source_priority: Sequence[str] = ()) -> pd.DataFrame:
+    """`records` (schema.py) and each record's resident_id -> one golden row per resident, by resident_id."""
+    fields = golden_value_columns(records)
+    inputs = dict.fromkeys([*fields, *_SUMMARY_INPUTS])
+    frame = pd.DataFrame({name: _column(records, name).to_numpy() for name in inputs})
+    frame["resident_id"] = np.asarray(resident_ids, dtype=object)
+    frame["record_date"] = record_dates(records).to_numpy()
+    frame["rank"] = recency_rank(records, source_priority)
+    frame["row"] = np.arange(len(frame), dtype=np.int64)
+    shared = frame["resident_id"].duplicated(keep=False).to_numpy()
+    for flag in ("is_person", "is_deceased"):
+        frame[flag] = frame[flag].astype("boolean")
+
+    per_field = [_survivor_sql(f) for f in fields if f not in ADDRESS_UNIT]
+    ctes = ", ".join([cte for cte, _ in per_field] + [_ADDRESS_SQL, _SUMMARY_SQL])
+    joins = " ".join(f"LEFT JOIN {table} USING (resident_id)" for _, table in per_field)
+    columns = ", ".join(_q(f) for f in fields)
+    query = (
+        f"WITH {ctes} "
+        f"SELECT s.resident_id, {columns}, {', '.join(LIST_COLUMNS)}, {', '.join(_COUNTS)} "
+        f"FROM summaries s LEFT JOIN g_address USING (resident_id) {joins} "
+        f"UNION ALL SELECT resident_id, {columns}, {_SINGLE_SUMMARY_SQL} FROM single_records"
+    )
+    with duckdb.connect() as con:
+        arrow = _as_arrow(frame)
+        con.register("shared_records", arrow.filter(shared))
+        con.register("single_records", arrow.filter(~shared))
+        table = con.sql(query).to_arrow_table()
+    # Sorting the finished rows in DuckDB would carry every column through the sort.
+    table = table.take(pc.sort_indices(table["resident_id"]))
+    golden = table.drop_columns(list(LIST_COLUMNS)).to_pandas(coerce_temporal_nanoseconds=True)
+    for name in LIST_COLUMNS:
+        golden[name] = _python_lists(table[name])
+    golden["n_records"] = golden["n_records"].astype(np.int64)
+    return golden[["resident_id", *fields, *LIST_COLUMNS, *_COUNTS]]

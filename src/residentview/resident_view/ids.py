@@ -28,8 +28,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 CROCKFORD_BASE32 = np.frombuffer(b"0123456789ABCDEFGHJKMNPQRSTVWXYZ", dtype=np.uint8)
 ID_CHARACTERS = 10
@@ -92,7 +95,8 @@ def mint_ids(fingerprints: pd.Series, scheme: IdScheme, taken: Iterable[str]) ->
     A clash (with an id issued before, or between two groups of this run) is resolved by rehashing
     with an attempt counter; groups are served in fingerprint order so the result is deterministic.
     """
-    taken = set(taken)
+    # A hash table built per attempt beats a Python set of every id ever issued (millions).
+    taken = pd.Series(list(taken) if isinstance(taken, (set, frozenset)) else taken, dtype=object)
     ordered = fingerprints.sort_values(kind="stable")
     result = pd.Series(index=ordered.index, dtype=object)
     pending = ordered.index
@@ -104,7 +108,7 @@ def mint_ids(fingerprints: pd.Series, scheme: IdScheme, taken: Iterable[str]) ->
         clash = candidates.isin(taken) | candidates.duplicated(keep="first")
         accepted = candidates[~clash]
         result.loc[accepted.index] = accepted
-        taken.update(accepted)
+        taken = pd.concat([taken, accepted], ignore_index=True)
         pending = candidates.index[clash]
         attempt += 1
     return result.reindex(fingerprints.index)
@@ -126,6 +130,28 @@ def _greedy_edges(edges: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(kept) if kept else edges
 
 
+def _edges_best_first(
+    members: pd.DataFrame, previous_members: pd.DataFrame, previous_issued_at: pd.Series, fingerprints: pd.Series
+) -> pd.DataFrame:
+    """group, old_id, n_shared (members in common): heaviest first, ties to the oldest previous id,
+    then by old_id and fingerprint so the order never depends on the rows' order.
+
+    A DuckDB join: pandas' merge of a million text keys is several times slower."""
+    issued = pd.DataFrame({"old_id": previous_issued_at.index.astype(object), "issued_at": previous_issued_at.array})
+    groups = pd.DataFrame({"group": fingerprints.index, "fingerprint": fingerprints.to_numpy()})
+    with duckdb.connect() as con:
+        for name, frame in (("members", members[["group", "member"]]), ("issued", issued), ("groups", groups),
+                            ("previous_members", previous_members[["member", "old_id"]])):
+            con.register(name, frame)
+        return con.sql("""
+            SELECT "group", old_id, n_shared
+            FROM (SELECT "group", old_id, count(*) AS n_shared
+                  FROM members JOIN previous_members USING (member) GROUP BY ALL)
+            LEFT JOIN issued USING (old_id) JOIN groups USING ("group")
+            ORDER BY n_shared DESC, issued_at ASC NULLS LAST, old_id, fingerprint
+        """).df()
+
+
 def assign_persistent_ids(
     members: pd.DataFrame,
     previous_members: pd.DataFrame,
@@ -144,14 +170,7 @@ def assign_persistent_ids(
     fingerprints = group_fingerprints(members["group"], members["member"], scheme)
     group_size = members.groupby("group").size()
 
-    shared = members.merge(previous_members, on="member", how="inner")
-    edges = shared.groupby(["group", "old_id"], sort=False).size().rename("n_shared").reset_index()
-    edges["issued_at"] = edges["old_id"].map(previous_issued_at)
-    edges["fingerprint"] = edges["group"].map(fingerprints)
-    edges = edges.sort_values(
-        ["n_shared", "issued_at", "old_id", "fingerprint"],
-        ascending=[False, True, True, True], na_position="last", kind="stable",
-    ).reset_index(drop=True)
+    edges = _edges_best_first(members, previous_members, previous_issued_at, fingerprints)
     kept = _greedy_edges(edges)
 
     ids = pd.Series(None, index=fingerprints.index, dtype=object)
@@ -186,7 +205,7 @@ def _describe_changes(edges, kept, ids, group_size, previous_members, fresh) -> 
         "change": "new", "old_id": None,
         "new_id": ids.loc[brand_new].to_numpy(), "n_records": group_size.loc[brand_new].to_numpy(),
     })
-    previous_size = previous_members.groupby("old_id").size()
+    previous_size = previous_members["old_id"].value_counts(sort=False)
     gone = previous_size.index.difference(pd.Index(edges["old_id"].unique()))
     retired_rows = pd.DataFrame({
         "change": "retired", "old_id": gone.to_numpy(), "new_id": None,
@@ -196,4 +215,9 @@ def _describe_changes(edges, kept, ids, group_size, previous_members, fresh) -> 
     changes["n_records"] = changes["n_records"].astype("int64")
     changes["old_id"] = changes["old_id"].astype(object)
     changes["new_id"] = changes["new_id"].astype(object)
-    return changes.sort_values(["change", "old_id", "new_id"], na_position="first", kind="stable").reset_index(drop=True)
+    # Arrow sorts text columns several times faster than pandas' lexsort.
+    keys = pa.table({
+        c: pa.array(changes[c].to_numpy(), type=pa.string(), from_pandas=True) for c in ("change", "old_id", "new_id")
+    })
+    order = pc.sort_indices(keys, sort_keys=[(c, "ascending", "at_start") for c in keys.column_names])
+    return changes.take(order.to_numpy()).reset_index(drop=True)

@@ -40,10 +40,10 @@ class PreviousRun:
     def household_issued_at(self) -> pd.Series:
         return _issued_at(self.households, "household_id")
 
-    def resident_ids_issued(self) -> set[str]:
+    def resident_ids_issued(self) -> pd.Series:
         return _ids_issued(self.id_changes, RESIDENT_IDS.entity, self.links["resident_id"], self.residents["resident_id"])
 
-    def household_ids_issued(self) -> set[str]:
+    def household_ids_issued(self) -> pd.Series:
         return _ids_issued(
             self.id_changes, HOUSEHOLD_IDS.entity, self.households["household_id"], self.residents["household_id"]
         )
@@ -55,10 +55,10 @@ def _issued_at(frame: pd.DataFrame, id_column: str) -> pd.Series:
     return pd.Series(pd.to_datetime(frame["id_issued_at"], utc=True).array, index=frame[id_column].astype(str))
 
 
-def _ids_issued(id_changes: pd.DataFrame, entity: str, *current: pd.Series) -> set[str]:
+def _ids_issued(id_changes: pd.DataFrame, entity: str, *current: pd.Series) -> pd.Series:
+    """Every id of the kind issued so far (repeats included: only membership is asked of it)."""
     history = id_changes[id_changes["entity"] == entity]
-    issued = pd.concat([history["old_id"], history["new_id"], *current], ignore_index=True).dropna()
-    return set(issued.astype(str))
+    return pd.concat([history["old_id"], history["new_id"], *current], ignore_index=True).dropna().astype(str)
 
 
 def empty_id_changes() -> pd.DataFrame:
