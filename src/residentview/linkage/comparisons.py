@@ -11,7 +11,7 @@ unrelated people) is weak evidence, agreeing on a family home's is strong.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional
+from typing import Iterable, Optional
 
 import pandas as pd
 

@@ -8,9 +8,7 @@ turns their reason codes into the `quality` frame.
 
 from __future__ import annotations
 
-import gc
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +30,7 @@ from residentview.standardise.postcodes import parse_postcode
 from residentview.standardise.profile import combine_profiles, profile_field
 from residentview.standardise.sex import parse_sex
 from residentview.standardise.text import coalesce
+from residentview.memory import cycle_collector_paused
 
 log = logging.getLogger(__name__)
 
@@ -184,20 +183,6 @@ def _profile(raw: pd.DataFrame, config: Config, fields: _Fields) -> pd.DataFrame
     return quality
 
 
-@contextmanager
-def _cycle_collector_paused():
-    """The cleaners build millions of short-lived lists and tuples (tokens, regex groups) and no
-    reference cycles, yet each burst of allocations sets off the cycle collector, which rescans the
-    whole heap: at a million records that was about a sixth of this stage's time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _in_record_order(raw: pd.DataFrame) -> pd.DataFrame:
     """Sorted by (source, record_id), so any input row order gives the same unique_ids.
 
@@ -210,7 +195,7 @@ def _in_record_order(raw: pd.DataFrame) -> pd.DataFrame:
 
 def standardise(raw: pd.DataFrame, config: Config) -> Standardised:
     """Standardise every canonical field and profile each source's data (see the module doc)."""
-    with _cycle_collector_paused():
+    with cycle_collector_paused():
         return _standardise(raw, config)
 
 
