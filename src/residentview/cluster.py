@@ -32,7 +32,7 @@ FIRST_NAME_SIMILAR = 0.8  # Jaro-Winkler at which two first names may be one nam
 DOB_TYPO_MAX_DAYS = 365
 
 
-@dataclass
+@dataclass(slots=True)
 class _Person:
     """The evidence about one record that can rule a merge out."""
 

@@ -85,11 +85,18 @@ def _review_pairs(predictions, threshold: float) -> pd.DataFrame:
     return near.order("abs(match_weight - " + str(weight) + "), unique_id_l, unique_id_r").limit(REVIEW_PAIRS_KEPT).df()
 
 
-def _database() -> DuckDBAPI:
-    """An embedded DuckDB that stays within a laptop's memory: it spills to disk past the
-    limit instead of growing until the machine swaps."""
+def _load(frame: pd.DataFrame, name: str):
+    """The frame copied into an embedded DuckDB table, registered with Splink.
+
+    Copied rather than viewed: DuckDB stores text far more compactly than pandas objects, so
+    the caller can drop its frame. The database stays within a laptop's memory, spilling to
+    disk past its limit instead of growing until the machine swaps."""
     connection = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT})
-    return DuckDBAPI(connection=connection)
+    connection.register("incoming", frame)
+    connection.execute(f"CREATE TABLE {name}_table AS SELECT * FROM incoming")
+    connection.unregister("incoming")
+    db = DuckDBAPI(connection=connection)
+    return db.register(f"{name}_table", dataset_display_name=name)
 
 
 def _load_model(path: Path) -> dict:
@@ -124,9 +131,15 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
         diagnostics["note"] = "fewer than two person records or no shared fields: nothing to link"
         return Linkage(pd.DataFrame(columns=list(PAIR_COLUMNS)), {"comparisons": []}, diagnostics)
 
-    db = _database()
-    sdf = db.register(frame, dataset_display_name="records")
-    rules, counts = bounded_rules(sdf, columns, len(frame), settings.max_pairs_per_rule)
+    sdf = _load(frame, "records")
+    n_records = len(frame)
+    priors = {"Initial agrees": initial_prior(frame["first_name_key"])} if "first_name_key" in frame else {}
+    training_frame = None
+    if model_path is None and n_records > settings.training_sample_size:
+        training_frame = frame.sample(n=settings.training_sample_size, random_state=settings.seed)
+        diagnostics["training_sample"] = int(len(training_frame))
+    del frame  # DuckDB holds the records now
+    rules, counts = bounded_rules(sdf, columns, n_records, settings.max_pairs_per_rule)
     diagnostics["blocking_rules"] = counts
     log.info("blocking: %d rules, %s comparisons", len(rules), f"{sum(c['comparisons'] or 0 for c in counts):,}")
 
@@ -141,17 +154,12 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
         diagnostics["model"] = f"loaded from {model_path.name}; training skipped"
     else:
         comparisons = build_comparisons(fields, columns)
-        priors = {"Initial agrees": initial_prior(frame["first_name_key"])} if "first_name_key" in frame else {}
-        training_frame = frame
-        if len(frame) > settings.training_sample_size:
-            training_frame = frame.sample(n=settings.training_sample_size, random_state=settings.seed)
-            diagnostics["training_sample"] = int(len(training_frame))
-        if training_frame is frame:
+        if training_frame is None:
             linker = new_linker(sdf, _settings(comparisons, rules, settings.seed))
             diagnostics.update(train(linker, columns, settings.seed, priors))
         else:
-            train_db = _database()
-            train_sdf = train_db.register(training_frame.reset_index(drop=True), dataset_display_name="training_sample")
+            train_sdf = _load(training_frame.reset_index(drop=True), "training_sample")
+            del training_frame
             trainer = new_linker(train_sdf, _settings(comparisons, rules, settings.seed))
             diagnostics.update(train(trainer, columns, settings.seed, priors))
             linker = new_linker(sdf, trainer.misc.save_model_to_json())
