@@ -27,8 +27,6 @@ from residentview.standardise import standardise
 
 log = logging.getLogger(__name__)
 
-PAIRS_KEPT_ABOVE = 0.01  # scored pairs below this probability are not worth keeping for review
-
 
 def has_previous_run(folder: Optional[Path]) -> bool:
     return folder is not None and (Path(folder) / "resident_links.parquet").is_file()
@@ -160,9 +158,7 @@ def link(
         )
         timings["resident_view"] = time.perf_counter() - mark
 
-    pairs = linkage.pairs
-    if "match_probability" in pairs:
-        pairs = pairs[pairs["match_probability"] >= PAIRS_KEPT_ABOVE].reset_index(drop=True)
+    pairs = linkage.pairs  # already only pairs at or above the link stage's PREDICT_FLOOR
     log.info("linked %d records into %d residents", len(std.records), view.links["resident_id"].nunique())
     return LinkResult(
         config=cfg, records=std.records, quality=std.quality, pairs=pairs, clusters=clusters,

@@ -48,7 +48,7 @@ def new_linker(sdf, settings) -> Linker:
     return Linker(sdf, settings, log_level=None)
 
 
-def _settings(comparisons, rules, seed: int):
+def _settings(comparisons, rules):
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
@@ -155,12 +155,12 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
     else:
         comparisons = build_comparisons(fields, columns)
         if training_frame is None:
-            linker = new_linker(sdf, _settings(comparisons, rules, settings.seed))
+            linker = new_linker(sdf, _settings(comparisons, rules))
             diagnostics.update(train(linker, columns, settings.seed, priors))
         else:
             train_sdf = _load(training_frame.reset_index(drop=True), "training_sample")
             del training_frame
-            trainer = new_linker(train_sdf, _settings(comparisons, rules, settings.seed))
+            trainer = new_linker(train_sdf, _settings(comparisons, rules))
             diagnostics.update(train(trainer, columns, settings.seed, priors))
             linker = new_linker(sdf, trainer.misc.save_model_to_json())
         diagnostics["model"] = "trained"
