@@ -295,6 +295,7 @@ def test_sex_is_m_or_f(written, expected):
     ("Apt 3, 1 Oak Ave", "FLAT 3, 1 OAK AVENUE"),
     ("Unit 2 Mill Ct", "FLAT 2 MILL COURT"),
     ("12 High St, Leeds LS1 4AP", "12 HIGH STREET, LEEDS"),   # postcode lifted out
+    ("12 High St, Leeds, LS1 4AP,", "12 HIGH STREET, LEEDS"),  # ... even before a stray comma
 ])
 def test_address_is_upper_case_with_abbreviations_expanded(written, expected):
     assert one(clean_address, written) == expected
@@ -514,3 +515,32 @@ def test_a_placeholder_date_written_with_a_month_name_is_still_a_placeholder():
     out = parse_date(pd.Series(["01-Jan-1900", "15-Mar-1960"]), "%d-%b-%Y")
     assert out["reason"].tolist() == ["placeholder", None]
     assert out["value"].isna().tolist() == [True, False]
+
+
+# The second process --------------------------------------------------------------------------
+def test_the_worker_process_gives_exactly_what_one_process_gives(standardised, monkeypatch):
+    import residentview.standardise as stage
+    from residentview.standardise import worker
+
+    started = []
+    real_popen = worker.subprocess.Popen
+    monkeypatch.setattr(worker.subprocess, "Popen", lambda *a, **k: started.append(a) or real_popen(*a, **k))
+    monkeypatch.setattr(stage, "WORKER_MIN_RECORDS", 0)
+    both_cores = standardise(raw_frame(), CONFIG)
+    assert len(started) == 1
+    pd.testing.assert_frame_equal(both_cores.records, standardised.records)
+    pd.testing.assert_frame_equal(both_cores.quality, standardised.quality)
+
+
+@pytest.mark.parametrize("executable", ["/nonexistent/python", "/bin/false"])
+def test_a_worker_that_cannot_start_or_fails_loses_nothing(executable, monkeypatch, caplog):
+    from residentview.standardise import worker
+
+    monkeypatch.setattr(worker.sys, "executable", executable)
+    postcodes = pd.Series(["ls1 4ap", "NFA", None], dtype=object)
+    beside = worker.Beside({"postcode": (parse_postcode, postcodes)}, use_worker=True)
+    found = beside.results()["postcode"]
+    pd.testing.assert_frame_equal(found, parse_postcode(postcodes))
+    assert found["value"].tolist() == ["LS1 4AP", None, None]
+    assert "one core" in caplog.text
+    assert "LS1" not in caplog.text and "ls1" not in caplog.text

@@ -66,11 +66,18 @@ def _expand_abbreviations(text: pd.Series) -> pd.Series:
     return text.str.replace(_ABBREVIATED, lambda m: _EXPANSIONS[m.group(0)], regex=True)
 
 
-@per_unique
 def standardise_address(values: pd.Series) -> pd.DataFrame:
     """'Flat 2, Rose Ct., 12 St Johns Rd, Leeds LS1 4AP' ->
     address 'FLAT 2, ROSE COURT, 12 ST JOHNS ROAD, LEEDS', postcode_found 'LS1 4AP',
     flat_number '2', house_number '12', building_name 'ROSE COURT', address_tokens [...]."""
+    parts = address_parts(values)
+    parts["address_tokens"] = address_tokens(parts["value"])
+    return parts
+
+
+@per_unique
+def address_parts(values: pd.Series) -> pd.DataFrame:
+    """`standardise_address` without the tokens (lists are slow to pass between processes)."""
     present = values.notna()
     text = squash(values)
     placeholder = text.str.match(_ADDRESS_PLACEHOLDERS, na=False)
@@ -79,7 +86,7 @@ def standardise_address(values: pd.Series) -> pd.DataFrame:
     text = text.str.replace(r"\s*,[\s,]*", ", ", regex=True)
     # Few addresses carry their postcode, so the (slow, unanchored) postcode search runs only on
     # those that end the way a postcode does; the same holds for FLAT below.
-    may_end_in_postcode = text.str.rstrip().str[-3:].str.match(r"[0-9][A-Z]{2}$", na=False)
+    may_end_in_postcode = text.str.rstrip(" ,").str[-3:].str.match(r"[0-9][A-Z]{2}$", na=False)
     postcode_found = extract_where(may_end_in_postcode, text, TRAILING_POSTCODE)
     text = replace_where(may_end_in_postcode, text, TRAILING_POSTCODE, "")
     text = _expand_abbreviations(squash(text)).str.strip(" ,")
@@ -98,13 +105,13 @@ def standardise_address(values: pd.Series) -> pd.DataFrame:
         "flat_number": flat.astype(object),
         "house_number": house.astype(object),
         "building_name": building.astype(object),
-        "address_tokens": address_tokens(text),
     })
 
 
 def address_tokens(address: pd.Series) -> pd.Series:
-    """The words of a standardised address, for fuzzy and set comparisons."""
-    return address.str.replace(",", " ", regex=False).str.split()
+    """The words of a standardised address, for fuzzy and set comparisons (None when missing)."""
+    tokens = address.str.replace(",", " ", regex=False).str.split()
+    return tokens.where(address.notna(), None).astype(object)
 
 
 def clean_address(values: pd.Series) -> pd.Series:

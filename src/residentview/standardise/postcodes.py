@@ -22,7 +22,7 @@ INWARD = "[0-9][ABD-HJLNP-UW-Z]{2}"
 _VALID_COMPACT = f"^(?:{OUTWARD}{INWARD}|GIR0AA)$"
 
 # The looser shape used to spot a postcode written at the end of an address line.
-TRAILING_POSTCODE = r"(?:^|[\s,]+)([A-Z]{1,2}[0-9][A-Z0-9]?\s*[0-9][A-Z]{2})\s*$"
+TRAILING_POSTCODE = r"(?:^|[\s,]+)([A-Z]{1,2}[0-9][A-Z0-9]?\s*[0-9][A-Z]{2})[\s,]*$"
 
 # NHS 'pseudo postcodes' (ZZ99 ...) stand for no fixed abode / not known, not a place.
 _PLACEHOLDER_COMPACT = r"^(?:ZZ99\d[A-Z]{2}|NFA|NK|NA|UNKNOWN|NOTKNOWN|NONE|XX+|0+)$"
