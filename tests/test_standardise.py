@@ -436,7 +436,7 @@ def test_records_have_the_schema_columns_and_types(standardised):
         "address", "postcode", "uprn", "nhs_number", "ni_number", "phone", "email", "record_date", "id_upn",
         "first_name_key", "middle_names_key", "last_name_key", "previous_last_name_key", "first_name_aliases",
         "first_name_phonetic", "last_name_phonetic", "postcode_sector", "postcode_district", "postcode_area",
-        "house_number", "flat_number", "building_name", "address_tokens", "is_person", "is_deceased",
+        "house_number", "flat_number", "building_name", "is_person", "is_deceased",
         "dob_estimated", "dob_invalid_reason",
     ):
         assert column in records, column

@@ -32,6 +32,15 @@ PASSTHROUGH = (
     "email",
 )
 
+# Columns the linkage database derives from the frame's columns as it loads them (SQL over a
+# million rows takes a fraction of what building the same Python lists in pandas does).
+DERIVED = {"address_tokens": ("address_key", "string_split(address_key, ' ')")}
+
+
+def with_derived(columns: set[str]) -> set[str]:
+    """The columns of the loaded table: the frame's and those DERIVED from them."""
+    return columns | {name for name, (source, _) in DERIVED.items() if source in columns}
+
 
 def _normalised_address(address: pd.Series) -> pd.Series:
     text = (
@@ -70,11 +79,7 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     if "date_of_birth" in persons:
         frame["dob"] = pd.to_datetime(persons["date_of_birth"], errors="coerce").to_numpy()
     if "address" in persons:
-        frame["address_key"] = _normalised_address(persons["address"])
-        if "address_tokens" in persons:
-            frame["address_tokens"] = persons["address_tokens"].to_numpy()
-        else:
-            frame["address_tokens"] = frame["address_key"].str.split(" ").to_numpy()
+        frame["address_key"] = _normalised_address(persons["address"])  # its words: see DERIVED
     if "first_name_key" in frame and "last_name_key" in frame:
         # How many records carry this exact full name: lets blocking compare rare full names
         # across the whole borough without comparing every JOHN SMITH with every other.
@@ -93,7 +98,7 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
         "first_name_key": ("first_name_aliases", "first_name_alias_initials", "first_name_phonetic", "full_name_count"),
         "last_name_key": ("last_name_parts", "last_name_phonetic", "previous_last_name_key"),
         "postcode": ("postcode_sector", "postcode_district", "house_number", "flat_number"),
-        "address_key": ("house_number", "flat_number", "address_tokens"),
+        "address_key": ("house_number", "flat_number"),
     }
     keep = {"unique_id", "source"} | present
     for anchor, extras in companions.items():

@@ -19,7 +19,7 @@ from residentview.config import LinkageConfig
 from residentview.errors import ConfigError
 from residentview.linkage.blocking import bounded_rules
 from residentview.linkage.comparisons import build_comparisons, compared_fields
-from residentview.linkage.frame import linking_frame
+from residentview.linkage.frame import DERIVED, linking_frame, with_derived
 from residentview.linkage.training import initial_prior, train
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ def _load(frame: pd.DataFrame, name: str):
     disk past its limit instead of growing until the machine swaps."""
     connection = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT})
     connection.register("incoming", frame)
-    connection.execute(f"CREATE TABLE {name}_table AS SELECT * FROM incoming")
+    derived = "".join(f", {sql} AS {column}" for column, (source, sql) in DERIVED.items() if source in frame)
+    connection.execute(f"CREATE TABLE {name}_table AS SELECT *{derived} FROM incoming")
     connection.unregister("incoming")
     db = DuckDBAPI(connection=connection)
     return db.register(f"{name}_table", dataset_display_name=name)
@@ -125,7 +126,7 @@ def link_records(records: pd.DataFrame, settings: LinkageConfig, model_path: Opt
 def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path]) -> Linkage:
     frame = linking_frame(records)
     fields = compared_fields(frame)
-    columns = set(frame.columns)
+    columns = with_derived(set(frame.columns))
     diagnostics: dict = {"n_person_records": int(len(frame)), "compared_fields": sorted(fields)}
     if len(frame) < 2 or not (fields - {"source"}):
         diagnostics["note"] = "fewer than two person records or no shared fields: nothing to link"

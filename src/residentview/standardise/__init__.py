@@ -17,7 +17,7 @@ import pandas as pd
 from residentview.config import Config
 from residentview.fields import CANONICAL_FIELDS, IDENTIFIER_PREFIX, identifier_column
 from residentview.schema import GOLDEN_FIELDS
-from residentview.standardise.addresses import address_parts, address_tokens
+from residentview.standardise.addresses import address_parts
 from residentview.standardise.dates import is_first_of_january, parse_dates_by_source
 from residentview.standardise.identifiers import (
     parse_email, parse_identifier, parse_nhs_number, parse_nino, parse_phone, parse_uprn,
@@ -142,17 +142,17 @@ def _address_and_postcode(fields: _Fields, address: pd.DataFrame, postcode: pd.D
         fields.columns[column] = postcode["value" if column == "postcode" else column]
     for column in ("house_number", "flat_number", "building_name"):
         fields.columns[column] = address[column]
-    fields.columns["address_tokens"] = address_tokens(address["value"])
 
 
-def _identifiers(raw: pd.DataFrame, fields: _Fields, uprn: pd.DataFrame) -> None:
+def _identifiers(raw: pd.DataFrame, fields: _Fields) -> None:
+    """Every identifier but the UPRN, which the worker cleans with the address."""
     parsers = {
-        "sex": parse_sex, "uprn": None, "nhs_number": parse_nhs_number, "ni_number": parse_nino,
+        "sex": parse_sex, "nhs_number": parse_nhs_number, "ni_number": parse_nino,
         "phone": parse_phone, "email": parse_email,
     }
     named = {c: parse_identifier for c in raw.columns if c.startswith(IDENTIFIER_PREFIX)}
     for field, parse in {**parsers, **named}.items():
-        parsed = uprn if parse is None else parse(_column(raw, field))
+        parsed = parse(_column(raw, field))
         fields.columns[field] = parsed["value"]
         fields.check(field, parsed["value"], parsed["reason"])
 
@@ -214,9 +214,11 @@ def _standardise(raw: pd.DataFrame, config: Config) -> Standardised:
     with Beside(tasks, use_worker=len(raw) >= WORKER_MIN_RECORDS) as beside:
         _names(raw, fields)
         _dates(raw, config, fields)
+        _identifiers(raw, fields)
         cleaned = beside.results()
     _address_and_postcode(fields, cleaned["address"], cleaned["postcode"])
-    _identifiers(raw, fields, cleaned["uprn"])
+    fields.columns["uprn"] = uprn = cleaned["uprn"]["value"]
+    fields.check("uprn", uprn, cleaned["uprn"]["reason"])
     columns = fields.columns
 
     records = pd.DataFrame({
@@ -228,7 +230,7 @@ def _standardise(raw: pd.DataFrame, config: Config) -> Standardised:
     named = sorted(c for c in columns if c.startswith(IDENTIFIER_PREFIX))
     matching = [
         "postcode_sector", "postcode_district", "postcode_area", "house_number", "flat_number",
-        "building_name", "address_tokens", "is_person", "is_deceased", "dob_estimated", "dob_invalid_reason",
+        "building_name", "is_person", "is_deceased", "dob_estimated", "dob_invalid_reason",
     ]
     keys = _name_keys(columns)
     for column in golden + named:
