@@ -100,6 +100,20 @@ def test_different_first_names_join_when_a_reference_number_ties_them():
     assert residents(out) == {frozenset({0, 1})}
 
 
+def test_a_resident_known_by_two_names_takes_in_a_record_under_either():
+    # WEI and DAVID are one resident (one NHS number); a third record, DAVID with no number,
+    # fits one of its names and is not a twin of the other.
+    recs = records(("WEI", "1990-02-03", "9434765919", None), ("DAVID", "1990-02-03", "9434765919", None),
+                   ("DAVID", "1990-02-03", None, None))
+    out = cluster_records(recs, pairs((0, 1, 0.999), (1, 2, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1, 2})}
+    # ... but a record under a third name fits neither, whichever way the merge runs.
+    recs = records(("WEI", "1990-02-03", "9434765919", None), ("DAVID", "1990-02-03", "9434765919", None),
+                   ("HARRY", "1990-02-03", None, None))
+    out = cluster_records(recs, pairs((0, 1, 0.999), (1, 2, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1}), frozenset({2})}
+
+
 def test_swapped_forename_and_surname_is_not_a_conflict():
     recs = records(("JOHN", "1980-01-02", None, None), ("SMITH", "1980-01-02", None, None))
     recs.loc[1, "last_name_key"] = "JOHN"

@@ -147,12 +147,14 @@ def names_fit(group_a: list[_Person], group_b: list[_Person]) -> bool:
     """Judge one resident's first names against the other's, not one record against one
     neighbour. A resident is represented by its full first names when it has any (an initial
     then adds nothing: 'J' cannot vouch for JOHN and JANE at once), else by its initials.
-    Different first names with nothing to reconcile them are twins or siblings — unless a
-    reference number ties the records."""
+    Every name of one resident must fit a name of the other (either way round: a resident
+    already known by two names, tied by a reference number, may take in a record under either
+    of them). Different first names with nothing to reconcile them are twins or siblings —
+    unless a reference number ties the records."""
     def speakers(group):
         return _full_names(group) or [p for p in group if p.first]
 
-    return all(_fits(x, group_b) for x in speakers(group_a)) and all(_fits(y, group_a) for y in speakers(group_b))
+    return all(_fits(x, group_b) for x in speakers(group_a)) or all(_fits(y, group_a) for y in speakers(group_b))
 
 
 CONFLICT_COLUMNS = ("nhs_number", "ni_number", "date_of_birth", "first_name_key")
