@@ -32,62 +32,75 @@ PASSTHROUGH = (
     "email",
 )
 
-# Columns the linkage database derives from the frame's columns as it loads them (SQL over a
-# million rows takes a fraction of what building the same Python lists in pandas does).
-DERIVED = {"address_tokens": ("address_key", "string_split(address_key, ' ')")}
+# Columns the linkage database computes as it loads the frame, from columns the frame hands over
+# as they are: SQL over a million rows takes a fraction of the time the same work takes in
+# pandas. The frame's `address_key` holds the standardised address and `last_name_parts` the
+# surname until the SQL replaces them. Name -> SQL, in the order they are computed.
+_NORMALISED = "nullif(trim(regexp_replace(regexp_replace(upper({0}), '[^A-Z0-9 ]+', ' ', 'g'), '\\s+', ' ', 'g')), '')"
+_PARTS = "trim(regexp_replace(upper(last_name_parts), '[^A-Z]+', ' ', 'g'))"
+REPLACED = {
+    "address_key": _NORMALISED.format("address_key"),
+    # ' SMITH JONES SMITHJONES ' for SMITH-JONES: lets one part of a double-barrelled name match.
+    "last_name_parts": (
+        f"CASE WHEN contains({_PARTS}, ' ') THEN ' ' || {_PARTS} || ' ' || replace({_PARTS}, ' ', '') || ' ' END"
+    ),
+}
+ADDED = {
+    "address_tokens": (("address_key",), "string_split(address_key, ' ')"),
+    # How many records carry this exact full name: lets blocking compare rare full names across
+    # the whole borough without comparing every JOHN SMITH with every other.
+    "full_name_count": (
+        ("first_name_key", "last_name_key"),
+        "CASE WHEN first_name_key IS NOT NULL AND last_name_key IS NOT NULL "
+        "THEN count(*) OVER (PARTITION BY first_name_key, last_name_key) END",
+    ),
+    # The initials of every name a forename may stand for (BILL -> 'BW' for BILL and WILLIAM).
+    "first_name_alias_initials": (
+        ("first_name_aliases",),
+        "CASE WHEN len(first_name_aliases) > 0 THEN array_to_string(list_sort(list_distinct("
+        "list_transform(list_filter(first_name_aliases, lambda n: n <> ''), lambda n: n[1]))), '') END",
+    ),
+}
+
+
+def _added(columns: set[str]) -> dict[str, str]:
+    return {name: sql for name, (sources, sql) in ADDED.items() if set(sources) <= columns}
 
 
 def with_derived(columns: set[str]) -> set[str]:
-    """The columns of the loaded table: the frame's and those DERIVED from them."""
-    return columns | {name for name, (source, _) in DERIVED.items() if source in columns}
+    """The columns of the loaded table: the frame's and those ADDED from them."""
+    return columns | set(_added(columns))
 
 
-def _normalised_address(address: pd.Series) -> pd.Series:
-    text = (
-        address.astype("string")
-        .str.upper()
-        .str.replace(r"[^A-Z0-9 ]+", " ", regex=True)
-        .str.replace(r"\s+", " ", regex=True)
-        .str.strip()
-    )
-    return text.where(text.str.len() > 0).astype(object)
-
-
-def _surname_parts(last_name: pd.Series) -> pd.Series:
-    """' SMITH JONES SMITHJONES ' for SMITH-JONES: lets one part of a double-barrelled name match."""
-    folded = last_name.astype("string").str.upper()
-    parts = folded.str.replace(r"[^A-Z]+", " ", regex=True).str.strip()
-    joined = parts.str.replace(" ", "", regex=False)
-    out = " " + parts + " " + joined + " "
-    return out.where(parts.str.contains(" ", regex=False) & parts.notna()).astype(object)
+def load_sql(columns: set[str], table: str) -> str:
+    """The SELECT that turns the frame (registered as `table`) into the linking table, in
+    unique_id order whatever the window functions did (Splink's seeded sampling reads rows in
+    table order, so a run-to-run order would change the model)."""
+    replaced = [f"{sql} AS {name}" for name, sql in REPLACED.items() if name in columns]
+    select = f"SELECT * REPLACE ({', '.join(replaced)}) FROM {table}" if replaced else f"SELECT * FROM {table}"
+    added = [f"{sql} AS {name}" for name, sql in _added(columns).items()]
+    select = f"SELECT *, {', '.join(added)} FROM ({select})" if added else select
+    return f"{select} ORDER BY unique_id"
 
 
 def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     """Build the frame handed to Splink: only person records, only fields worth comparing."""
-    persons = records
+    # Only the columns read below are copied when filtering (copying all of a million records'
+    # columns took seconds).
+    wanted = ["unique_id", "source", *PASSTHROUGH, "date_of_birth", "address", "last_name"]
+    persons = records[[c for c in records.columns if c in wanted or c.startswith("id_")]]
     if "is_person" in records:
-        persons = records[records["is_person"].fillna(True).astype(bool)]
+        persons = persons[records["is_person"].fillna(True).astype(bool).to_numpy()]
     frame = pd.DataFrame({"unique_id": persons["unique_id"].astype("int64"), "source": persons["source"]})
     for col in PASSTHROUGH:
         if col in persons:
             frame[col] = persons[col]
-    if "first_name_aliases" in persons:
-        initials = persons["first_name_aliases"].map(
-            lambda names: "".join(sorted({n[0] for n in names if n})) if names is not None and len(names) else None
-        )
-        frame["first_name_alias_initials"] = initials.to_numpy()
     if "date_of_birth" in persons:
         frame["dob"] = pd.to_datetime(persons["date_of_birth"], errors="coerce").to_numpy()
     if "address" in persons:
-        frame["address_key"] = _normalised_address(persons["address"])  # its words: see DERIVED
-    if "first_name_key" in frame and "last_name_key" in frame:
-        # How many records carry this exact full name: lets blocking compare rare full names
-        # across the whole borough without comparing every JOHN SMITH with every other.
-        both = frame["first_name_key"].notna() & frame["last_name_key"].notna()
-        counts = frame[both].groupby(["first_name_key", "last_name_key"])["unique_id"].transform("size")
-        frame["full_name_count"] = counts.reindex(frame.index)
+        frame["address_key"] = persons["address"]  # normalised and split into words: see REPLACED
     if "last_name" in persons:
-        frame["last_name_parts"] = _surname_parts(persons["last_name"])
+        frame["last_name_parts"] = persons["last_name"]  # see REPLACED
     for col in [c for c in persons.columns if c.startswith("id_")]:
         frame[col] = persons[col]
 
@@ -95,7 +108,7 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     present = compared_fields(frame)
     # Columns some comparison reads alongside another: keep them whenever their partner is kept.
     companions = {
-        "first_name_key": ("first_name_aliases", "first_name_alias_initials", "first_name_phonetic", "full_name_count"),
+        "first_name_key": ("first_name_aliases", "first_name_phonetic"),
         "last_name_key": ("last_name_parts", "last_name_phonetic", "previous_last_name_key"),
         "postcode": ("postcode_sector", "postcode_district", "house_number", "flat_number"),
         "address_key": ("house_number", "flat_number"),
@@ -108,5 +121,6 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
         keep.add("first_name_key")  # the surname comparison's swapped-names level reads it
     if "first_name_key" in present and "middle_names_key" in frame:
         keep.add("middle_names_key")
-    frame = frame[[c for c in frame.columns if c in keep]].reset_index(drop=True)
-    return frame
+    frame = frame[[c for c in frame.columns if c in keep]]
+    # set_axis, not reset_index, which would copy every column once more
+    return frame.set_axis(pd.RangeIndex(len(frame)), axis=0, copy=False)

@@ -19,7 +19,7 @@ from residentview.config import LinkageConfig
 from residentview.errors import ConfigError
 from residentview.linkage.blocking import bounded_rules
 from residentview.linkage.comparisons import build_comparisons, compared_fields
-from residentview.linkage.frame import DERIVED, linking_frame, with_derived
+from residentview.linkage.frame import linking_frame, load_sql, with_derived
 from residentview.linkage.training import initial_prior, train
 
 log = logging.getLogger(__name__)
@@ -85,19 +85,30 @@ def _review_pairs(predictions, threshold: float) -> pd.DataFrame:
     return near.order("abs(match_weight - " + str(weight) + "), unique_id_l, unique_id_r").limit(REVIEW_PAIRS_KEPT).df()
 
 
-def _load(frame: pd.DataFrame, name: str):
-    """The frame copied into an embedded DuckDB table, registered with Splink.
+def _load(frame: pd.DataFrame, sample_ids: Optional[pd.Series] = None):
+    """The frame copied into an embedded DuckDB table (with the columns `load_sql` derives),
+    registered with Splink; and, given `sample_ids`, a second table of just those records for
+    training (its derived columns, such as how common a full name is, are the whole table's).
 
     Copied rather than viewed: DuckDB stores text far more compactly than pandas objects, so
     the caller can drop its frame. The database stays within a laptop's memory, spilling to
     disk past its limit instead of growing until the machine swaps."""
     connection = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT})
+    connection.execute("SET enable_progress_bar = false")  # our own progress bars report the stage
     connection.register("incoming", frame)
-    derived = "".join(f", {sql} AS {column}" for column, (source, sql) in DERIVED.items() if source in frame)
-    connection.execute(f"CREATE TABLE {name}_table AS SELECT *{derived} FROM incoming")
+    connection.execute(f"CREATE TABLE records_table AS {load_sql(set(frame.columns), 'incoming')}")
     connection.unregister("incoming")
     db = DuckDBAPI(connection=connection)
-    return db.register(f"{name}_table", dataset_display_name=name)
+    records = db.register("records_table", dataset_display_name="records")
+    if sample_ids is None:
+        return records, None
+    connection.register("sample_ids", pd.DataFrame({"unique_id": sample_ids.to_numpy()}))
+    connection.execute(
+        "CREATE TABLE training_sample_table AS SELECT r.* FROM records_table r "
+        "JOIN sample_ids USING (unique_id) ORDER BY unique_id"
+    )
+    connection.unregister("sample_ids")
+    return records, db.register("training_sample_table", dataset_display_name="training_sample")
 
 
 def _load_model(path: Path) -> dict:
@@ -132,13 +143,13 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
         diagnostics["note"] = "fewer than two person records or no shared fields: nothing to link"
         return Linkage(pd.DataFrame(columns=list(PAIR_COLUMNS)), {"comparisons": []}, diagnostics)
 
-    sdf = _load(frame, "records")
     n_records = len(frame)
     priors = {"Initial agrees": initial_prior(frame["first_name_key"])} if "first_name_key" in frame else {}
-    training_frame = None
+    sample_ids = None
     if model_path is None and n_records > settings.training_sample_size:
-        training_frame = frame.sample(n=settings.training_sample_size, random_state=settings.seed)
-        diagnostics["training_sample"] = int(len(training_frame))
+        sample_ids = frame["unique_id"].sample(n=settings.training_sample_size, random_state=settings.seed)
+        diagnostics["training_sample"] = int(len(sample_ids))
+    sdf, train_sdf = _load(frame, sample_ids)
     del frame  # DuckDB holds the records now
     rules, counts = bounded_rules(sdf, columns, n_records, settings.max_pairs_per_rule)
     diagnostics["blocking_rules"] = counts
@@ -155,12 +166,10 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
         diagnostics["model"] = f"loaded from {model_path.name}; training skipped"
     else:
         comparisons = build_comparisons(fields, columns)
-        if training_frame is None:
+        if train_sdf is None:
             linker = new_linker(sdf, _settings(comparisons, rules))
             diagnostics.update(train(linker, columns, settings.seed, priors))
         else:
-            train_sdf = _load(training_frame.reset_index(drop=True), "training_sample")
-            del training_frame
             trainer = new_linker(train_sdf, _settings(comparisons, rules))
             diagnostics.update(train(trainer, columns, settings.seed, priors))
             linker = new_linker(sdf, trainer.misc.save_model_to_json())
