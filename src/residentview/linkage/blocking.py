@@ -80,8 +80,8 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
             rules.append(Rule(("first_name_key", "postcode")))
     if has("address_key") and has("first_name_key"):
         rules.append(Rule(("address_key", FIRST_INITIAL)))
-    if has("last_name_phonetic") and has("first_name_phonetic") and has("postcode_district"):
-        rules.append(Rule(("first_name_phonetic", "last_name_phonetic", "postcode_district")))
+    if has("last_name_phonetic") and has("first_name_phonetic") and has("postcode_sector"):
+        rules.append(Rule(("first_name_phonetic", "last_name_phonetic", "postcode_sector")))
     if has("previous_last_name_key") and has("first_name_key"):
         rules.append(
             Rule(
