@@ -187,7 +187,13 @@ def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
     middles, lasts = _values(sub, "middle_names_key"), _values(sub, "last_name_key")
     nhs, nino = _values(sub, "nhs_number"), _values(sub, "ni_number")
     id_columns = [c for c in ("nhs_number", "ni_number") if c in sub] + [c for c in sub.columns if c.startswith("id_")]
-    id_values = {c: _values(sub, c) for c in id_columns}
+    # (column, number) pairs per row, gathered column by column: most records carry none.
+    numbers: dict[int, list] = {}
+    for column in id_columns:
+        values = sub[column].to_numpy(dtype=object)
+        for i in np.flatnonzero(sub[column].notna().to_numpy()).tolist():
+            numbers.setdefault(i, []).append((column, values[i]))
+    no_numbers: frozenset = frozenset()
     out = {}
     for i, uid in enumerate(sub["unique_id"].tolist()):
         first = firsts[i]
@@ -201,7 +207,7 @@ def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
             last=lasts[i],
             aliases=alias_set,
             middle=frozenset(middles[i].split()) if isinstance(middles[i], str) else frozenset(),
-            ids=frozenset((c, v[i]) for c, v in id_values.items() if v[i] is not None),
+            ids=frozenset(numbers[i]) if i in numbers else no_numbers,
             seen=seen[i],
         )
     return out
