@@ -173,3 +173,19 @@ def test_an_initial_may_stand_for_the_name_a_nickname_shortens():
     recs.at[1, "first_name_aliases"] = ["BETH", "ELIZABETH"]
     out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)
     assert residents(out) == {frozenset({0, 1})}
+
+
+def test_a_title_of_the_other_sex_keeps_a_couple_apart():
+    # "MRS J SMITH" on the council tax and JOHN SMITH (male) on another system, same address.
+    recs = records(("J", None, None, None), ("JOHN", "1970-05-01", None, None), ("JANE", None, None, None))
+    recs["title"] = ["MRS", None, None]
+    recs["sex"] = [None, "M", "F"]
+    out = cluster_records(recs, pairs((0, 1, 0.99), (0, 2, 0.97)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 2}), frozenset({1})}
+
+
+def test_the_same_first_name_with_another_sex_is_a_typo_not_a_couple():
+    recs = records(("SAM", "1970-05-01", None, None), ("SAM", "1970-05-01", None, None))
+    recs["sex"] = ["M", "F"]
+    out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1})}

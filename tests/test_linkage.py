@@ -261,3 +261,14 @@ def test_a_saved_model_is_reused_without_training(linked, tmp_path):
     reused = rv.link(config, progress=False)
     assert "training skipped" in reused.diagnostics["model"]
     assert len(reused.links) == len(result.links)
+
+
+def test_a_title_stands_in_for_a_missing_sex():
+    from residentview.linkage.frame import linking_frame
+
+    frame = linking_frame(pd.DataFrame({
+        "unique_id": [0, 1, 2, 3], "source": ["ct", "ct", "asc", "asc"],
+        "title": ["MRS", "DR", None, "MR"], "sex": [None, None, "M", "F"],
+        "first_name_key": ["J", "A", "JOHN", "ANN"], "is_person": [True] * 4,
+    }))
+    assert frame["sex"].tolist() == ["F", None, "M", "F"]  # a recorded sex wins over the title

@@ -28,6 +28,8 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from residentview.linkage.frame import implied_sex
+
 FIRST_NAME_SIMILAR = 0.8  # Jaro-Winkler at which two first names may be one name mistyped
 DOB_TYPO_MAX_DAYS = 365
 
@@ -45,6 +47,7 @@ class _Person:
     middle: frozenset
     ids: frozenset  # (column, value) of every reference number the record carries
     seen: Optional[pd.Timestamp] = None  # the record's record_date
+    sex: Optional[str] = None  # recorded, or implied by the title
 
 
 def _hamming_more_than_one(a: str, b: str) -> bool:
@@ -117,6 +120,10 @@ def cannot_link(a: _Person, b: _Person, groups_tied: bool = False) -> bool:
         return True
     if a.nino and b.nino and a.nino != b.nino and _hamming_more_than_one(a.nino, b.nino):
         return True
+    if a.sex and b.sex and a.sex != b.sex and a.first != b.first:
+        # "MRS J SMITH" and JOHN SMITH: a couple. (With the very same first name, one of the
+        # two sexes is more likely mistyped.)
+        return not (groups_tied or share_a_number(a.ids, b.ids))
     if a.dob is not None and b.dob is not None and not dob_compatible(a.dob, b.dob):
         if not first_names_compatible(a, b):
             return True  # another member of the household, even one sharing a copied number
@@ -157,7 +164,7 @@ def names_fit(group_a: list[_Person], group_b: list[_Person]) -> bool:
     return all(_fits(x, group_b) for x in speakers(group_a)) or all(_fits(y, group_a) for y in speakers(group_b))
 
 
-CONFLICT_COLUMNS = ("nhs_number", "ni_number", "date_of_birth", "first_name_key")
+CONFLICT_COLUMNS = ("nhs_number", "ni_number", "date_of_birth", "first_name_key", "implied_sex")
 
 
 def _values(frame: pd.DataFrame, column: str) -> list:
@@ -180,12 +187,14 @@ def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
     wanted = ["unique_id", "date_of_birth", "record_date", "first_name_key", "first_name_aliases",
               "middle_names_key", "last_name_key", "nhs_number", "ni_number"]
     wanted += [c for c in records.columns if c.startswith("id_")]
-    sub = records[[c for c in wanted if c in records]]
-    sub = sub[sub["unique_id"].isin(ids)]
+    chosen = records["unique_id"].isin(ids).to_numpy()
+    sub = records.loc[chosen, [c for c in wanted if c in records]]
+    sex = implied_sex(records.loc[chosen, [c for c in ("sex", "title") if c in records]])
     dobs, seen = _timestamps(sub, "date_of_birth"), _timestamps(sub, "record_date")
     firsts, aliases = _values(sub, "first_name_key"), _values(sub, "first_name_aliases")
     middles, lasts = _values(sub, "middle_names_key"), _values(sub, "last_name_key")
     nhs, nino = _values(sub, "nhs_number"), _values(sub, "ni_number")
+    sexes = sex.astype(object).where(sex.notna(), None).tolist()
     id_columns = [c for c in ("nhs_number", "ni_number") if c in sub] + [c for c in sub.columns if c.startswith("id_")]
     # (column, number) pairs per row, gathered column by column: most records carry none.
     numbers: dict[int, list] = {}
@@ -209,6 +218,7 @@ def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
             middle=frozenset(middles[i].split()) if isinstance(middles[i], str) else frozenset(),
             ids=frozenset(numbers[i]) if i in numbers else no_numbers,
             seen=seen[i],
+            sex=sexes[i],
         )
     return out
 
@@ -225,6 +235,8 @@ def _may_conflict(records: pd.DataFrame, labels: pd.Series) -> set:
     suspects: set = set()
     columns = [c for c in (*CONFLICT_COLUMNS, "record_date") if c in records]
     frame = records[columns].assign(component=labels.to_numpy())
+    if "sex" in records or "title" in records:
+        frame["implied_sex"] = implied_sex(records[[c for c in ("sex", "title") if c in records]]).to_numpy()
     for col in CONFLICT_COLUMNS:
         if col in frame:
             counts = frame.groupby("component")[col].nunique()

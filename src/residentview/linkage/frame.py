@@ -19,7 +19,6 @@ PASSTHROUGH = (
     "previous_last_name_key",
     "first_name_phonetic",
     "last_name_phonetic",
-    "sex",
     "postcode",
     "postcode_sector",
     "postcode_district",
@@ -63,6 +62,22 @@ ADDED = {
 }
 
 
+# Titles that say a person's sex, for records that do not: "MRS J SMITH" is not JOHN SMITH.
+SEX_OF_TITLE = {
+    "MR": "M", "MASTER": "M", "SIR": "M", "LORD": "M",
+    "MRS": "F", "MS": "F", "MISS": "F", "DAME": "F", "LADY": "F",
+}
+
+
+def implied_sex(persons: pd.DataFrame) -> pd.Series:
+    """The recorded sex, else the one the title implies."""
+    recorded = persons["sex"] if "sex" in persons else pd.Series(None, index=persons.index, dtype=object)
+    if "title" not in persons:
+        return recorded
+    sex = recorded.where(recorded.notna(), persons["title"].map(SEX_OF_TITLE)).astype(object)
+    return sex.where(sex.notna(), None)
+
+
 def _added(columns: set[str]) -> dict[str, str]:
     return {name: sql for name, (sources, sql) in ADDED.items() if set(sources) <= columns}
 
@@ -87,7 +102,7 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     """Build the frame handed to Splink: only person records, only fields worth comparing."""
     # Only the columns read below are copied when filtering (copying all of a million records'
     # columns took seconds).
-    wanted = ["unique_id", "source", *PASSTHROUGH, "date_of_birth", "address", "last_name"]
+    wanted = ["unique_id", "source", *PASSTHROUGH, "sex", "title", "date_of_birth", "address", "last_name"]
     persons = records[[c for c in records.columns if c in wanted or c.startswith("id_")]]
     if "is_person" in records:
         persons = persons[records["is_person"].fillna(True).astype(bool).to_numpy()]
@@ -95,6 +110,8 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     for col in PASSTHROUGH:
         if col in persons:
             frame[col] = persons[col]
+    if "sex" in persons or "title" in persons:
+        frame["sex"] = implied_sex(persons)
     if "date_of_birth" in persons:
         frame["dob"] = pd.to_datetime(persons["date_of_birth"], errors="coerce").to_numpy()
     if "address" in persons:
