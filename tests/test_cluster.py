@@ -189,3 +189,47 @@ def test_the_same_first_name_with_another_sex_is_a_typo_not_a_couple():
     recs["sex"] = ["M", "F"]
     out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)
     assert residents(out) == {frozenset({0, 1})}
+
+
+def _elector_and_dated_people(n_adults: int, n_children: int, register: str = "electoral"):
+    """Pairs of (a record of `register` without a date of birth, the same person in a dated
+    system) for n_adults adults and n_children children, then JOHN the father on the register
+    and JOHN his son at school. Returns records and confident pairs."""
+    rows, edges = [], []
+    ages = [35] * n_adults + [9] * n_children
+    for k, age in enumerate(ages):
+        name = f"PERSON{k}"
+        rows.append([2 * k, register, name, [name], None, "SMITH", pd.NaT, None, None, True])
+        rows.append([2 * k + 1, "dated", name, [name], None, "SMITH", pd.Timestamp(2026 - age, 3, 1), None, None, True])
+        edges.append((2 * k, 2 * k + 1, 0.99))
+    n = 2 * len(ages)
+    rows.append([n, register, "JOHN", ["JOHN"], None, "SMITH", pd.NaT, None, None, True])
+    rows.append([n + 1, "school", "JOHN", ["JOHN"], None, "SMITH", pd.Timestamp(2016, 5, 1), None, None, True])
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["record_date"] = pd.Timestamp(2026, 11, 1)
+    return frame, pairs(*edges, (n, n + 1, 0.99)), (n, n + 1)
+
+
+def test_a_system_of_adults_is_recognised_from_the_data():
+    from residentview.cluster import adult_when
+
+    recs, edges, _ = _elector_and_dated_people(40, 2)
+    when, measured = adult_when(recs, edges["unique_id_l"].to_numpy(), edges["unique_id_r"].to_numpy())
+    assert measured["electoral"]["adults_only"] and measured["electoral"]["pairs"] == 43
+    assert not np.isnat(when[recs["source"].eq("electoral").to_numpy()]).any()
+    assert np.isnat(when[recs["source"].ne("electoral").to_numpy()]).all()
+    # A system of everybody (a third of them children), or too few pairs to tell: no.
+    for adults, children in ((28, 14), (20, 2)):
+        recs, edges, _ = _elector_and_dated_people(adults, children)
+        _, measured = adult_when(recs, edges["unique_id_l"].to_numpy(), edges["unique_id_r"].to_numpy())
+        assert not measured["electoral"]["adults_only"]
+
+
+def test_an_elector_is_not_the_schoolchild_named_after_him():
+    recs, edges, (father, son) = _elector_and_dated_people(40, 2)
+    out = cluster_records(recs, edges, threshold=0.95).set_index("unique_id")["cluster_key"]
+    assert out[father] != out[son]
+    # On a system of everybody the same two records are one resident: nothing says otherwise.
+    recs, edges, (father, son) = _elector_and_dated_people(28, 14, register="library")
+    out = cluster_records(recs, edges, threshold=0.95).set_index("unique_id")["cluster_key"]
+    assert out[father] == out[son]

@@ -19,6 +19,7 @@ Records that are not people, or that no pair reached, are residents on their own
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Optional
 
@@ -30,8 +31,17 @@ from scipy.sparse.csgraph import connected_components
 
 from residentview.linkage.frame import implied_sex
 
+log = logging.getLogger(__name__)
+
 FIRST_NAME_SIMILAR = 0.8  # Jaro-Winkler at which two first names may be one name mistyped
 DOB_TYPO_MAX_DAYS = 365
+# Systems of adults (council tax, the electoral register, benefits) are told apart from systems
+# of children or of everyone by the data itself (`adult_sources`).
+# On a system of adults nobody is younger when it records them: council tax is owed from 18,
+# and the electoral register takes "attainers" from 16 in England, from 14 in Scotland and Wales.
+ADULT_AGE = 14
+ADULT_SOURCE_MAX_YOUNG_SHARE = 0.2
+ADULT_SOURCE_MIN_PAIRS = 30
 
 
 @dataclass(slots=True)
@@ -48,6 +58,7 @@ class _Person:
     ids: frozenset  # (column, value) of every reference number the record carries
     seen: Optional[pd.Timestamp] = None  # the record's record_date
     sex: Optional[str] = None  # recorded, or implied by the title
+    adult_when: Optional[pd.Timestamp] = None  # a system of adults held the record then
 
 
 def _hamming_more_than_one(a: str, b: str) -> bool:
@@ -112,6 +123,16 @@ def _dated_before_birth(a: _Person, b: _Person) -> bool:
     return a.seen is not None and b.dob is not None and a.seen < b.dob - pd.Timedelta(days=DOB_TYPO_MAX_DAYS)
 
 
+def _too_young(a: _Person, b: _Person) -> bool:
+    """a is a record of a system of adults, made when b was a child."""
+    return a.adult_when is not None and b.dob is not None and _age_years(a.adult_when - b.dob) < ADULT_AGE
+
+
+def _age_years(elapsed):
+    """Years in a Timedelta (or an array of timedelta64), counted as 365.25 days each."""
+    return elapsed / np.timedelta64(1, "D") / 365.25
+
+
 def cannot_link(a: _Person, b: _Person, groups_tied: bool = False) -> bool:
     """Whether two records carry conflicting strong evidence that they are different people.
     `groups_tied`: the residents the two records belong to already share a reference number.
@@ -120,6 +141,10 @@ def cannot_link(a: _Person, b: _Person, groups_tied: bool = False) -> bool:
         return True
     if a.nino and b.nino and a.nino != b.nino and _hamming_more_than_one(a.nino, b.nino):
         return True
+    if _too_young(a, b) or _too_young(b, a):
+        # A council-tax payer or an elector and a schoolchild sharing a surname and a home:
+        # parent and child, even under one first name.
+        return not (groups_tied or share_a_number(a.ids, b.ids))
     if a.sex and b.sex and a.sex != b.sex and a.first != b.first:
         # "MRS J SMITH" and JOHN SMITH: a couple. (With the very same first name, one of the
         # two sexes is more likely mistyped.)
@@ -164,6 +189,54 @@ def names_fit(group_a: list[_Person], group_b: list[_Person]) -> bool:
     return all(_fits(x, group_b) for x in speakers(group_a)) or all(_fits(y, group_a) for y in speakers(group_b))
 
 
+def _reference_date(records: pd.DataFrame) -> pd.Timestamp:
+    """When the extracts were taken: the latest record_date, else today."""
+    latest = pd.to_datetime(records["record_date"], errors="coerce").max() if "record_date" in records else pd.NaT
+    return pd.Timestamp.today().normalize() if pd.isna(latest) else latest
+
+
+def adult_when(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, dict]:
+    """For each record of a system of adults, when that system held it (its record_date, else
+    the extracts' date); NaT for every other record. Also what was measured, per source.
+
+    A system of adults is recognised from the confident pairs (`left`, `right`: unique_ids)
+    that join one of its records without a date of birth to a record with one under the very
+    same full first name: on a children's system, or one of everybody, many of those people
+    were under ADULT_AGE when it recorded them; on a system of adults only the odd parent and
+    child named alike were. No source names or config needed, and the data decides."""
+    nat = np.full(len(records), np.datetime64("NaT"), dtype="datetime64[ns]")
+    if not len(left) or not {"date_of_birth", "first_name_key", "source"} <= set(records.columns):
+        return nat, {}
+    ids = records["unique_id"].to_numpy(dtype=np.int64)
+    position = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
+    position[ids] = np.arange(len(ids))
+    dob = pd.to_datetime(records["date_of_birth"], errors="coerce").to_numpy(dtype="datetime64[ns]")
+    dated = (
+        pd.to_datetime(records["record_date"], errors="coerce") if "record_date" in records
+        else pd.Series(pd.NaT, index=records.index)
+    )
+    seen = dated.fillna(_reference_date(records)).to_numpy(dtype="datetime64[ns]")
+    first = records["first_name_key"].to_numpy(dtype=object)
+    named = records["first_name_key"].str.len().gt(1).to_numpy()
+    source = records["source"].to_numpy(dtype=object)
+
+    found = []
+    for a, b in ((position[left], position[right]), (position[right], position[left])):
+        keep = np.isnat(dob[a]) & ~np.isnat(dob[b]) & named[a] & (first[a] == first[b])
+        a, b = a[keep], b[keep]
+        found.append(pd.DataFrame({"source": source[a], "young": _age_years(seen[a] - dob[b]) < ADULT_AGE}))
+    pairs = pd.concat(found, ignore_index=True)
+    measured = pairs.groupby("source")["young"].agg(["size", "mean"])
+    adults = measured[(measured["size"] >= ADULT_SOURCE_MIN_PAIRS) & (measured["mean"] < ADULT_SOURCE_MAX_YOUNG_SHARE)]
+    report = {
+        str(s): {"pairs": int(row["size"]), "share_under_age": round(float(row["mean"]), 3), "adults_only": s in adults.index}
+        for s, row in measured.iterrows()
+    }
+    if len(adults):
+        log.info("sources of adults only (age %d+ when recorded): %s", ADULT_AGE, ", ".join(map(str, adults.index)))
+    return np.where(np.isin(source, adults.index.to_numpy()), seen, nat), report
+
+
 CONFLICT_COLUMNS = ("nhs_number", "ni_number", "date_of_birth", "first_name_key", "implied_sex")
 
 
@@ -182,7 +255,7 @@ def _timestamps(frame: pd.DataFrame, column: str) -> list:
     return [None if d is pd.NaT else d for d in dates.tolist()]
 
 
-def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
+def _people(records: pd.DataFrame, ids: np.ndarray, adult: np.ndarray) -> dict[int, _Person]:
     """The evidence each record carries, as plain Python objects for the merge loop."""
     wanted = ["unique_id", "date_of_birth", "record_date", "first_name_key", "first_name_aliases",
               "middle_names_key", "last_name_key", "nhs_number", "ni_number"]
@@ -195,6 +268,7 @@ def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
     middles, lasts = _values(sub, "middle_names_key"), _values(sub, "last_name_key")
     nhs, nino = _values(sub, "nhs_number"), _values(sub, "ni_number")
     sexes = sex.astype(object).where(sex.notna(), None).tolist()
+    adults = [None if pd.isna(d) else pd.Timestamp(d) for d in adult[chosen].tolist()]
     id_columns = [c for c in ("nhs_number", "ni_number") if c in sub] + [c for c in sub.columns if c.startswith("id_")]
     # (column, number) pairs per row, gathered column by column: most records carry none.
     numbers: dict[int, list] = {}
@@ -219,6 +293,7 @@ def _people(records: pd.DataFrame, ids: np.ndarray) -> dict[int, _Person]:
             ids=frozenset(numbers[i]) if i in numbers else no_numbers,
             seen=seen[i],
             sex=sexes[i],
+            adult_when=adults[i],
         )
     return out
 
@@ -229,9 +304,10 @@ def _components(n_ids: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _may_conflict(records: pd.DataFrame, labels: pd.Series) -> set:
-    """Components holding more than one NHS number, NI number, date of birth or first name, or a
-    record dated before someone in it was born."""
+def _may_conflict(records: pd.DataFrame, labels: pd.Series, adult: np.ndarray) -> set:
+    """Components holding more than one NHS number, NI number, date of birth, first name or sex,
+    a record dated before someone in it was born, or a record of a system of adults made when
+    someone in it was a child."""
     suspects: set = set()
     columns = [c for c in (*CONFLICT_COLUMNS, "record_date") if c in records]
     frame = records[columns].assign(component=labels.to_numpy())
@@ -246,6 +322,13 @@ def _may_conflict(records: pd.DataFrame, labels: pd.Series) -> set:
         early = pd.to_datetime(by["record_date"].min(), errors="coerce")
         late_birth = pd.to_datetime(by["date_of_birth"].max(), errors="coerce")
         suspects |= set(early.index[(early < late_birth).to_numpy()])
+    if "date_of_birth" in records and not np.isnat(adult).all():
+        by = pd.DataFrame({
+            "adult": adult, "dob": pd.to_datetime(records["date_of_birth"], errors="coerce").to_numpy(),
+            "component": labels.to_numpy(),
+        }).groupby("component")
+        gap = _age_years((by["adult"].min() - by["dob"].max()).to_numpy())
+        suspects |= set(by["adult"].min().index[gap < ADULT_AGE])
     return suspects
 
 
@@ -291,10 +374,11 @@ def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float
     root = pd.Series(ids, index=records.index).groupby(labels).transform("min").to_numpy()
     root_of = dict(zip(ids.tolist(), root.tolist()))
 
-    suspects = _may_conflict(records, labels)
+    adult, measured = adult_when(records, left, right)
+    suspects = _may_conflict(records, labels, adult)
     if suspects:
         suspect_ids = ids[labels.isin(suspects).to_numpy()]
-        people = _people(records, suspect_ids)
+        people = _people(records, suspect_ids, adult)
         inside = np.isin(left, suspect_ids)
         assigned = _constrained(edges[inside], people)
         group = pd.Series(assigned)
@@ -303,7 +387,9 @@ def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float
 
     key = np.array([root_of[i] for i in ids.tolist()], dtype=np.int64)
     membership = _membership(ids, key, edges)
-    return pd.DataFrame({"unique_id": ids, "cluster_key": key, "match_probability": membership})
+    out = pd.DataFrame({"unique_id": ids, "cluster_key": key, "match_probability": membership})
+    out.attrs["adult_sources"] = measured  # for run.json: what each source's pairs showed
+    return out
 
 
 def _membership(ids: np.ndarray, key: np.ndarray, edges: pd.DataFrame) -> np.ndarray:

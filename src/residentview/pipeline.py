@@ -149,6 +149,7 @@ def link(
         mark = time.perf_counter()
         step("clustering")
         clusters = cluster_records(std.records, linkage.pairs, cfg.linkage.threshold)
+        linkage.diagnostics["adult_sources"] = clusters.attrs.get("adult_sources", {})
         timings["cluster"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
