@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-import numpy as np
+import duckdb
 import pandas as pd
+import pyarrow as pa
 
-from residentview.resident_view.golden import best_rows, distinct_lists, nulls_as_none
+from residentview.memory import cycle_collector_paused
+from residentview.resident_view.golden import nulls_as_none
 from residentview.resident_view.ids import HOUSEHOLD_IDS, assign_persistent_ids
 
 HOUSEHOLD_COLUMNS = ("household_id", "address", "postcode", "uprn", "resident_ids", "size", "id_issued_at")
@@ -32,19 +34,57 @@ class Households:
     changes: pd.DataFrame
 
 
+_KEYS_SQL = """
+    WITH living AS (
+        SELECT resident_id, address, postcode, uprn,
+               CASE WHEN address IS NOT NULL AND postcode IS NOT NULL THEN address || '|' || postcode END AS address_key
+        FROM residents WHERE coalesce(is_person, false) AND NOT coalesce(is_deceased, false)),
+    unambiguous AS (
+        SELECT address_key, min(uprn) AS uprn
+        FROM (SELECT DISTINCT address_key, uprn FROM living WHERE address_key IS NOT NULL AND uprn IS NOT NULL)
+        GROUP BY address_key HAVING count(*) = 1),
+    keyed AS (
+        SELECT l.resident_id, l.address, l.postcode, l.address_key, coalesce(l.uprn, u.uprn) AS uprn
+        FROM living l LEFT JOIN unambiguous u USING (address_key))
+    SELECT resident_id, CASE WHEN uprn IS NOT NULL THEN 'UPRN ' || uprn ELSE 'ADDRESS ' || address_key END AS key,
+           uprn, address, postcode
+    FROM keyed WHERE uprn IS NOT NULL OR address_key IS NOT NULL
+    ORDER BY resident_id
+"""
+
+# One row per household: its commonest member address (ties: alphabetically first), its UPRN,
+# its members and size.
+_DESCRIBE_SQL = """
+    WITH counted AS (
+        SELECT household_id, coalesce(address, '') || '|' || coalesce(postcode, '') AS address_key,
+               any_value(address) AS address, any_value(postcode) AS postcode, count(*) AS n
+        FROM members GROUP BY ALL),
+    commonest AS (
+        SELECT household_id, arg_min_null(address, (-n, address_key)) AS address,
+               arg_min_null(postcode, (-n, address_key)) AS postcode
+        FROM counted GROUP BY household_id)
+    SELECT household_id, c.address, c.postcode, min(m.uprn) AS uprn,
+           list_sort(list(DISTINCT m.resident_id)) AS resident_ids, count(*) AS size
+    FROM members m JOIN commonest c USING (household_id)
+    GROUP BY household_id, c.address, c.postcode
+    ORDER BY household_id
+"""
+
+_TEXT = pa.string()
+
+
 def household_keys(residents: pd.DataFrame) -> pd.DataFrame:
-    """resident_id, key, uprn (the household's, when known) for the residents who belong in a household."""
-    living = residents[residents["is_person"].astype(bool) & ~residents["is_deceased"].astype(bool)]
-    street_address = living["address"].notna() & living["postcode"].notna()
-    address_key = (living["address"].astype(str) + "|" + living["postcode"].astype(str)).where(street_address)
-
-    with_uprn = pd.DataFrame({"address_key": address_key, "uprn": living["uprn"]}).dropna().drop_duplicates()
-    unambiguous = with_uprn[~with_uprn["address_key"].duplicated(keep=False)].set_index("address_key")["uprn"]
-    uprn = living["uprn"].where(living["uprn"].notna(), address_key.map(unambiguous))
-
-    keys = ("UPRN " + uprn.astype(str)).where(uprn.notna(), "ADDRESS " + address_key.astype(str))
-    keys = keys.where(uprn.notna() | street_address)
-    return pd.DataFrame({"resident_id": living["resident_id"], "key": keys, "uprn": uprn}).dropna(subset=["key"])
+    """resident_id, key, uprn (the household's, when known), address, postcode for the residents
+    who belong in a household, by resident_id."""
+    columns = ("resident_id", "address", "postcode", "uprn")
+    table = pa.table({
+        **{c: pa.array(residents[c].to_numpy(), type=_TEXT, from_pandas=True) for c in columns},
+        **{f: pa.array(residents[f].to_numpy(dtype=object), type=pa.bool_(), from_pandas=True)
+           for f in ("is_person", "is_deceased")},
+    })
+    with duckdb.connect() as con:
+        con.register("residents", table)
+        return con.sql(_KEYS_SQL).df()
 
 
 def build_households(
@@ -58,13 +98,12 @@ def build_households(
 
     previous_members: member (resident_id), old_id (household_id) from the previous run.
     """
-    keys = household_keys(residents)
+    members = household_keys(residents)
     assignment = assign_persistent_ids(
-        pd.DataFrame({"group": keys["key"], "member": keys["resident_id"]}),
+        pd.DataFrame({"group": members["key"], "member": members["resident_id"]}),
         previous_members, previous_issued_at, taken, HOUSEHOLD_IDS, run_timestamp,
     )
     ids = assignment.ids.set_index("group")
-    members = keys.merge(residents[["resident_id", "address", "postcode"]], on="resident_id")
     members["household_id"] = members["key"].map(ids["id"])
     household_of = members.set_index("resident_id")["household_id"]
     return Households(_describe(members, ids), household_of, assignment.changes)
@@ -72,18 +111,18 @@ def build_households(
 
 def _describe(members: pd.DataFrame, ids: pd.DataFrame) -> pd.DataFrame:
     """One row per household: its commonest member address, its UPRN, members and size."""
-    codes, household_ids = pd.factorize(members["household_id"], sort=True)
-    address_key = members["address"].fillna("") + "|" + members["postcode"].fillna("")
-    _, commonest = best_rows(codes, address_key)
-    households = pd.DataFrame({
-        "household_id": household_ids,
-        "address": members["address"].to_numpy()[commonest],
-        "postcode": members["postcode"].to_numpy()[commonest],
-        "uprn": members.groupby(codes)["uprn"].first().reindex(range(len(household_ids))).to_numpy(),
-        "resident_ids": distinct_lists(codes, members["resident_id"], len(household_ids)).to_numpy(),
-        "size": np.bincount(codes, minlength=len(household_ids)).astype("int64"),
+    table = pa.table({
+        c: pa.array(members[c].to_numpy(), type=_TEXT, from_pandas=True)
+        for c in ("household_id", "resident_id", "address", "postcode", "uprn")
     })
-    households["id_issued_at"] = ids.set_index("id")["id_issued_at"].reindex(household_ids).array
+    with duckdb.connect() as con:
+        con.register("members", table)
+        described = con.sql(_DESCRIBE_SQL).to_arrow_table()
+    households = described.drop_columns(["resident_ids"]).to_pandas()
+    with cycle_collector_paused():
+        households["resident_ids"] = pd.Series(described["resident_ids"].to_pylist(), dtype=object)
+    households["size"] = households["size"].astype("int64")
+    households["id_issued_at"] = ids.set_index("id")["id_issued_at"].reindex(households["household_id"]).array
     for column in ("address", "postcode", "uprn"):
         households[column] = nulls_as_none(households[column])
     return households[list(HOUSEHOLD_COLUMNS)]
