@@ -233,3 +233,33 @@ def test_an_elector_is_not_the_schoolchild_named_after_him():
     recs, edges, (father, son) = _elector_and_dated_people(28, 14, register="library")
     out = cluster_records(recs, edges, threshold=0.95).set_index("unique_id")["cluster_key"]
     assert out[father] == out[son]
+
+
+def _home(*rows):
+    """Records at one home (UPRN 100): (first name, title, date of birth) each."""
+    recs = records(*[(first, dob, None, None) for first, _, dob in rows])
+    recs["title"] = [title for _, title, _ in rows]
+    recs["uprn"] = "100"
+    return recs
+
+
+def test_an_initial_joins_the_only_resident_at_its_address_it_could_stand_for():
+    # 0: council tax 'MR T SMITH'; 1 and 2: THOMAS SMITH on two systems; 3: JANE SMITH.
+    recs = _home(("T", "MR", None), ("THOMAS", None, "1970-01-01"), ("THOMAS", None, "1970-01-01"),
+                 ("JANE", None, "1972-02-02"))
+    out = cluster_records(recs, pairs((1, 2, 0.999), (0, 1, 0.8), (0, 3, 0.6)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1, 2}), frozenset({3})}
+    assert out.set_index("unique_id").loc[0, "match_probability"] == pytest.approx(0.8)
+
+
+def test_an_initial_two_residents_could_stand_for_stays_alone():
+    # THOMAS and his son TOM both live there: 'MR T SMITH' could be either.
+    recs = _home(("T", "MR", None), ("THOMAS", None, "1970-01-01"), ("TOM", None, "2001-03-03"))
+    out = cluster_records(recs, pairs((0, 1, 0.8), (0, 2, 0.7)), threshold=0.95)
+    assert residents(out) == {frozenset({0}), frozenset({1}), frozenset({2})}
+
+
+def test_an_initial_does_not_join_a_resident_it_conflicts_with():
+    recs = _home(("T", "MRS", None), ("THOMAS", "MR", "1970-01-01"))  # MRS T is not THOMAS
+    out = cluster_records(recs, pairs((0, 1, 0.8)), threshold=0.95)
+    assert residents(out) == {frozenset({0}), frozenset({1})}

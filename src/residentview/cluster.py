@@ -386,10 +386,92 @@ def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float
         root_of.update(dict(zip(lowest.index.tolist(), lowest.tolist())))
 
     key = np.array([root_of[i] for i in ids.tolist()], dtype=np.int64)
+    attached = _attach_initials(records, pairs, key, threshold, adult)
+    if len(attached):
+        key = _lowest_member_keys(ids, key, attached)
+        edges = pd.concat([edges, attached[edges.columns]], ignore_index=True)
     membership = _membership(ids, key, edges)
     out = pd.DataFrame({"unique_id": ids, "cluster_key": key, "match_probability": membership})
     out.attrs["adult_sources"] = measured  # for run.json: what each source's pairs showed
     return out
+
+
+ATTACH_FLOOR = 0.5  # an initial's pair with the only resident at its address it could stand for
+
+
+def _same_place(records: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rows a and b (positions) share a UPRN, or an address and postcode."""
+    same = np.zeros(len(a), dtype=bool)
+    if "uprn" in records:
+        uprn = records["uprn"].to_numpy(dtype=object)
+        same |= pd.notna(uprn[a]) & (uprn[a] == uprn[b])
+    if "address" in records and "postcode" in records:
+        address, postcode = records["address"].to_numpy(dtype=object), records["postcode"].to_numpy(dtype=object)
+        same |= pd.notna(address[a]) & pd.notna(postcode[a]) & (address[a] == address[b]) & (postcode[a] == postcode[b])
+    return same
+
+
+def _attach_initials(records: pd.DataFrame, pairs: pd.DataFrame, key: np.ndarray, threshold: float,
+                     adult: np.ndarray) -> pd.DataFrame:
+    """'MR T THOMPSON' on the council tax at the home of THOMAS THOMPSON: an initial and a surname
+    score like any member of the household, below the threshold. A record that is a resident on
+    its own, gives only an initial and no date of birth, and scored at least ATTACH_FLOOR with
+    records of exactly one resident living at the same address, joins that resident — when none
+    of its records conflicts with it and the names fit. With two residents it could stand for
+    (THOMAS and TOM), it stays alone. Returns the attaching pairs (one per record)."""
+    empty = pairs.iloc[:0]
+    if "first_name_key" not in records or not len(pairs):
+        return empty
+    ids = records["unique_id"].to_numpy(dtype=np.int64)
+    position = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
+    position[ids] = np.arange(len(ids))
+    alone = np.bincount(key - key.min(), minlength=1)[key - key.min()] == 1 if len(key) else np.array([], bool)
+    initial = records["first_name_key"].str.len().eq(1).to_numpy()
+    if "date_of_birth" in records:
+        initial &= records["date_of_birth"].isna().to_numpy()
+    band = pairs[(pairs["match_probability"] >= ATTACH_FLOOR) & (pairs["match_probability"] < threshold)]
+    found = []
+    for mine, theirs in (("unique_id_l", "unique_id_r"), ("unique_id_r", "unique_id_l")):
+        a, b = position[band[mine].to_numpy(np.int64)], position[band[theirs].to_numpy(np.int64)]
+        keep = alone[a] & initial[a] & ~(alone[b] & initial[b]) & _same_place(records, a, b)
+        found.append(band[keep].assign(record=ids[a[keep]], resident=key[b[keep]]))
+    candidates = pd.concat(found, ignore_index=True)
+    if not len(candidates):
+        return empty
+    # The strongest pair with each resident, judged against that resident's records.
+    best = candidates.sort_values(["record", "resident", "match_weight"], ascending=[True, True, False])
+    best = best.drop_duplicates(["record", "resident"])
+    wanted = np.isin(key, best["resident"].unique())
+    members = pd.Series(ids[wanted]).groupby(key[wanted]).agg(list)
+    involved = np.unique(np.r_[best["record"].to_numpy(), ids[wanted]])
+    people = _people(records, involved, adult)
+
+    def fits(record: int, group: list) -> bool:
+        x = people[record]
+        tied = share_a_number(x.ids, set().union(*(p.ids for p in group)))
+        return not any(cannot_link(x, y, tied) for y in group) and names_fit([x], group)
+
+    fitting = [fits(r, [people[m] for m in members.loc[k]]) for r, k in zip(best["record"], best["resident"])]
+    best = best.loc[np.array(fitting, dtype=bool)]
+    best = best[~best["record"].duplicated(keep=False)]  # exactly one resident it could stand for
+    keep = []
+    joined: dict[int, list] = {}  # records attached so far, by resident: later ones are judged with them
+    for record, resident in zip(best["record"].tolist(), best["resident"].tolist()):
+        ok = not joined.get(resident) or fits(record, joined[resident])
+        if ok:
+            joined.setdefault(resident, []).append(people[record])
+        keep.append(ok)
+    attached = best[np.array(keep, dtype=bool)]
+    if len(attached):
+        log.info("%d initial-only records joined the only resident at their address they could stand for", len(attached))
+    return attached
+
+
+def _lowest_member_keys(ids: np.ndarray, key: np.ndarray, attached: pd.DataFrame) -> np.ndarray:
+    """Keys after the attached records joined their residents: each resident's lowest unique_id."""
+    moved = pd.Series(key, index=ids)
+    moved.loc[attached["record"].to_numpy()] = attached["resident"].to_numpy()
+    return pd.Series(ids).groupby(moved.to_numpy()).transform("min").to_numpy(dtype=np.int64)
 
 
 def _membership(ids: np.ndarray, key: np.ndarray, edges: pd.DataFrame) -> np.ndarray:
