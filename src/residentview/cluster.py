@@ -58,7 +58,8 @@ class _Person:
     ids: frozenset  # (column, value) of every reference number the record carries
     seen: Optional[pd.Timestamp] = None  # the record's record_date
     sex: Optional[str] = None  # recorded, or implied by the title
-    adult_when: Optional[pd.Timestamp] = None  # a system of adults held the record then
+    adult_when: Optional[float] = None  # a system of adults held the record then (days since 1970)
+    born: Optional[float] = None  # dob in days since 1970, for quick age arithmetic
 
 
 def _hamming_more_than_one(a: str, b: str) -> bool:
@@ -125,7 +126,7 @@ def _dated_before_birth(a: _Person, b: _Person) -> bool:
 
 def _too_young(a: _Person, b: _Person) -> bool:
     """a is a record of a system of adults, made when b was a child."""
-    return a.adult_when is not None and b.dob is not None and _age_years(a.adult_when - b.dob) < ADULT_AGE
+    return a.adult_when is not None and b.born is not None and (a.adult_when - b.born) / 365.25 < ADULT_AGE
 
 
 def _age_years(elapsed):
@@ -255,6 +256,12 @@ def _timestamps(frame: pd.DataFrame, column: str) -> list:
     return [None if d is pd.NaT else d for d in dates.tolist()]
 
 
+def _days(dates: np.ndarray) -> list:
+    """datetime64 values as days since 1970 (floats), None for NaT."""
+    days = dates.astype("datetime64[D]").astype("int64").astype(float)
+    return [None if missing else d for d, missing in zip(days.tolist(), np.isnat(dates).tolist())]
+
+
 def _people(records: pd.DataFrame, ids: np.ndarray, adult: np.ndarray) -> dict[int, _Person]:
     """The evidence each record carries, as plain Python objects for the merge loop."""
     wanted = ["unique_id", "date_of_birth", "record_date", "first_name_key", "first_name_aliases",
@@ -268,7 +275,8 @@ def _people(records: pd.DataFrame, ids: np.ndarray, adult: np.ndarray) -> dict[i
     middles, lasts = _values(sub, "middle_names_key"), _values(sub, "last_name_key")
     nhs, nino = _values(sub, "nhs_number"), _values(sub, "ni_number")
     sexes = sex.astype(object).where(sex.notna(), None).tolist()
-    adults = [None if pd.isna(d) else pd.Timestamp(d) for d in adult[chosen].tolist()]
+    adults = _days(adult[chosen])
+    born = _days(pd.to_datetime(sub["date_of_birth"], errors="coerce").to_numpy()) if "date_of_birth" in sub else [None] * len(sub)
     id_columns = [c for c in ("nhs_number", "ni_number") if c in sub] + [c for c in sub.columns if c.startswith("id_")]
     # (column, number) pairs per row, gathered column by column: most records carry none.
     numbers: dict[int, list] = {}
@@ -294,6 +302,7 @@ def _people(records: pd.DataFrame, ids: np.ndarray, adult: np.ndarray) -> dict[i
             seen=seen[i],
             sex=sexes[i],
             adult_when=adults[i],
+            born=born[i],
         )
     return out
 
@@ -376,6 +385,7 @@ def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float
 
     adult, measured = adult_when(records, left, right)
     suspects = _may_conflict(records, labels, adult)
+    people: dict[int, _Person] = {}
     if suspects:
         suspect_ids = ids[labels.isin(suspects).to_numpy()]
         people = _people(records, suspect_ids, adult)
@@ -386,7 +396,7 @@ def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float
         root_of.update(dict(zip(lowest.index.tolist(), lowest.tolist())))
 
     key = np.array([root_of[i] for i in ids.tolist()], dtype=np.int64)
-    attached = _attach_initials(records, pairs, key, threshold, adult)
+    attached = _attach_initials(records, pairs, key, threshold, adult, people)
     if len(attached):
         key = _lowest_member_keys(ids, key, attached)
         edges = pd.concat([edges, attached[edges.columns]], ignore_index=True)
@@ -396,7 +406,7 @@ def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float
     return out
 
 
-ATTACH_FLOOR = 0.5  # an initial's pair with the only resident at its address it could stand for
+ATTACH_FLOOR = 0.1  # an initial's pair with the only resident at its address it could stand for
 
 
 def _same_place(records: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -412,13 +422,14 @@ def _same_place(records: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarr
 
 
 def _attach_initials(records: pd.DataFrame, pairs: pd.DataFrame, key: np.ndarray, threshold: float,
-                     adult: np.ndarray) -> pd.DataFrame:
+                     adult: np.ndarray, known: dict[int, _Person]) -> pd.DataFrame:
     """'MR T THOMPSON' on the council tax at the home of THOMAS THOMPSON: an initial and a surname
     score like any member of the household, below the threshold. A record that is a resident on
     its own, gives only an initial and no date of birth, and scored at least ATTACH_FLOOR with
     records of exactly one resident living at the same address, joins that resident — when none
     of its records conflicts with it and the names fit. With two residents it could stand for
-    (THOMAS and TOM), it stays alone. Returns the attaching pairs (one per record)."""
+    (THOMAS and TOM), it stays alone. `known`: evidence already gathered, by unique_id.
+    Returns the attaching pairs (one per record)."""
     empty = pairs.iloc[:0]
     if "first_name_key" not in records or not len(pairs):
         return empty
@@ -442,16 +453,21 @@ def _attach_initials(records: pd.DataFrame, pairs: pd.DataFrame, key: np.ndarray
     best = candidates.sort_values(["record", "resident", "match_weight"], ascending=[True, True, False])
     best = best.drop_duplicates(["record", "resident"])
     wanted = np.isin(key, best["resident"].unique())
-    members = pd.Series(ids[wanted]).groupby(key[wanted]).agg(list)
+    order = np.argsort(key[wanted], kind="stable")
+    keys, starts = np.unique(key[wanted][order], return_index=True)
+    members = dict(zip(keys.tolist(), np.split(ids[wanted][order], starts[1:])))
     involved = np.unique(np.r_[best["record"].to_numpy(), ids[wanted]])
-    people = _people(records, involved, adult)
+    missing = involved[~np.isin(involved, np.fromiter(known, dtype=np.int64, count=len(known)))]
+    people = {**known, **_people(records, missing, adult)} if len(missing) else known
 
     def fits(record: int, group: list) -> bool:
         x = people[record]
         tied = share_a_number(x.ids, set().union(*(p.ids for p in group)))
         return not any(cannot_link(x, y, tied) for y in group) and names_fit([x], group)
 
-    fitting = [fits(r, [people[m] for m in members.loc[k]]) for r, k in zip(best["record"], best["resident"])]
+    fitting = [
+        fits(r, [people[m] for m in members[k].tolist()]) for r, k in zip(best["record"].tolist(), best["resident"].tolist())
+    ]
     best = best.loc[np.array(fitting, dtype=bool)]
     best = best[~best["record"].duplicated(keep=False)]  # exactly one resident it could stand for
     keep = []
