@@ -263,3 +263,13 @@ def test_an_initial_does_not_join_a_resident_it_conflicts_with():
     recs = _home(("T", "MRS", None), ("THOMAS", "MR", "1970-01-01"))  # MRS T is not THOMAS
     out = cluster_records(recs, pairs((0, 1, 0.8)), threshold=0.95)
     assert residents(out) == {frozenset({0}), frozenset({1})}
+
+
+def test_a_shared_pupil_number_outweighs_a_mistyped_name_and_date_but_a_copied_ni_number_does_not():
+    recs = records(("OLIVIA", "2012-06-01", None, None), ("OLIVER", "2021-06-01", None, None))
+    recs["id_upn"] = ["A123456789012", "A123456789012"]
+    out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1})}
+    recs = records(("MARK", "1979-11-02", None, "JT428619B"), ("JULIE", "1985-01-20", None, "JT428619B"))
+    out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0}), frozenset({1})}

@@ -87,6 +87,11 @@ def share_a_number(a: frozenset | set, b: frozenset | set) -> bool:
     return any(ca == cb and _number_close(va, vb) for ca, va in a for cb, vb in b)
 
 
+def _share_own_reference(a: _Person, b: _Person) -> bool:
+    """The very same value of a named identifier (an `id_` column) on both records."""
+    return any(column.startswith("id_") for column, _ in a.ids & b.ids)
+
+
 def dob_compatible(a: pd.Timestamp, b: pd.Timestamp) -> bool:
     """Equal, day and month swapped, one digit wrong or two transposed, or within a year."""
     if a == b:
@@ -152,7 +157,11 @@ def cannot_link(a: _Person, b: _Person, groups_tied: bool = False) -> bool:
         return not (groups_tied or share_a_number(a.ids, b.ids))
     if a.dob is not None and b.dob is not None and not dob_compatible(a.dob, b.dob):
         if not first_names_compatible(a, b):
-            return True  # another member of the household, even one sharing a copied number
+            # Another member of the household, even one sharing a copied NI or NHS number
+            # (partners' NI numbers and a mother's NHS number are copied onto the wrong
+            # record) — but not one sharing a system's own reference (a pupil number, a
+            # client id), which is issued per person and rarely copied.
+            return not _share_own_reference(a, b)
         # Same name, dates that no typo explains: parent and child (Jr / Sr), brothers named
         # alike — unless a shared reference number says one of the dates is simply wrong.
         return not (groups_tied or share_a_number(a.ids, b.ids))
