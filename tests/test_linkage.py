@@ -226,6 +226,14 @@ def test_training_notes_every_level_it_could_not_estimate(linked):
     assert isinstance(notes, list)
 
 
+def test_the_council_tax_is_recognised_as_a_system_of_adults_and_schools_are_not(linked):
+    result, *_ = linked
+    measured = result.diagnostics["adult_sources"]
+    assert measured["council_tax"]["adults_only"]
+    assert not measured.get("school_census", {}).get("adults_only", False)
+    assert all(set(m) == {"pairs", "share_under_age", "adults_only"} for m in measured.values())
+
+
 def test_blocking_counts_are_logged_and_bounded(linked):
     result, *_ = linked
     counts = result.diagnostics["blocking_rules"]
