@@ -45,7 +45,7 @@ REPLACED = {
     ),
 }
 ADDED = {
-    "address_tokens": (("address_key",), "string_split(address_key, ' ')"),
+    "address_tokens": (("address_key",), "list_sort(list_distinct(string_split(address_key, ' ')))"),
     # How many records carry this exact full name: lets blocking compare rare full names across
     # the whole borough without comparing every JOHN SMITH with every other.
     "full_name_count": (
