@@ -215,6 +215,7 @@ def _standardise(raw: pd.DataFrame, config: Config) -> Standardised:
         _names(raw, fields)
         _dates(raw, config, fields)
         _identifiers(raw, fields)
+        keys = _name_keys(fields.columns)
         cleaned = beside.results()
     _address_and_postcode(fields, cleaned["address"], cleaned["postcode"])
     fields.columns["uprn"] = uprn = cleaned["uprn"]["value"]
@@ -232,7 +233,6 @@ def _standardise(raw: pd.DataFrame, config: Config) -> Standardised:
         "postcode_sector", "postcode_district", "postcode_area", "house_number", "flat_number",
         "building_name", "is_person", "is_deceased", "dob_estimated", "dob_invalid_reason",
     ]
-    keys = _name_keys(columns)
     for column in golden + named:
         records[column] = columns[column].to_numpy()
     for column, values in keys.items():
