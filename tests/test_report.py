@@ -94,8 +94,10 @@ def make_run_folder(folder: Path) -> Path:
         "invalid_reasons": ["{}", json.dumps({"not a UK postcode": 1})],
     }).to_parquet(folder / "data_quality.parquet", index=False)
     (folder / "model.json").write_text(json.dumps(model), encoding="utf-8")
+    adult_sources = {"register": {"pairs": 40, "share_under_age": 0.05, "adults_only": True}}
     (folder / "run.json").write_text(json.dumps({"name": "fixture", "threshold": THRESHOLD,
-                                                 "run_timestamp": "2026-01-01T00:00:00+00:00"}), encoding="utf-8")
+                                                 "run_timestamp": "2026-01-01T00:00:00+00:00",
+                                                 "diagnostics": {"adult_sources": adult_sources}}), encoding="utf-8")
     records[["source", "record_id", "person_id"]].to_csv(folder.parent / "labels.csv", index=False)
     return folder
 
@@ -148,6 +150,11 @@ def test_chart_specs_are_valid_vega_lite_json(report_html):
     specs = [json.loads(s) for s in re.findall(r'<script type="application/json" id="spec-\d+">(.*?)</script>', report_html)]
     assert len(specs) >= 4
     assert all("vega-lite/v5" in spec["$schema"] for spec in specs)
+
+
+def test_the_model_section_says_which_sources_hold_adults_only(report_html):
+    section = report_html[report_html.index("Systems of adults"):]
+    assert "register" in section[:3000] and "yes" in section[:3000]
 
 
 def test_suspicious_residents_are_named_with_their_reason(report_html):

@@ -144,11 +144,29 @@ def model(page: Page, inputs: ReportInputs) -> None:
             "not accepted; a large gap means the field separates matches from non-matches.")
         body += table(contributions, {"accepted pairs": decimal(2), "rejected pairs": decimal(2),
                                       "accepted pairs where null": share})
+    body += _adult_sources(inputs.outputs.run)
     body += "<details><summary>Parameters of every comparison level</summary>" + table(
         view.comparison_levels[["comparison", "level", "label", "m", "u", "match_weight"]],
         {"m": decimal(4), "u": decimal(6), "match_weight": decimal(2)},
     ) + "</details>"
     page.section("model", "The model", body)
+
+
+def _adult_sources(run: dict) -> str:
+    """Which sources clustering treated as holding adults only, and the pairs that showed it."""
+    measured = (run.get("diagnostics") or {}).get("adult_sources") or {}
+    if not measured:
+        return ""
+    frame = pd.DataFrame([
+        {"source": source, "pairs measured": m.get("pairs"), "share under 14 when recorded": m.get("share_under_age"),
+         "treated as adults only": "yes" if m.get("adults_only") else "no"}
+        for source, m in sorted(measured.items())
+    ])
+    return "<h3>Systems of adults</h3>" + note(
+        "Sources whose records without a date of birth, joined confidently to a dated record under the "
+        "same first name, almost never met someone who was a child at the time (under 20% of at least "
+        "30 pairs) are treated as holding adults only: their records never join a person under 14 when "
+        "the source recorded them.") + table(frame, {"share under 14 when recorded": share})
 
 
 def _field_contributions(inputs: ReportInputs) -> Optional[pd.DataFrame]:
