@@ -241,11 +241,17 @@ def golden_records(records: pd.DataFrame, resident_ids: pd.Series, source_priori
         f"FROM summaries s LEFT JOIN g_address USING (resident_id) {joins} "
         f"UNION ALL SELECT resident_id, {columns}, {_SINGLE_SUMMARY_SQL} FROM single_records"
     )
+    # Each copy is let go as soon as the next exists: at a million records every copy of these
+    # columns is hundreds of megabytes, and this is the run's peak of memory.
+    arrow = _as_arrow(frame)
+    del frame
+    shared_records, single_records = arrow.filter(shared), arrow.filter(~shared)
+    del arrow
     with duckdb.connect() as con:
-        arrow = _as_arrow(frame)
-        con.register("shared_records", arrow.filter(shared))
-        con.register("single_records", arrow.filter(~shared))
+        con.register("shared_records", shared_records)
+        con.register("single_records", single_records)
         table = con.sql(query).to_arrow_table()
+    del shared_records, single_records
     # Sorting the finished rows in DuckDB would carry every column through the sort.
     table = table.take(pc.sort_indices(table["resident_id"]))
     golden = table.drop_columns(list(LIST_COLUMNS)).to_pandas(coerce_temporal_nanoseconds=True)
