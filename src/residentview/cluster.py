@@ -199,6 +199,13 @@ def names_fit(group_a: list[_Person], group_b: list[_Person]) -> bool:
     return all(_fits(x, group_b) for x in speakers(group_a)) or all(_fits(y, group_a) for y in speakers(group_b))
 
 
+def _positions(ids: np.ndarray) -> np.ndarray:
+    """unique_id -> row position, as an array indexed by unique_id (-1 where no record)."""
+    position = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
+    position[ids] = np.arange(len(ids))
+    return position
+
+
 def _reference_date(records: pd.DataFrame) -> pd.Timestamp:
     """When the extracts were taken: the latest record_date, else today."""
     latest = pd.to_datetime(records["record_date"], errors="coerce").max() if "record_date" in records else pd.NaT
@@ -218,8 +225,7 @@ def adult_when(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tu
     if not len(left) or not {"date_of_birth", "first_name_key", "source"} <= set(records.columns):
         return nat, {}
     ids = records["unique_id"].to_numpy(dtype=np.int64)
-    position = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
-    position[ids] = np.arange(len(ids))
+    position = _positions(ids)
     dob = pd.to_datetime(records["date_of_birth"], errors="coerce").to_numpy(dtype="datetime64[ns]")
     dated = (
         pd.to_datetime(records["record_date"], errors="coerce") if "record_date" in records
@@ -443,8 +449,7 @@ def _attach_initials(records: pd.DataFrame, pairs: pd.DataFrame, key: np.ndarray
     if "first_name_key" not in records or not len(pairs):
         return empty
     ids = records["unique_id"].to_numpy(dtype=np.int64)
-    position = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
-    position[ids] = np.arange(len(ids))
+    position = _positions(ids)
     alone = np.bincount(key - key.min(), minlength=1)[key - key.min()] == 1 if len(key) else np.array([], bool)
     initial = records["first_name_key"].str.len().eq(1).to_numpy()
     if "date_of_birth" in records:

@@ -204,12 +204,12 @@ _SINGLE_SUMMARY_SQL = f"""
 """
 
 
-def _python_lists(column: pa.ChunkedArray) -> pd.Series:
+def python_lists(column: pa.ChunkedArray) -> pd.Series:
     with cycle_collector_paused():
         return pd.Series(column.to_pylist(), dtype=object)
 
 
-def _as_arrow(frame: pd.DataFrame) -> pa.Table:
+def as_arrow(frame: pd.DataFrame) -> pa.Table:
     """Text columns typed as text even when every value is missing, so the SQL types never vary."""
     return pa.table({
         name: pa.array(values, type=pa.string(), from_pandas=True) if values.dtype == object
@@ -243,7 +243,7 @@ def golden_records(records: pd.DataFrame, resident_ids: pd.Series, source_priori
     )
     # Each copy is let go as soon as the next exists: at a million records every copy of these
     # columns is hundreds of megabytes, and this is the run's peak of memory.
-    arrow = _as_arrow(frame)
+    arrow = as_arrow(frame)
     del frame
     shared_records, single_records = arrow.filter(shared), arrow.filter(~shared)
     del arrow
@@ -256,6 +256,6 @@ def golden_records(records: pd.DataFrame, resident_ids: pd.Series, source_priori
     table = table.take(pc.sort_indices(table["resident_id"]))
     golden = table.drop_columns(list(LIST_COLUMNS)).to_pandas(coerce_temporal_nanoseconds=True)
     for name in LIST_COLUMNS:
-        golden[name] = _python_lists(table[name])
+        golden[name] = python_lists(table[name])
     golden["n_records"] = golden["n_records"].astype(np.int64)
     return golden[["resident_id", *fields, *LIST_COLUMNS, *_COUNTS]]

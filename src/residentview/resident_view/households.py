@@ -18,10 +18,8 @@ from typing import Iterable
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 
-from residentview.memory import cycle_collector_paused
-from residentview.resident_view.golden import nulls_as_none
+from residentview.resident_view.golden import as_arrow, nulls_as_none, python_lists
 from residentview.resident_view.ids import HOUSEHOLD_IDS, assign_persistent_ids
 
 HOUSEHOLD_COLUMNS = ("household_id", "address", "postcode", "uprn", "resident_ids", "size", "id_issued_at")
@@ -70,18 +68,10 @@ _DESCRIBE_SQL = """
     ORDER BY household_id
 """
 
-_TEXT = pa.string()
-
-
 def household_keys(residents: pd.DataFrame) -> pd.DataFrame:
     """resident_id, key, uprn (the household's, when known), address, postcode for the residents
     who belong in a household, by resident_id."""
-    columns = ("resident_id", "address", "postcode", "uprn")
-    table = pa.table({
-        **{c: pa.array(residents[c].to_numpy(), type=_TEXT, from_pandas=True) for c in columns},
-        **{f: pa.array(residents[f].to_numpy(dtype=object), type=pa.bool_(), from_pandas=True)
-           for f in ("is_person", "is_deceased")},
-    })
+    table = as_arrow(residents[["resident_id", "address", "postcode", "uprn", "is_person", "is_deceased"]])
     with duckdb.connect() as con:
         con.register("residents", table)
         return con.sql(_KEYS_SQL).df()
@@ -111,16 +101,12 @@ def build_households(
 
 def _describe(members: pd.DataFrame, ids: pd.DataFrame) -> pd.DataFrame:
     """One row per household: its commonest member address, its UPRN, members and size."""
-    table = pa.table({
-        c: pa.array(members[c].to_numpy(), type=_TEXT, from_pandas=True)
-        for c in ("household_id", "resident_id", "address", "postcode", "uprn")
-    })
+    table = as_arrow(members[["household_id", "resident_id", "address", "postcode", "uprn"]])
     with duckdb.connect() as con:
         con.register("members", table)
         described = con.sql(_DESCRIBE_SQL).to_arrow_table()
     households = described.drop_columns(["resident_ids"]).to_pandas()
-    with cycle_collector_paused():
-        households["resident_ids"] = pd.Series(described["resident_ids"].to_pylist(), dtype=object)
+    households["resident_ids"] = python_lists(described["resident_ids"])
     households["size"] = households["size"].astype("int64")
     households["id_issued_at"] = ids.set_index("id")["id_issued_at"].reindex(households["household_id"]).array
     for column in ("address", "postcode", "uprn"):
