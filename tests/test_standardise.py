@@ -116,6 +116,18 @@ def test_surnames_that_look_like_institutions_are_still_people():
     assert split_full_name(pd.Series(["Charlotte Church"]))["is_person"].iloc[0]
 
 
+def test_an_occupier_word_in_a_surname_column_is_a_surname_beside_a_forename():
+    # FEBRL holds JESSE TENANT; "OCCUPIER" with no forename is still nobody in particular.
+    raw = pd.DataFrame({
+        "source": ["s", "s", "s"], "record_id": ["1", "2", "3"],
+        "first_name": ["Jesse", None, "Owner"], "last_name": ["Tenant", "Occupier", None],
+    }).astype(object)
+    records = standardise(raw, CONFIG).records.set_index("record_id")
+    assert records.loc["1", "is_person"] and records.loc["1", "last_name"] == "TENANT"
+    assert not records.loc["2", "is_person"] and records.loc["2", "last_name"] is None
+    assert not records.loc["3", "is_person"] and records.loc["3", "first_name"] is None
+
+
 @pytest.mark.parametrize("written", ["UNKNOWN", "Not Known", "N/A", "TBC", "baby"])
 def test_placeholder_names_become_null(written):
     parts = split_forenames(pd.Series([written])).iloc[0]

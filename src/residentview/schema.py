@@ -21,6 +21,8 @@ records (standardise -> link, cluster, resident view, report): one row per input
                            (BILL -> [BILL, WILLIAM]); always contains first_name_key
         first_name_phonetic, last_name_phonetic   phonetic codes for blocking
         postcode_sector ('SW1A 1'), postcode_district ('SW1A'), postcode_area ('SW')
+        postcode_as_written ('L562ZU', '2500': a postcode in no UK format, compacted; matched
+                           as written, never shown as a postcode)
         house_number, flat_number, building_name (the address's words, for fuzzy comparison, are
         split off it in the linkage database: a million Python lists cost seconds)
         is_person (bool: False for organisations / 'The Occupier'), is_deceased (bool),

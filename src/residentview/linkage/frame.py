@@ -102,7 +102,8 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     """Build the frame handed to Splink: only person records, only fields worth comparing."""
     # Only the columns read below are copied when filtering (copying all of a million records'
     # columns took seconds).
-    wanted = ["unique_id", "source", *PASSTHROUGH, "sex", "title", "date_of_birth", "address", "last_name"]
+    wanted = ["unique_id", "source", *PASSTHROUGH, "postcode_as_written", "sex", "title", "date_of_birth", "address",
+              "last_name"]
     persons = records[[c for c in records.columns if c in wanted or c.startswith("id_")]]
     if "is_person" in records:
         persons = persons[records["is_person"].fillna(True).astype(bool).to_numpy()]
@@ -110,6 +111,11 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     for col in PASSTHROUGH:
         if col in persons:
             frame[col] = persons[col]
+    if "postcode_as_written" in persons and persons["postcode_as_written"].notna().any():
+        # A postcode in no UK format still agrees with the same text elsewhere (no valid
+        # postcode has the compacted form, so the two never meet).
+        written = persons["postcode_as_written"]
+        frame["postcode"] = frame["postcode"].where(frame["postcode"].notna(), written) if "postcode" in frame else written
     if "sex" in persons or "title" in persons:
         frame["sex"] = implied_sex(persons)
     if "date_of_birth" in persons:

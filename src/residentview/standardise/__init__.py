@@ -90,6 +90,9 @@ def _names(raw: pd.DataFrame, fields: _Fields) -> None:
     }
     flagged = (full, fore, middle, last)
     is_person = pd.concat([f["is_person"] for f in flagged], axis=1).all(axis=1)
+    # "OCCUPIER" or "OWNER" alone in the forename or surname column, with no other name: not a
+    # person. With a forename beside it (JESSE TENANT) it is a surname.
+    is_person &= ~(fore["occupier_word"] & last["last_name"].isna()) & ~(last["occupier_word"] & fore["first_name"].isna())
     is_deceased = pd.concat([f["is_deceased"] for f in flagged], axis=1).any(axis=1)
     # Organisations and "The Occupier" must never match a person, so no person name is kept.
     for column in PERSON_NAME_COLUMNS:
@@ -136,9 +139,11 @@ def _address_and_postcode(fields: _Fields, address: pd.DataFrame, postcode: pd.D
     # A postcode typed at the end of the address counts when the postcode field is empty.
     postcode_absent = postcode["value"].isna() & postcode["reason"].isna()
     from_address = parse_postcode(address["postcode_found"].where(postcode_absent))
+    written = postcode["postcode_as_written"]
     postcode = postcode.where(postcode["value"].notna(), from_address)
+    postcode["postcode_as_written"] = written.where(postcode["value"].isna(), None)
     fields.columns["address"] = address["value"]
-    for column in ("postcode", "postcode_sector", "postcode_district", "postcode_area"):
+    for column in ("postcode", "postcode_sector", "postcode_district", "postcode_area", "postcode_as_written"):
         fields.columns[column] = postcode["value" if column == "postcode" else column]
     for column in ("house_number", "flat_number", "building_name"):
         fields.columns[column] = address[column]
@@ -230,7 +235,7 @@ def _standardise(raw: pd.DataFrame, config: Config) -> Standardised:
     golden = [*GOLDEN_FIELDS, "record_date", "name_suffix"]
     named = sorted(c for c in columns if c.startswith(IDENTIFIER_PREFIX))
     matching = [
-        "postcode_sector", "postcode_district", "postcode_area", "house_number", "flat_number",
+        "postcode_sector", "postcode_district", "postcode_area", "postcode_as_written", "house_number", "flat_number",
         "building_name", "is_person", "is_deceased", "dob_estimated", "dob_invalid_reason",
     ]
     for column in golden + named:

@@ -94,7 +94,8 @@ def prepare_name(values: pd.Series) -> pd.DataFrame:
     text = replace_where(hyphen | apostrophe, text, rf"(?<!{_LETTER})['\-]+|['\-]+(?!{_LETTER})", " ")
     text = replace_where(_holds(text, ","), text, r"\s*,[\s,]*", ", ").str.strip(" ,")
     text = squash(text)
-    not_person = organisation | text.str.match(_OCCUPIER, na=False)
+    occupier = text.str.match(_OCCUPIER, na=False)
+    not_person = organisation | occupier
     cleaned_placeholder = text.str.replace(",", "", regex=False).str.match(_PLACEHOLDER_RE, na=False)
     placeholder = written_placeholder | cleaned_placeholder
     return pd.DataFrame({
@@ -103,7 +104,18 @@ def prepare_name(values: pd.Series) -> pd.DataFrame:
         "is_person": ~not_person,
         "placeholder": placeholder,
         "present": values.notna(),
+        # The word alone ("TENANT", "OCCUPIER"): in a column holding one part of a name it is a
+        # surname when the other part holds a forename (JESSE TENANT), see `name_part`.
+        "occupier_word": occupier & ~organisation,
+        "unmarked_text": text,
     })
+
+
+def name_part(prepared: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Text and is_person for a column holding one part of a name: a word like TENANT is kept,
+    and whether the record is a person is decided with the other parts (`occupier_word`)."""
+    word = prepared["occupier_word"]
+    return prepared["text"].where(~word, prepared["unmarked_text"]), prepared["is_person"] | word
 
 
 def _holds(text: pd.Series, character: str) -> pd.Series:
@@ -213,7 +225,8 @@ def split_full_name(values: pd.Series) -> pd.DataFrame:
 def split_forenames(values: pd.Series) -> pd.DataFrame:
     """A first-name column that may hold a title and several forenames: 'Mr Mary Jane'."""
     prepared = prepare_name(values)
-    titled = _strip_titles(prepared["text"].str.replace(", ", " ", regex=False))
+    text, is_person = name_part(prepared)
+    titled = _strip_titles(text.str.replace(", ", " ", regex=False))
     suffixed = _strip_suffix(titled["text"])
     names = _split_forenames(suffixed["text"])
     return pd.DataFrame({
@@ -221,8 +234,9 @@ def split_forenames(values: pd.Series) -> pd.DataFrame:
         **names,
         "name_suffix": suffixed["name_suffix"],
         "is_deceased": prepared["is_deceased"].astype(bool),
-        "is_person": prepared["is_person"].astype(bool),
-        "reason": name_reason(prepared, names["first_name"].notna()),
+        "is_person": is_person.astype(bool),
+        "occupier_word": prepared["occupier_word"].astype(bool),
+        "reason": name_reason(prepared.assign(is_person=is_person), names["first_name"].notna()),
     })
 
 
@@ -230,14 +244,16 @@ def split_forenames(values: pd.Series) -> pd.DataFrame:
 def clean_surname(values: pd.Series) -> pd.DataFrame:
     """A surname column: 'o'brien (deceased)' -> "O'BRIEN", is_deceased."""
     prepared = prepare_name(values)
-    suffixed = _strip_suffix(prepared["text"].str.replace(", ", " ", regex=False))
+    text, is_person = name_part(prepared)
+    suffixed = _strip_suffix(text.str.replace(", ", " ", regex=False))
     last_name = _placeholder_to_none(squash(suffixed["text"]))
     return pd.DataFrame({
         "last_name": last_name,
         "name_suffix": suffixed["name_suffix"],
         "is_deceased": prepared["is_deceased"].astype(bool),
-        "is_person": prepared["is_person"].astype(bool),
-        "reason": name_reason(prepared, last_name.notna()),
+        "is_person": is_person.astype(bool),
+        "occupier_word": prepared["occupier_word"].astype(bool),
+        "reason": name_reason(prepared.assign(is_person=is_person), last_name.notna()),
     })
 
 
@@ -245,12 +261,13 @@ def clean_surname(values: pd.Series) -> pd.DataFrame:
 def clean_middle_names(values: pd.Series) -> pd.DataFrame:
     """Middle names: upper case, single spaces, no placeholders."""
     prepared = prepare_name(values)
-    middle = _placeholder_to_none(squash(prepared["text"].str.replace(", ", " ", regex=False)))
+    text, is_person = name_part(prepared)
+    middle = _placeholder_to_none(squash(text.str.replace(", ", " ", regex=False)))
     return pd.DataFrame({
         "middle_names": middle,
         "is_deceased": prepared["is_deceased"].astype(bool),
-        "is_person": prepared["is_person"].astype(bool),
-        "reason": name_reason(prepared, middle.notna()),
+        "is_person": is_person.astype(bool),
+        "reason": name_reason(prepared.assign(is_person=is_person), middle.notna()),
     })
 
 

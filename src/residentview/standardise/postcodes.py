@@ -54,7 +54,8 @@ def _unconfuse(compact: pd.Series) -> pd.Series:
 
 @per_unique
 def parse_postcode(values: pd.Series) -> pd.DataFrame:
-    """value 'SW1A 1AA' (None if not a valid UK postcode), reason, sector, district, area."""
+    """value 'SW1A 1AA' (None if not a valid UK postcode), reason, sector, district, area, and
+    the compacted text of a postcode in no UK format (postcode_as_written)."""
     present = values.notna()
     compact = values.str.upper().str.replace(r"[^0-9A-Z]", "", regex=True)
     fixed = _unconfuse(compact)
@@ -64,12 +65,16 @@ def parse_postcode(values: pd.Series) -> pd.DataFrame:
     ok = valid & ~placeholder
     district = nullify(fixed.str[:-3], ~ok)
     value = nullify(district + " " + fixed.str[-3:], ~ok)
+    # A postcode in no UK format (mistyped, or from abroad) is still the same text on every
+    # record copied from one source: kept, compacted, for matching only.
+    written = ~valid & ~placeholder & compact.str.contains(r"[0-9]", na=False) & (compact.str.len() >= 3)
     return with_reason(
         value,
         reason,
         postcode_sector=nullify(district + " " + fixed.str[-3], ~ok),
         postcode_district=district,
         postcode_area=nullify(extract(district, r"^([A-Z]+)"), ~ok),
+        postcode_as_written=nullify(compact, ~written),
     )
 
 
