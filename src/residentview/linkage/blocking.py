@@ -52,6 +52,15 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
             rules.append(Rule(("dob", FIRST_INITIAL)))
         if has("last_name_key"):
             rules.append(Rule(("dob", LAST_INITIAL)))
+        if has("first_name_key") and has("last_name_key"):
+            # NOVAK BENJAMNI for BENJAMIN NOVAK: names swapped, one of them mistyped.
+            rules.append(
+                Rule(
+                    ("dob", "first_name_key", "last_name_key"),
+                    sql="l.dob = r.dob AND "
+                    "(l.first_name_key = r.last_name_key OR l.last_name_key = r.first_name_key)",
+                )
+            )
     if has("first_name_key") and has("last_name_key"):
         if has("full_name_count"):
             # Across the whole area only for uncommon full names; common ones meet through the
@@ -73,6 +82,21 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
         )
     if has("uprn") and has("first_name_key"):
         rules.append(Rule(("uprn", FIRST_INITIAL)))
+    if has("uprn") and has("last_name_key"):
+        # ANDY and DREW MASON at one home: a nickname that does not share the initial.
+        rules.append(Rule(("uprn", "last_name_key")))
+    if has("postcode") and has("house_number") and has("first_name_key"):
+        # Both names mistyped at one address, when one record lacks the UPRN.
+        rules.append(Rule(("postcode", "house_number", FIRST_INITIAL)))
+    if has("postcode") and has("first_name_key") and has("last_name_key"):
+        # 'T MARK' for MARK THORNTON at one postcode: names swapped and one of them shortened.
+        rules.append(
+            Rule(
+                ("postcode", "first_name_key", "last_name_key"),
+                sql="l.postcode = r.postcode AND "
+                "(l.first_name_key = r.last_name_key OR l.last_name_key = r.first_name_key)",
+            )
+        )
     if has("postcode"):
         if has("last_name_key"):
             rules.append(Rule(("last_name_key", "postcode")))

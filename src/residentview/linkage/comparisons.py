@@ -44,14 +44,16 @@ def _either_null(col: str) -> str:
 
 
 def first_name_comparison(columns: set[str]) -> Comparison:
-    """First name. Levels: exact (tf) / names swapped with surname / nickname-equivalent /
-    middle name used as first name / initial only / Jaro-Winkler ≥ 0.92 / ≥ 0.80 / other."""
+    """First name. Levels: exact (tf) / names swapped with surname (both
+    exactly, or one loosely) / nickname-equivalent /
+    middle name used as first name / initial agrees / initial of a name it may be short for /
+    Jaro-Winkler ≥ 0.92 / ≥ 0.80 / other."""
     levels = [
         _level(_either_null("first_name_key"), "Null", null=True),
         _level('"first_name_key_l" = "first_name_key_r"', "Exact match", tf="first_name_key"),
     ]
     if "last_name_key" in columns:
-        levels.append(_swapped_names_level())
+        levels += _swapped_names_levels()
     if "first_name_aliases" in columns:
         levels.append(
             _level('list_has_any("first_name_aliases_l", "first_name_aliases_r")', "Nickname of the same name")
@@ -65,13 +67,17 @@ def first_name_comparison(columns: set[str]) -> Comparison:
         )
     initial = ('(length("first_name_key_l") = 1 OR length("first_name_key_r") = 1) AND '
                'left("first_name_key_l", 1) = left("first_name_key_r", 1)')
+    levels.append(_level(initial, "Initial agrees"))
     if "first_name_alias_initials" in columns:
-        # 'E SMITH' for BETH SMITH: the initial of the name a nickname stands for.
-        initial = (f"({initial}) OR "
-                   '(length("first_name_key_l") = 1 AND contains("first_name_alias_initials_r", "first_name_key_l")) OR '
-                   '(length("first_name_key_r") = 1 AND contains("first_name_alias_initials_l", "first_name_key_r"))')
+        # 'E SMITH' for BETH SMITH: the initial of a name the forename may be short for. A level
+        # of its own, weaker than a plain initial: LINDA may be short for BELINDA, CELINDA or
+        # MELINDA, so 'MRS C SMITH' at LINDA SMITH's home is more likely CLAIRE SMITH.
+        levels.append(_level(
+            '(length("first_name_key_l") = 1 AND contains("first_name_alias_initials_r", "first_name_key_l")) OR '
+            '(length("first_name_key_r") = 1 AND contains("first_name_alias_initials_l", "first_name_key_r"))',
+            "Initial of a name it may be short for",
+        ))
     levels += [
-        _level(initial, "Initial agrees"),
         _level('jaro_winkler_similarity("first_name_key_l", "first_name_key_r") >= 0.92', "Jaro-Winkler >= 0.92"),
         _level('jaro_winkler_similarity("first_name_key_l", "first_name_key_r") >= 0.8', "Jaro-Winkler >= 0.8"),
         _else(),
@@ -91,10 +97,29 @@ def _first_is_a_middle_name(a: str, b: str) -> str:
 SWAPPED = '"first_name_key_l" = "last_name_key_r" AND "last_name_key_l" = "first_name_key_r"'
 
 
-def _swapped_names_level() -> dict:
+def _loosely(a: str, b: str) -> str:
+    """SQL: two name keys that may be one name: mistyped, shortened ('MO' for MOHAMMED) or an initial."""
+    return (f'(jaro_winkler_similarity("{a}", "{b}") >= 0.88 OR starts_with("{a}", "{b}") '
+            f'OR starts_with("{b}", "{a}"))')
+
+
+# 'T MARK' for MARK THORNTON, 'RASHID MO' for MOHAMMED RASHID: forename and surname swapped, one
+# of them exactly, the other mistyped, shortened or an initial. (Not when the surnames agree:
+# 'A ALI' and ALI ALI are an initial and a surname.)
+PARTLY_SWAPPED = (
+    '"last_name_key_l" <> "last_name_key_r" AND ('
+    f'("last_name_key_l" = "first_name_key_r" AND {_loosely("first_name_key_l", "last_name_key_r")}) OR '
+    f'("first_name_key_l" = "last_name_key_r" AND {_loosely("last_name_key_l", "first_name_key_r")}))'
+)
+
+
+def _swapped_names_levels() -> list[dict]:
     # Term-frequency adjusted: FATIMA BEGUM written BEGUM FATIMA is common and weak evidence;
     # a rare name swapped is strong evidence.
-    return _level(SWAPPED, "Forename and surname swapped", tf="first_name_key")
+    return [
+        _level(SWAPPED, "Forename and surname swapped", tf="first_name_key"),
+        _level(PARTLY_SWAPPED, "Forename and surname swapped, one of them loosely"),
+    ]
 
 
 def last_name_comparison(columns: set[str]) -> Comparison:
@@ -103,7 +128,7 @@ def last_name_comparison(columns: set[str]) -> Comparison:
     null = _either_null("last_name_key")
     if "first_name_key" in columns:
         # A swapped pair is scored once, by the first-name comparison; here it is neutral.
-        null = f"{null} OR ({SWAPPED})"
+        null = f"{null} OR ({SWAPPED}) OR ({PARTLY_SWAPPED})"
     levels = [
         _level(null, "Null (or names swapped, scored under first name)", null=True),
         _level('"last_name_key_l" = "last_name_key_r"', "Exact match", tf="last_name_key"),
@@ -176,9 +201,12 @@ _TOKEN_JACCARD = (
 _TOKEN_CONTAINED = f'{_TOKENS_SHARED} = least(len("address_tokens_l"), len("address_tokens_r"))'
 
 
-def location_comparison(has_uprn: bool, has_address: bool, has_postcode: bool) -> Comparison:
+def location_comparison(has_uprn: bool, has_address: bool, has_postcode: bool, columns: Iterable[str] = ()) -> Comparison:
     """Where the person lives: same UPRN (tf) / same address and postcode (tf) / same postcode and
-    house number / same postcode (tf) / same postcode sector / same district / other."""
+    house number / same postcode (tf) / same postcode sector / same district / other. `columns`:
+    the frame's, when known (postcodes in no UK format have no sector or district)."""
+    columns = set(columns)
+    has_part = (lambda c: c in columns) if columns else (lambda c: True)
     present = []
     if has_uprn:
         present.append('("uprn_l" IS NOT NULL AND "uprn_r" IS NOT NULL)')
@@ -191,13 +219,12 @@ def location_comparison(has_uprn: bool, has_address: bool, has_postcode: bool) -
         levels.append(_level('"uprn_l" = "uprn_r"', "Same UPRN", tf="uprn"))
     if has_address:
         levels.append(_level('"address_key_l" = "address_key_r"', "Same address", tf="address_key"))
-        if has_postcode:
+        if has_postcode and has_part("house_number"):
+            same_flat = (' AND coalesce("flat_number_l", \'\') = coalesce("flat_number_r", \'\')'
+                         if has_part("flat_number") else "")
             levels.append(
-                _level(
-                    '"postcode_l" = "postcode_r" AND "house_number_l" = "house_number_r" AND '
-                    'coalesce("flat_number_l", \'\') = coalesce("flat_number_r", \'\')',
-                    "Same postcode and house number",
-                )
+                _level('"postcode_l" = "postcode_r" AND "house_number_l" = "house_number_r"' + same_flat,
+                       "Same postcode and house number")
             )
         levels.append(
             _level(f"{_TOKEN_CONTAINED} AND least(len(\"address_tokens_l\"), len(\"address_tokens_r\")) >= 3",
@@ -210,8 +237,9 @@ def location_comparison(has_uprn: bool, has_address: bool, has_postcode: bool) -
         levels.append(_level(f"{_TOKEN_JACCARD} >= 0.4", "Some address words shared"))
     if has_postcode:
         levels += [
-            _level('"postcode_sector_l" = "postcode_sector_r"', "Same postcode sector"),
-            _level('"postcode_district_l" = "postcode_district_r"', "Same postcode district"),
+            _level(f'"{part}_l" = "{part}_r"', label)
+            for part, label in (("postcode_sector", "Same postcode sector"), ("postcode_district", "Same postcode district"))
+            if has_part(part)
         ]
     levels.append(_else())
     return _comparison("location", "Address, postcode and UPRN together", levels)
@@ -265,7 +293,7 @@ def build_comparisons(fields: Iterable[str], columns: Iterable[str]) -> list[Com
         comparisons.append(date_of_birth_comparison())
     has_uprn, has_address, has_postcode = ("uprn" in fields, "address_key" in fields, "postcode" in fields)
     if has_uprn or has_address or has_postcode:
-        comparisons.append(location_comparison(has_uprn, has_address, has_postcode))
+        comparisons.append(location_comparison(has_uprn, has_address, has_postcode, columns))
     for column, label in IDENTIFIER_LABELS.items():
         if column in fields:
             comparisons.append(identifier_comparison(column, label))
