@@ -280,3 +280,95 @@ def test_a_title_stands_in_for_a_missing_sex():
         "first_name_key": ["J", "A", "JOHN", "ANN"], "is_person": [True] * 4,
     }))
     assert frame["sex"].tolist() == ["F", None, "M", "F"]  # a recorded sex wins over the title
+
+
+# --- levels and rules added for swapped names, alias initials and common full names ----------
+
+def _level_of(comparison: dict, left: dict, right: dict) -> str:
+    """The label of the first level whose SQL holds for the pair (as Splink would choose it)."""
+    import duckdb
+
+    columns = sorted(set(left) | set(right))
+    row = {f"{c}_l": left.get(c) for c in columns} | {f"{c}_r": right.get(c) for c in columns}
+    con = duckdb.connect()
+    con.register("pair", pd.DataFrame([row]).astype(object))
+    for level in comparison["comparison_levels"]:
+        condition = level["sql_condition"]
+        if condition == "ELSE" or con.execute(f"SELECT coalesce(({condition}), false) FROM pair").fetchone()[0]:
+            return level["label_for_charts"]
+    raise AssertionError("no level chosen")
+
+
+NAME_COLUMNS = {"first_name_key", "last_name_key", "first_name_aliases", "first_name_alias_initials", "middle_names_key"}
+
+
+def _name(first, last, initials=None):
+    return {"first_name_key": first, "last_name_key": last, "first_name_aliases": [first],
+            "first_name_alias_initials": initials or first[0], "middle_names_key": None}
+
+
+def test_names_swapped_with_one_of_them_shortened_are_their_own_level():
+    first, last = build_comparisons({"first_name_key", "last_name_key"}, NAME_COLUMNS)[:2]
+    mark, t_mark = _name("MARK", "THORNTON"), _name("T", "MARK")
+    assert _level_of(first, t_mark, mark) == "Forename and surname swapped, one of them loosely"
+    assert _level_of(last, t_mark, mark).startswith("Null")  # scored once, under the first name
+    mohammed, rashid_mo = _name("MOHAMMED", "RASHID"), _name("RASHID", "MO")
+    assert _level_of(first, rashid_mo, mohammed) == "Forename and surname swapped, one of them loosely"
+    # an initial and a forename used as a surname: not a swap ('A ALI' and ALI ALI)
+    assert _level_of(first, _name("A", "ALI"), _name("ALI", "ALI")) == "Initial agrees"
+    assert _level_of(last, _name("A", "ALI"), _name("ALI", "ALI")) == "Exact match"
+
+
+def test_the_initial_of_a_name_a_forename_may_be_short_for_is_weaker_than_its_own_initial():
+    first = build_comparisons({"first_name_key", "last_name_key"}, NAME_COLUMNS)[0]
+    linda = _name("LINDA", "CHAPMAN", initials="BCLMPR")  # BELINDA, CELINDA, MELINDA...
+    claire = _name("CLAIRE", "CHAPMAN")
+    c = _name("C", "CHAPMAN")
+    assert _level_of(first, c, claire) == "Initial agrees"
+    assert _level_of(first, c, linda) == "Initial of a name it may be short for"
+    labels = [lv["label_for_charts"] for lv in first["comparison_levels"]]
+    assert labels.index("Initial agrees") < labels.index("Initial of a name it may be short for")
+
+
+def test_blocking_reaches_swapped_names_and_household_nicknames():
+    columns = {"first_name_key", "last_name_key", "dob", "postcode", "house_number", "uprn", "postcode_district"}
+    names = [r.name for r in candidate_rules(columns)]
+    assert "uprn & last_name_key" in names  # ANDY and DREW MASON at one home
+    assert "postcode & house_number & substr(first_name_key, 1, 1)" in names
+    assert any(n.startswith("l.postcode = r.postcode AND (l.first_name_key = r.last_name_key") for n in names)
+    assert any(n.startswith("l.dob = r.dob AND (l.first_name_key = r.last_name_key") for n in names)
+
+
+def test_a_full_name_commoner_than_its_parts_predict_counts_for_less():
+    import duckdb
+
+    from residentview.linkage.model import NAME_EXCESS_TABLE, _full_name_excess
+
+    rows = []
+    # MOHAMMED and KHAN only ever together, at 12 places; JOHN and SMITH common apart, together
+    # at 2 places (as independent names would be); VALERIE FOSTER one person at two places.
+    rows += [("MOHAMMED", "KHAN", f"K{i}") for i in range(12)]
+    rows += [("JOHN", f"S{i}", f"J{i}") for i in range(40)] + [(f"F{i}", "SMITH", f"M{i}") for i in range(40)]
+    rows += [("JOHN", "SMITH", "X1"), ("JOHN", "SMITH", "X2")]
+    rows += [("VALERIE", "FOSTER", "V1"), ("VALERIE", "FOSTER", "V2"), ("VALERIE", "FOSTER", "V2")]
+    con = duckdb.connect()
+    con.register("rows", pd.DataFrame(rows, columns=["first_name_key", "last_name_key", "postcode"]))
+    con.execute("CREATE TABLE records_table AS SELECT * FROM rows")
+    assert _full_name_excess(con, {"first_name_key", "last_name_key", "postcode"})
+    excess = dict(((f, l), x) for f, l, x in con.execute(f"SELECT f, l, excess FROM {NAME_EXCESS_TABLE}").fetchall())
+    assert excess[("MOHAMMED", "KHAN")] > 2
+    assert excess.get(("JOHN", "SMITH"), 0) == 0
+    assert excess.get(("VALERIE", "FOSTER"), 0) == 0  # a mover is not a second VALERIE FOSTER
+    assert not _full_name_excess(con, {"first_name_key", "postcode"})
+
+
+def test_pairs_sharing_only_a_full_name_carry_the_frequency_adjustment(linked):
+    result, *_ = linked
+    pairs = result.pairs
+    adjusted = pairs[pairs["full_name_frequency_adjustment"] < 0]
+    assert (pairs["full_name_frequency_adjustment"] <= 0).all()
+    records = result.records.set_index("unique_id")
+    left, right = records.loc[adjusted["unique_id_l"]], records.loc[adjusted["unique_id_r"]]
+    assert (left["first_name_key"].to_numpy() == right["first_name_key"].to_numpy()).all()
+    assert (left["last_name_key"].to_numpy() == right["last_name_key"].to_numpy()).all()
+    assert not (left["postcode"].to_numpy() == right["postcode"].to_numpy()).any()

@@ -42,6 +42,10 @@ DOB_TYPO_MAX_DAYS = 365
 ADULT_AGE = 14
 ADULT_SOURCE_MAX_YOUNG_SHARE = 0.2
 ADULT_SOURCE_MIN_PAIRS = 30
+# A system's own reference (a pupil number, a client id: an `id_` column) that one person keeps:
+# on confident pairs under one first name and date of birth it is almost never two numbers.
+OWN_REFERENCE_MAX_DIFFERING = 0.02
+OWN_REFERENCE_MIN_PAIRS = 30
 
 
 @dataclass(slots=True)
@@ -60,6 +64,7 @@ class _Person:
     sex: Optional[str] = None  # recorded, or implied by the title
     adult_when: Optional[float] = None  # a system of adults held the record then (days since 1970)
     born: Optional[float] = None  # dob in days since 1970, for quick age arithmetic
+    refs: frozenset = frozenset()  # (column, value) of references one person keeps (`kept_references`)
 
 
 def _hamming_more_than_one(a: str, b: str) -> bool:
@@ -85,6 +90,11 @@ def share_a_number(a: frozenset | set, b: frozenset | set) -> bool:
     if not a.isdisjoint(b):
         return True
     return any(ca == cb and _number_close(va, vb) for ca, va in a for cb, vb in b)
+
+
+def _references_differ(a: frozenset, b: frozenset) -> bool:
+    """Two numbers of one kept reference that no typo explains: two pupils, two clients."""
+    return any(ca == cb and not _number_close(va, vb) for ca, va in a for cb, vb in b)
 
 
 def _share_own_reference(a: _Person, b: _Person) -> bool:
@@ -139,13 +149,17 @@ def _age_years(elapsed):
     return elapsed / np.timedelta64(1, "D") / 365.25
 
 
-def cannot_link(a: _Person, b: _Person, groups_tied: bool = False) -> bool:
+def cannot_link(a: _Person, b: _Person, groups_tied: bool = False, dates_meet: bool = False) -> bool:
     """Whether two records carry conflicting strong evidence that they are different people.
     `groups_tied`: the residents the two records belong to already share a reference number.
+    `dates_meet`: some date of birth of one resident agrees with some date of the other (one of
+    them already holds a date a shared number showed to be wrong).
     (Different first names alone are judged against the whole resident: `names_fit`.)"""
     if a.nhs and b.nhs and a.nhs != b.nhs:
         return True
     if a.nino and b.nino and a.nino != b.nino and _hamming_more_than_one(a.nino, b.nino):
+        return True
+    if a.refs and b.refs and _references_differ(a.refs, b.refs):
         return True
     if _too_young(a, b) or _too_young(b, a):
         # A council-tax payer or an elector and a schoolchild sharing a surname and a home:
@@ -163,8 +177,9 @@ def cannot_link(a: _Person, b: _Person, groups_tied: bool = False) -> bool:
             # client id), which is issued per person and rarely copied.
             return not _share_own_reference(a, b)
         # Same name, dates that no typo explains: parent and child (Jr / Sr), brothers named
-        # alike — unless a shared reference number says one of the dates is simply wrong.
-        return not (groups_tied or share_a_number(a.ids, b.ids))
+        # alike — unless a shared reference number says one of the dates is simply wrong, or
+        # the other resident also holds this record's date.
+        return not (groups_tied or dates_meet or share_a_number(a.ids, b.ids))
     if (_dated_before_birth(a, b) or _dated_before_birth(b, a)) and a.first != b.first:
         # A record confirmed before the other person was born, tied only by a similar name
         # (an initial, a nickname): a parent and child. With the very same first name the
@@ -253,6 +268,41 @@ def adult_when(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tu
     return np.where(np.isin(source, adults.index.to_numpy()), seen, nat), report
 
 
+def kept_references(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tuple[list[str], dict]:
+    """The `id_` columns one person keeps, and what was measured for each.
+
+    A pupil number stays with its pupil; a claim reference may change with every claim, and a
+    benchmark's identifiers may be corrupted like any other field. So the data decides: among
+    the confident pairs (`left`, `right`: unique_ids) that agree on a full first name and a
+    date of birth and both carry the reference, a reference whose two numbers differ beyond a
+    typo on under OWN_REFERENCE_MAX_DIFFERING of at least OWN_REFERENCE_MIN_PAIRS pairs is kept
+    by one person, and two of its numbers then mean two people."""
+    columns = [c for c in records.columns if c.startswith("id_")]
+    if not columns or not len(left) or not {"date_of_birth", "first_name_key"} <= set(records.columns):
+        return [], {}
+    position = _positions(records["unique_id"].to_numpy(dtype=np.int64))
+    a, b = position[left], position[right]
+    dob = pd.to_datetime(records["date_of_birth"], errors="coerce").to_numpy(dtype="datetime64[ns]")
+    first = records["first_name_key"].to_numpy(dtype=object)
+    named = records["first_name_key"].str.len().gt(1).to_numpy()
+    alike = ~np.isnat(dob[a]) & (dob[a] == dob[b]) & named[a] & (first[a] == first[b])
+    kept, report = [], {}
+    for column in columns:
+        values = records[column].to_numpy(dtype=object)
+        both = alike & pd.notna(values[a]) & pd.notna(values[b])
+        if not both.any():
+            continue
+        differing = [not _number_close(str(x), str(y)) for x, y in zip(values[a[both]], values[b[both]])]
+        share = float(np.mean(differing))
+        keeps = len(differing) >= OWN_REFERENCE_MIN_PAIRS and share < OWN_REFERENCE_MAX_DIFFERING
+        report[column] = {"pairs": len(differing), "share_differing": round(share, 4), "kept_by_one_person": keeps}
+        if keeps:
+            kept.append(column)
+    if kept:
+        log.info("references one person keeps (two numbers mean two people): %s", ", ".join(kept))
+    return kept, report
+
+
 CONFLICT_COLUMNS = ("nhs_number", "ni_number", "date_of_birth", "first_name_key", "implied_sex")
 
 
@@ -277,7 +327,7 @@ def _days(dates: np.ndarray) -> list:
     return [None if missing else d for d, missing in zip(days.tolist(), np.isnat(dates).tolist())]
 
 
-def _people(records: pd.DataFrame, ids: np.ndarray, adult: np.ndarray) -> dict[int, _Person]:
+def _people(records: pd.DataFrame, ids: np.ndarray, adult: np.ndarray, kept: tuple = ()) -> dict[int, _Person]:
     """The evidence each record carries, as plain Python objects for the merge loop."""
     wanted = ["unique_id", "date_of_birth", "record_date", "first_name_key", "first_name_aliases",
               "middle_names_key", "last_name_key", "nhs_number", "ni_number"]
@@ -318,6 +368,7 @@ def _people(records: pd.DataFrame, ids: np.ndarray, adult: np.ndarray) -> dict[i
             sex=sexes[i],
             adult_when=adults[i],
             born=born[i],
+            refs=frozenset(n for n in numbers[i] if n[0] in kept) if kept and i in numbers else no_numbers,
         )
     return out
 
@@ -328,16 +379,17 @@ def _components(n_ids: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _may_conflict(records: pd.DataFrame, labels: pd.Series, adult: np.ndarray) -> set:
-    """Components holding more than one NHS number, NI number, date of birth, first name or sex,
-    a record dated before someone in it was born, or a record of a system of adults made when
-    someone in it was a child."""
+def _may_conflict(records: pd.DataFrame, labels: pd.Series, adult: np.ndarray, kept: tuple = ()) -> set:
+    """Components holding more than one NHS number, NI number, date of birth, first name, sex or
+    number of a reference one person keeps, a record dated before someone in it was born, or a
+    record of a system of adults made when someone in it was a child."""
     suspects: set = set()
-    columns = [c for c in (*CONFLICT_COLUMNS, "record_date") if c in records]
+    conflict_columns = (*CONFLICT_COLUMNS, *kept)
+    columns = [c for c in (*conflict_columns, "record_date") if c in records]
     frame = records[columns].assign(component=labels.to_numpy())
     if "sex" in records or "title" in records:
         frame["implied_sex"] = implied_sex(records[[c for c in ("sex", "title") if c in records]]).to_numpy()
-    for col in CONFLICT_COLUMNS:
+    for col in conflict_columns:
         if col in frame:
             counts = frame.groupby("component")[col].nunique()
             suspects |= set(counts[counts > 1].index)
@@ -354,6 +406,16 @@ def _may_conflict(records: pd.DataFrame, labels: pd.Series, adult: np.ndarray) -
         gap = _age_years((by["adult"].min() - by["dob"].max()).to_numpy())
         suspects |= set(by["adult"].min().index[gap < ADULT_AGE])
     return suspects
+
+
+def _dates_meet(group_a: list, group_b: list, people: dict[int, _Person]) -> bool:
+    """One group already holds two or more dates of birth (a shared number tied a record with a
+    wrong date in), and some date in one group agrees, typos allowed, with some in the other."""
+    dates_a = {people[x].dob for x in group_a if people[x].dob is not None}
+    dates_b = {people[y].dob for y in group_b if people[y].dob is not None}
+    if len(dates_a) + len(dates_b) < 3 or not dates_a or not dates_b:
+        return False
+    return any(dob_compatible(x, y) for x in dates_a for y in dates_b)
 
 
 def _constrained(edges: pd.DataFrame, people: dict[int, _Person]) -> dict[int, int]:
@@ -373,7 +435,8 @@ def _constrained(edges: pd.DataFrame, people: dict[int, _Person]) -> dict[int, i
         if a == b:
             continue
         tied = share_a_number(numbers[a], numbers[b])
-        if any(cannot_link(people[x], people[y], tied) for x in members[a] for y in members[b]):
+        meet = _dates_meet(members[a], members[b], people)
+        if any(cannot_link(people[x], people[y], tied, meet) for x in members[a] for y in members[b]):
             continue
         if not names_fit([people[x] for x in members[a]], [people[y] for y in members[b]]):
             continue
@@ -399,11 +462,12 @@ def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float
     root_of = dict(zip(ids.tolist(), root.tolist()))
 
     adult, measured = adult_when(records, left, right)
-    suspects = _may_conflict(records, labels, adult)
+    kept, references = kept_references(records, left, right)
+    suspects = _may_conflict(records, labels, adult, tuple(kept))
     people: dict[int, _Person] = {}
     if suspects:
         suspect_ids = ids[labels.isin(suspects).to_numpy()]
-        people = _people(records, suspect_ids, adult)
+        people = _people(records, suspect_ids, adult, tuple(kept))
         inside = np.isin(left, suspect_ids)
         assigned = _constrained(edges[inside], people)
         group = pd.Series(assigned)
@@ -411,13 +475,14 @@ def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float
         root_of.update(dict(zip(lowest.index.tolist(), lowest.tolist())))
 
     key = np.array([root_of[i] for i in ids.tolist()], dtype=np.int64)
-    attached = _attach_initials(records, pairs, key, threshold, adult, people)
+    attached = _attach_initials(records, pairs, key, threshold, adult, people, tuple(kept))
     if len(attached):
         key = _lowest_member_keys(ids, key, attached)
         edges = pd.concat([edges, attached[edges.columns]], ignore_index=True)
     membership = _membership(ids, key, edges)
     out = pd.DataFrame({"unique_id": ids, "cluster_key": key, "match_probability": membership})
     out.attrs["adult_sources"] = measured  # for run.json: what each source's pairs showed
+    out.attrs["kept_references"] = references
     return out
 
 
@@ -437,7 +502,7 @@ def _same_place(records: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarr
 
 
 def _attach_initials(records: pd.DataFrame, pairs: pd.DataFrame, key: np.ndarray, threshold: float,
-                     adult: np.ndarray, known: dict[int, _Person]) -> pd.DataFrame:
+                     adult: np.ndarray, known: dict[int, _Person], kept: tuple = ()) -> pd.DataFrame:
     """'MR T THOMPSON' on the council tax at the home of THOMAS THOMPSON: an initial and a surname
     score like any member of the household, below the threshold. A record that is a resident on
     its own, gives only an initial and no date of birth, and scored at least ATTACH_FLOOR with
@@ -472,7 +537,7 @@ def _attach_initials(records: pd.DataFrame, pairs: pd.DataFrame, key: np.ndarray
     members = dict(zip(keys.tolist(), np.split(ids[wanted][order], starts[1:])))
     involved = np.unique(np.r_[best["record"].to_numpy(), ids[wanted]])
     missing = involved[~np.isin(involved, np.fromiter(known, dtype=np.int64, count=len(known)))]
-    people = {**known, **_people(records, missing, adult)} if len(missing) else known
+    people = {**known, **_people(records, missing, adult, kept)} if len(missing) else known
 
     def fits(record: int, group: list) -> bool:
         x = people[record]

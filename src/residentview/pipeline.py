@@ -150,6 +150,7 @@ def link(
         step("clustering")
         clusters = cluster_records(std.records, linkage.pairs, cfg.linkage.threshold)
         linkage.diagnostics["adult_sources"] = clusters.attrs.get("adult_sources", {})
+        linkage.diagnostics["kept_references"] = clusters.attrs.get("kept_references", {})
         timings["cluster"] = time.perf_counter() - mark
 
         mark = time.perf_counter()

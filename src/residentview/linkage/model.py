@@ -61,13 +61,70 @@ def _settings(comparisons, rules):
     )
 
 
-def _slim_pairs(predictions) -> pd.DataFrame:
+NAME_EXCESS_TABLE = "full_name_excess"
+NAME_EXCESS = "full_name_frequency_adjustment"
+
+
+def _full_name_excess(connection, columns: set[str]) -> bool:
+    """A table of how much more often each full name occurs than its forename's and surname's
+    frequencies predict, in bits (0 when no more often). False when the frame cannot tell.
+
+    Splink scores forename and surname apart, as if they were chosen independently. They are
+    not: MOHAMMED KHAN, or a surname and the forenames of the community that carries it, are
+    far commoner together than apart. People counted once per place they are recorded at (not
+    once per record), so that one person's many records do not make a rare name look common."""
+    if not {"first_name_key", "last_name_key"} <= columns:
+        return False
+    place = [c for c in ("uprn", "address_key", "postcode") if c in columns]
+    where = f"coalesce({', '.join(place)})" if place else "NULL"
+    connection.execute(f"""
+        CREATE OR REPLACE TABLE {NAME_EXCESS_TABLE} AS
+        WITH named AS (
+            SELECT first_name_key AS f, last_name_key AS l, {where} AS place
+            FROM records_table WHERE length(first_name_key) > 1 AND last_name_key IS NOT NULL
+        ),
+        total AS (SELECT count(*) AS n FROM records_table),
+        forenames AS (SELECT f, count(*) AS c FROM named GROUP BY f),
+        surnames AS (SELECT l, count(*) AS c FROM named GROUP BY l),
+        together AS (SELECT f, l, count(DISTINCT place) - 2 AS k FROM named GROUP BY f, l)
+        SELECT t.f, t.l, greatest(0, log2(t.k * total.n / (fc.c * lc.c))) AS excess
+        FROM together t JOIN forenames fc USING (f) JOIN surnames lc USING (l), total
+        WHERE t.k > 0
+    """)
+    return True
+
+
+def _adjusted(connection, predictions, columns: set[str]):
+    """The predictions with `_full_name_excess` taken off pairs that agree on forename and
+    surname exactly and live at different places (at one address the place is evidence enough).
+    Pairs that share a name and nothing else are where independent name frequencies go wrong:
+    at a million records two different people of one name met at 0.97 more often than not."""
+    relation = predictions.as_duckdbpyrelation()
+    if not _full_name_excess(connection, columns):
+        return relation
+    apart = [f'"{c}_l" IS DISTINCT FROM "{c}_r"' for c in ("uprn", "postcode") if f"{c}_l" in relation.columns]
+    elsewhere = " AND ".join(apart) if apart else "TRUE"
+    connection.register("scored_pairs", relation)
+    others = ", ".join(f'p."{c}"' for c in relation.columns if c not in ("match_weight", "match_probability"))
+    adjusted = connection.sql(f"""
+        SELECT p.match_weight - coalesce(x.excess, 0) AS match_weight,
+               1 / (1 + pow(2, -(p.match_weight - coalesce(x.excess, 0)))) AS match_probability,
+               CAST(-coalesce(x.excess, 0) AS FLOAT) AS {NAME_EXCESS},
+               {others}
+        FROM scored_pairs p
+        LEFT JOIN {NAME_EXCESS_TABLE} x
+          ON p.first_name_key_l = p.first_name_key_r AND p.last_name_key_l = p.last_name_key_r
+         AND x.f = p.first_name_key_l AND x.l = p.last_name_key_l AND ({elsewhere})
+    """)
+    return adjusted
+
+
+def _slim_pairs(relation) -> pd.DataFrame:
     """Scores, levels and term-frequency adjustments only: the compared values are in
     records.parquet already, and carrying them for millions of pairs costs gigabytes."""
-    relation = predictions.as_duckdbpyrelation()
     keep = []
     for name in relation.columns:
-        if name in PAIR_COLUMNS:
+        if name in PAIR_COLUMNS or name == NAME_EXCESS:
             keep.append(f'"{name}"')
         elif name.startswith("gamma_"):
             keep.append(f'CAST("{name}" AS TINYINT) AS "{name}"')
@@ -76,11 +133,10 @@ def _slim_pairs(predictions) -> pd.DataFrame:
     return relation.project(", ".join(keep)).df()
 
 
-def _review_pairs(predictions, threshold: float) -> pd.DataFrame:
+def _review_pairs(relation, threshold: float) -> pd.DataFrame:
     """Every column Splink computed (values, weights, term frequencies), for the pairs close
     enough to the threshold for a reviewer to look at: Splink's comparison viewer needs them."""
     weight = math.log2(threshold / (1 - threshold))
-    relation = predictions.as_duckdbpyrelation()
     near = relation.filter(f"abs(match_weight - {weight}) <= {REVIEW_BAND_WEIGHT}")
     return near.order("abs(match_weight - " + str(weight) + "), unique_id_l, unique_id_r").limit(REVIEW_PAIRS_KEPT).df()
 
@@ -88,7 +144,8 @@ def _review_pairs(predictions, threshold: float) -> pd.DataFrame:
 def _load(frame: pd.DataFrame, sample_ids: Optional[pd.Series] = None):
     """The frame copied into an embedded DuckDB table (with the columns `load_sql` derives),
     registered with Splink; and, given `sample_ids`, a second table of just those records for
-    training (its derived columns, such as how common a full name is, are the whole table's).
+    training (its derived columns, such as how common a full name is, are the whole table's);
+    and the connection.
 
     Copied rather than viewed: DuckDB stores text far more compactly than pandas objects, so
     the caller can drop its frame. The database stays within a laptop's memory, spilling to
@@ -101,14 +158,14 @@ def _load(frame: pd.DataFrame, sample_ids: Optional[pd.Series] = None):
     db = DuckDBAPI(connection=connection)
     records = db.register("records_table", dataset_display_name="records")
     if sample_ids is None:
-        return records, None
+        return records, None, connection
     connection.register("sample_ids", pd.DataFrame({"unique_id": sample_ids.to_numpy()}))
     connection.execute(
         "CREATE TABLE training_sample_table AS SELECT r.* FROM records_table r "
         "JOIN sample_ids USING (unique_id) ORDER BY unique_id"
     )
     connection.unregister("sample_ids")
-    return records, db.register("training_sample_table", dataset_display_name="training_sample")
+    return records, db.register("training_sample_table", dataset_display_name="training_sample"), connection
 
 
 def _load_model(path: Path) -> dict:
@@ -149,7 +206,7 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
     if model_path is None and n_records > settings.training_sample_size:
         sample_ids = frame["unique_id"].sample(n=settings.training_sample_size, random_state=settings.seed)
         diagnostics["training_sample"] = int(len(sample_ids))
-    sdf, train_sdf = _load(frame, sample_ids)
+    sdf, train_sdf, connection = _load(frame, sample_ids)
     del frame  # DuckDB holds the records now
     rules, counts = bounded_rules(sdf, columns, n_records, settings.max_pairs_per_rule)
     diagnostics["blocking_rules"] = counts
@@ -176,8 +233,9 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
         diagnostics["model"] = "trained"
 
     predictions = linker.inference.predict(threshold_match_probability=PREDICT_FLOOR)
-    pairs = _slim_pairs(predictions)
-    review_pairs = _review_pairs(predictions, settings.threshold)
+    scored = _adjusted(connection, predictions, columns)
+    pairs = _slim_pairs(scored)
+    review_pairs = _review_pairs(scored, settings.threshold)
     model = linker.misc.save_model_to_json()
     model.pop("linker_uid", None)  # random per run; the same input must give the same model.json
     return Linkage(pairs=pairs, model=model, diagnostics=diagnostics, review_pairs=review_pairs)

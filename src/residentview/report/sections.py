@@ -144,7 +144,7 @@ def model(page: Page, inputs: ReportInputs) -> None:
             "not accepted; a large gap means the field separates matches from non-matches.")
         body += table(contributions, {"accepted pairs": decimal(2), "rejected pairs": decimal(2),
                                       "accepted pairs where null": share})
-    body += _adult_sources(inputs.outputs.run)
+    body += _adult_sources(inputs.outputs.run) + _kept_references(inputs.outputs.run)
     body += "<details><summary>Parameters of every comparison level</summary>" + table(
         view.comparison_levels[["comparison", "level", "label", "m", "u", "match_weight"]],
         {"m": decimal(4), "u": decimal(6), "match_weight": decimal(2)},
@@ -167,6 +167,22 @@ def _adult_sources(run: dict) -> str:
         "same first name, almost never met someone who was a child at the time (under 20% of at least "
         "30 pairs) are treated as holding adults only: their records never join a person under 14 when "
         "the source recorded them.") + table(frame, {"share under 14 when recorded": share})
+
+
+def _kept_references(run: dict) -> str:
+    """Which named references clustering treated as kept by one person (two numbers: two people)."""
+    measured = (run.get("diagnostics") or {}).get("kept_references") or {}
+    if not measured:
+        return ""
+    frame = pd.DataFrame([
+        {"reference": column, "pairs measured": m.get("pairs"), "share with two numbers": m.get("share_differing"),
+         "treated as one number per person": "yes" if m.get("kept_by_one_person") else "no"}
+        for column, m in sorted(measured.items())
+    ])
+    return "<h3>References one person keeps</h3>" + note(
+        "Named references (id_ columns) on which confident pairs under one first name and date of birth "
+        "almost never carry two numbers that no typo explains (under 2% of at least 30 pairs) are treated "
+        "like NHS numbers: two of their numbers keep two records apart.") + table(frame, {"share with two numbers": share})
 
 
 def _field_contributions(inputs: ReportInputs) -> Optional[pd.DataFrame]:
