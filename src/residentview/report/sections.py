@@ -152,37 +152,43 @@ def model(page: Page, inputs: ReportInputs) -> None:
     page.section("model", "The model", body)
 
 
-def _adult_sources(run: dict) -> str:
-    """Which sources clustering treated as holding adults only, and the pairs that showed it."""
-    measured = (run.get("diagnostics") or {}).get("adult_sources") or {}
+def _clustering_measured(run: dict, key: str, title: str, explanation: str, label: str, columns: dict) -> str:
+    """A table of what clustering measured per source or reference (run.json diagnostics[key]):
+    `label` names the first column, `columns` maps each measurement to its heading (a share
+    column's heading contains 'share'; a bool is shown as yes/no)."""
+    measured = (run.get("diagnostics") or {}).get(key) or {}
     if not measured:
         return ""
     frame = pd.DataFrame([
-        {"source": source, "pairs measured": m.get("pairs"), "share under 14 when recorded": m.get("share_under_age"),
-         "treated as adults only": "yes" if m.get("adults_only") else "no"}
-        for source, m in sorted(measured.items())
+        {label: name, **{heading: ("yes" if m.get(field) else "no") if isinstance(m.get(field), bool) else m.get(field)
+                         for field, heading in columns.items()}}
+        for name, m in sorted(measured.items())
     ])
-    return "<h3>Systems of adults</h3>" + note(
+    shares = {heading: share for heading in columns.values() if "share" in heading}
+    return f"<h3>{title}</h3>" + note(explanation) + table(frame, shares)
+
+
+def _adult_sources(run: dict) -> str:
+    """Which sources clustering treated as holding adults only, and the pairs that showed it."""
+    return _clustering_measured(
+        run, "adult_sources", "Systems of adults",
         "Sources whose records without a date of birth, joined confidently to a dated record under the "
         "same first name, almost never met someone who was a child at the time (under 20% of at least "
         "30 pairs) are treated as holding adults only: their records never join a person under 14 when "
-        "the source recorded them.") + table(frame, {"share under 14 when recorded": share})
+        "the source recorded them.",
+        "source", {"pairs": "pairs measured", "share_under_age": "share under 14 when recorded",
+                   "adults_only": "treated as adults only"})
 
 
 def _kept_references(run: dict) -> str:
     """Which named references clustering treated as kept by one person (two numbers: two people)."""
-    measured = (run.get("diagnostics") or {}).get("kept_references") or {}
-    if not measured:
-        return ""
-    frame = pd.DataFrame([
-        {"reference": column, "pairs measured": m.get("pairs"), "share with two numbers": m.get("share_differing"),
-         "treated as one number per person": "yes" if m.get("kept_by_one_person") else "no"}
-        for column, m in sorted(measured.items())
-    ])
-    return "<h3>References one person keeps</h3>" + note(
+    return _clustering_measured(
+        run, "kept_references", "References one person keeps",
         "Named references (id_ columns) on which confident pairs under one first name and date of birth "
         "almost never carry two numbers that no typo explains (under 2% of at least 30 pairs) are treated "
-        "like NHS numbers: two of their numbers keep two records apart.") + table(frame, {"share with two numbers": share})
+        "like NHS numbers: two of their numbers keep two records apart.",
+        "reference", {"pairs": "pairs measured", "share_differing": "share with two numbers",
+                      "kept_by_one_person": "treated as one number per person"})
 
 
 def _field_contributions(inputs: ReportInputs) -> Optional[pd.DataFrame]:
