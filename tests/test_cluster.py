@@ -327,3 +327,16 @@ def test_a_resident_holding_a_date_a_number_showed_wrong_takes_a_record_of_its_o
     recs["id_ref"] = None
     out = cluster_records(recs, pairs((0, 1, 0.999), (1, 2, 0.99), (0, 2, 0.98)), threshold=0.95)
     assert frozenset({1}) in residents(out)
+
+
+def test_an_attainer_on_a_register_of_adults_joins_their_school_record_by_their_own_date():
+    recs, edges, (father, son) = _elector_and_dated_people(40, 2)
+    n = len(recs)
+    attainer = [n, "electoral", "AMY", ["AMY"], None, "SMITH", pd.Timestamp(2011, 3, 1), None, None, True]
+    pupil = [n + 1, "school", "AMY", ["AMY"], None, "SMITH", pd.Timestamp(2011, 3, 1), None, None, True]
+    recs = pd.concat([recs, pd.DataFrame([attainer, pupil], columns=COLUMNS).assign(record_date=pd.Timestamp(2026, 11, 1))],
+                     ignore_index=True)
+    edges = pd.concat([edges, pairs((n, n + 1, 0.99))], ignore_index=True)
+    out = cluster_records(recs, edges, threshold=0.95).set_index("unique_id")["cluster_key"]
+    assert out[n] == out[n + 1]  # 15 on the register, with her date of birth: herself
+    assert out[father] != out[son]

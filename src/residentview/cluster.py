@@ -37,9 +37,11 @@ FIRST_NAME_SIMILAR = 0.8  # Jaro-Winkler at which two first names may be one nam
 DOB_TYPO_MAX_DAYS = 365
 # Systems of adults (council tax, the electoral register, benefits) are told apart from systems
 # of children or of everyone by the data itself (`adult_sources`).
-# On a system of adults nobody is younger when it records them: council tax is owed from 18,
-# and the electoral register takes "attainers" from 16 in England, from 14 in Scotland and Wales.
-ADULT_AGE = 14
+# On a system of adults nobody is younger when it records them without a date of birth: council
+# tax is owed from 18, and the electoral register gives the date of birth of every entry under
+# 16 (attainers from 14 in Scotland and Wales), so an undated elector is at least 16. Dated
+# records of such a system (an attainer) are judged by their own date instead.
+ADULT_AGE = 16
 ADULT_SOURCE_MAX_YOUNG_SHARE = 0.2
 ADULT_SOURCE_MIN_PAIRS = 30
 # A system's own reference (a pupil number, a client id: an `id_` column) that one person keeps:
@@ -265,7 +267,8 @@ def adult_when(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tu
     }
     if len(adults):
         log.info("sources of adults only (age %d+ when recorded): %s", ADULT_AGE, ", ".join(map(str, adults.index)))
-    return np.where(np.isin(source, adults.index.to_numpy()), seen, nat), report
+    # A dated record (an attainer on the register) speaks for itself: its own date of birth.
+    return np.where(np.isin(source, adults.index.to_numpy()) & np.isnat(dob), seen, nat), report
 
 
 def kept_references(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tuple[list[str], dict]:

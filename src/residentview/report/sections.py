@@ -174,9 +174,9 @@ def _adult_sources(run: dict) -> str:
         run, "adult_sources", "Systems of adults",
         "Sources whose records without a date of birth, joined confidently to a dated record under the "
         "same first name, almost never met someone who was a child at the time (under 20% of at least "
-        "30 pairs) are treated as holding adults only: their records never join a person under 14 when "
-        "the source recorded them.",
-        "source", {"pairs": "pairs measured", "share_under_age": "share under 14 when recorded",
+        "30 pairs) are treated as holding adults only: their undated records never join a person under "
+        "16 when the source recorded them.",
+        "source", {"pairs": "pairs measured", "share_under_age": "share under 16 when recorded",
                    "adults_only": "treated as adults only"})
 
 
