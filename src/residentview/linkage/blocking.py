@@ -85,9 +85,6 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
     if has("uprn") and has("last_name_key"):
         # ANDY and DREW MASON at one home: a nickname that does not share the initial.
         rules.append(Rule(("uprn", "last_name_key")))
-    if has("postcode") and has("house_number") and has("first_name_key"):
-        # Both names mistyped at one address, when one record lacks the UPRN.
-        rules.append(Rule(("postcode", "house_number", FIRST_INITIAL)))
     if has("postcode") and has("first_name_key") and has("last_name_key"):
         # 'T MARK' for MARK THORNTON at one postcode: names swapped and one of them shortened.
         rules.append(
@@ -95,6 +92,17 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
                 ("postcode", "first_name_key", "last_name_key"),
                 sql="l.postcode = r.postcode AND "
                 "(l.first_name_key = r.last_name_key OR l.last_name_key = r.first_name_key)",
+            )
+        )
+    if has("postcode") and has("house_number") and has("first_name_key"):
+        # Both names mistyped at one address, where one record lacks the UPRN that would have
+        # brought them together.
+        no_uprn = " AND (l.uprn IS NULL OR r.uprn IS NULL)" if has("uprn") else ""
+        rules.append(
+            Rule(
+                ("postcode", "house_number", FIRST_INITIAL),
+                sql="l.postcode = r.postcode AND l.house_number = r.house_number AND "
+                "substr(l.first_name_key, 1, 1) = substr(r.first_name_key, 1, 1)" + no_uprn,
             )
         )
     if has("postcode"):

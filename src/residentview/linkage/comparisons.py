@@ -152,8 +152,16 @@ def last_name_comparison(columns: set[str]) -> Comparison:
     levels += [
         _level('jaro_winkler_similarity("last_name_key_l", "last_name_key_r") >= 0.92', "Jaro-Winkler >= 0.92"),
         _level('jaro_winkler_similarity("last_name_key_l", "last_name_key_r") >= 0.8', "Jaro-Winkler >= 0.8"),
-        _else(),
     ]
+    if "sex" in columns:
+        # Surnames change on marriage and divorce, and mostly women's: another surname on a
+        # woman's record is weaker evidence against than on a man's. (Sex from either record,
+        # the other saying nothing or the same.)
+        levels.append(_level(
+            "coalesce(\"sex_l\", \"sex_r\") = 'F' AND coalesce(\"sex_l\", 'F') = 'F' AND coalesce(\"sex_r\", 'F') = 'F'",
+            "Another surname, on a woman's record",
+        ))
+    levels.append(_else())
     return _comparison("last_name", "Surname", levels)
 
 
