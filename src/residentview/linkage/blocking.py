@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 FIRST_INITIAL = "substr(first_name_key, 1, 1)"
 LAST_INITIAL = "substr(last_name_key, 1, 1)"
-RARE_FULL_NAME = 20  # records sharing one full name; at most 190 comparisons per name
+RARE_FULL_NAME = 10  # records sharing one full name; at most 45 comparisons per name
 
 
 @dataclass(frozen=True)

@@ -94,29 +94,38 @@ def _full_name_excess(connection, columns: set[str]) -> bool:
     return True
 
 
-def _adjusted(connection, predictions, columns: set[str]):
-    """The predictions with `_full_name_excess` taken off pairs that agree on forename and
-    surname exactly and live at different places (at one address the place is evidence enough).
-    Pairs that share a name and nothing else are where independent name frequencies go wrong:
-    at a million records two different people of one name met at 0.97 more often than not."""
-    relation = predictions.as_duckdbpyrelation()
-    if not _full_name_excess(connection, columns):
-        return relation
+def _adjusted(connection, relation, name: str):
+    """`relation` (scored pairs) with `_full_name_excess` taken off pairs that agree on forename
+    and surname exactly and live at different places (at one address the place is evidence
+    enough). Pairs that share a name and nothing else are where independent name frequencies go
+    wrong: at a million records two different people of one name met at 0.97 more often than
+    not. `name`: what to register the relation as."""
     apart = [f'"{c}_l" IS DISTINCT FROM "{c}_r"' for c in ("uprn", "postcode") if f"{c}_l" in relation.columns]
     elsewhere = " AND ".join(apart) if apart else "TRUE"
-    connection.register("scored_pairs", relation)
+    connection.register(name, relation)
     others = ", ".join(f'p."{c}"' for c in relation.columns if c not in ("match_weight", "match_probability"))
-    adjusted = connection.sql(f"""
+    return connection.sql(f"""
         SELECT p.match_weight - coalesce(x.excess, 0) AS match_weight,
                1 / (1 + pow(2, -(p.match_weight - coalesce(x.excess, 0)))) AS match_probability,
                CAST(-coalesce(x.excess, 0) AS FLOAT) AS {NAME_EXCESS},
                {others}
-        FROM scored_pairs p
+        FROM {name} p
         LEFT JOIN {NAME_EXCESS_TABLE} x
           ON p.first_name_key_l = p.first_name_key_r AND p.last_name_key_l = p.last_name_key_r
          AND x.f = p.first_name_key_l AND x.l = p.last_name_key_l AND ({elsewhere})
     """)
-    return adjusted
+
+
+def _scored(connection, predictions, columns: set[str], threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The slim pairs and the review pairs, both with the full-name frequency adjustment."""
+    relation = predictions.as_duckdbpyrelation()
+    if not _full_name_excess(connection, columns):
+        return _slim_pairs(relation), _review_pairs(relation, threshold)
+    # The adjustment only ever lowers a weight: pairs below the review band stay below it.
+    lowest = math.log2(threshold / (1 - threshold)) - REVIEW_BAND_WEIGHT
+    near = relation.filter(f"match_weight >= {lowest}")
+    return (_slim_pairs(_adjusted(connection, relation, "scored_pairs")),
+            _review_pairs(_adjusted(connection, near, "scored_near_threshold"), threshold))
 
 
 def _slim_pairs(relation) -> pd.DataFrame:
@@ -233,9 +242,7 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
         diagnostics["model"] = "trained"
 
     predictions = linker.inference.predict(threshold_match_probability=PREDICT_FLOOR)
-    scored = _adjusted(connection, predictions, columns)
-    pairs = _slim_pairs(scored)
-    review_pairs = _review_pairs(scored, settings.threshold)
+    pairs, review_pairs = _scored(connection, predictions, columns, settings.threshold)
     model = linker.misc.save_model_to_json()
     model.pop("linker_uid", None)  # random per run; the same input must give the same model.json
     return Linkage(pairs=pairs, model=model, diagnostics=diagnostics, review_pairs=review_pairs)
