@@ -383,3 +383,10 @@ def test_another_surname_on_a_womans_record_is_its_own_level():
     man = {"first_name_key": "HARRY", "last_name_key": "HALL", "sex": "M"}
     assert _level_of(last, man, married | {"first_name_key": "HARRY"}) == "All other comparisons"
     assert _level_of(last, man, married | {"sex": "F"}) == "All other comparisons"  # one says M: no
+
+
+def test_one_letter_wrong_in_a_short_name_is_its_own_level():
+    first, last = build_comparisons({"first_name_key", "last_name_key"}, NAME_COLUMNS)[:2]
+    assert _level_of(first, _name("PAULA", "JONES"), _name("POULA", "JONES")) == "One letter wrong or two transposed"
+    assert _level_of(last, _name("ANN", "FRANCIS"), _name("ANN", "FRNACIS")).startswith("Jaro-Winkler >= 0.92")
+    assert _level_of(first, _name("IAN", "JONES"), _name("JAN", "JONES")) != "One letter wrong or two transposed"
