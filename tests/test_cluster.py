@@ -340,3 +340,26 @@ def test_an_attainer_on_a_register_of_adults_joins_their_school_record_by_their_
     out = cluster_records(recs, edges, threshold=0.95).set_index("unique_id")["cluster_key"]
     assert out[n] == out[n + 1]  # 15 on the register, with her date of birth: herself
     assert out[father] != out[son]
+
+
+def test_a_first_name_says_a_sex_when_the_records_stating_one_agree():
+    from residentview.linkage.frame import sex_of_names
+
+    people = pd.DataFrame({
+        "first_name_key": ["SARAH"] * 6 + ["SAM"] * 6 + ["ZELDA"] * 2,
+        "sex": ["F"] * 6 + ["F", "M", "F", "M", "M", "F"] + ["F", "F"],
+        "title": [None] * 14,
+    })
+    assert sex_of_names(people).to_dict() == {"SARAH": "F"}  # SAM is both; ZELDA too rare to tell
+
+
+def test_mr_s_hughes_joins_scott_not_sarah():
+    # The register states no sex; the other systems' SARAHs and SCOTTs do. 'MR S HUGHES' on the
+    # council tax scores alike with both and must join SCOTT, though SARAH scores higher.
+    rows = [(name, None, None, None) for name in ["SARAH"] * 5 + ["SCOTT"] * 5]
+    recs = records(*rows, ("S", None, None, None), ("SARAH", None, None, None), ("SCOTT", None, None, None))
+    recs["sex"] = ["F"] * 5 + ["M"] * 5 + [None, None, None]
+    recs["title"] = [None] * 10 + ["MR", None, None]
+    recs["last_name_key"] = ["OTHER"] * 10 + ["HUGHES"] * 3
+    out = cluster_records(recs, pairs((10, 11, 0.99), (10, 12, 0.98)), threshold=0.95)
+    assert frozenset({10, 12}) in residents(out) and frozenset({11}) in residents(out)

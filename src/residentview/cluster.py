@@ -29,7 +29,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from residentview.linkage.frame import implied_sex
+from residentview.linkage.frame import implied_sex, sex_of_names
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class _Person:
     middle: frozenset
     ids: frozenset  # (column, value) of every reference number the record carries
     seen: Optional[pd.Timestamp] = None  # the record's record_date
-    sex: Optional[str] = None  # recorded, or implied by the title
+    sex: Optional[str] = None  # recorded, or implied by the title or the first name
     adult_when: Optional[float] = None  # a system of adults held the record then (days since 1970)
     born: Optional[float] = None  # dob in days since 1970, for quick age arithmetic
     refs: frozenset = frozenset()  # (column, value) of references one person keeps (`kept_references`)
@@ -330,14 +330,34 @@ def _days(dates: np.ndarray) -> list:
     return [None if missing else d for d, missing in zip(days.tolist(), np.isnat(dates).tolist())]
 
 
-def _people(records: pd.DataFrame, ids: np.ndarray, adult: np.ndarray, kept: tuple = ()) -> dict[int, _Person]:
+@dataclass(frozen=True)
+class _Context:
+    """What clustering learned about every record from the data as a whole, row-aligned:
+    when a system of adults held it (`adult_when`), the references one person keeps
+    (`kept_references`), and its sex — recorded, by title, or by first name (`sex_of_names`)."""
+
+    adult: np.ndarray
+    kept: tuple
+    sex: np.ndarray
+
+
+def _context(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tuple[_Context, dict, dict]:
+    adult, measured = adult_when(records, left, right)
+    kept, references = kept_references(records, left, right)
+    columns = [c for c in ("sex", "title", "first_name_key") if c in records]
+    sex = implied_sex(records[columns], sex_of_names(records[columns])).to_numpy(dtype=object)
+    return _Context(adult, tuple(kept), sex), measured, references
+
+
+def _people(records: pd.DataFrame, ids: np.ndarray, context: _Context) -> dict[int, _Person]:
     """The evidence each record carries, as plain Python objects for the merge loop."""
+    adult, kept = context.adult, context.kept
     wanted = ["unique_id", "date_of_birth", "record_date", "first_name_key", "first_name_aliases",
               "middle_names_key", "last_name_key", "nhs_number", "ni_number"]
     wanted += [c for c in records.columns if c.startswith("id_")]
     chosen = records["unique_id"].isin(ids).to_numpy()
     sub = records.loc[chosen, [c for c in wanted if c in records]]
-    sex = implied_sex(records.loc[chosen, [c for c in ("sex", "title") if c in records]])
+    sex = pd.Series(context.sex[chosen])
     dobs, seen = _timestamps(sub, "date_of_birth"), _timestamps(sub, "record_date")
     firsts, aliases = _values(sub, "first_name_key"), _values(sub, "first_name_aliases")
     middles, lasts = _values(sub, "middle_names_key"), _values(sub, "last_name_key")
@@ -382,16 +402,16 @@ def _components(n_ids: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _may_conflict(records: pd.DataFrame, labels: pd.Series, adult: np.ndarray, kept: tuple = ()) -> set:
+def _may_conflict(records: pd.DataFrame, labels: pd.Series, context: _Context) -> set:
     """Components holding more than one NHS number, NI number, date of birth, first name, sex or
     number of a reference one person keeps, a record dated before someone in it was born, or a
     record of a system of adults made when someone in it was a child."""
     suspects: set = set()
-    conflict_columns = (*CONFLICT_COLUMNS, *kept)
+    adult = context.adult
+    conflict_columns = (*CONFLICT_COLUMNS, *context.kept)
     columns = [c for c in (*conflict_columns, "record_date") if c in records]
     frame = records[columns].assign(component=labels.to_numpy())
-    if "sex" in records or "title" in records:
-        frame["implied_sex"] = implied_sex(records[[c for c in ("sex", "title") if c in records]]).to_numpy()
+    frame["implied_sex"] = context.sex
     for col in conflict_columns:
         if col in frame:
             counts = frame.groupby("component")[col].nunique()
@@ -464,13 +484,12 @@ def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float
     root = pd.Series(ids, index=records.index).groupby(labels).transform("min").to_numpy()
     root_of = dict(zip(ids.tolist(), root.tolist()))
 
-    adult, measured = adult_when(records, left, right)
-    kept, references = kept_references(records, left, right)
-    suspects = _may_conflict(records, labels, adult, tuple(kept))
+    context, measured, references = _context(records, left, right)
+    suspects = _may_conflict(records, labels, context)
     people: dict[int, _Person] = {}
     if suspects:
         suspect_ids = ids[labels.isin(suspects).to_numpy()]
-        people = _people(records, suspect_ids, adult, tuple(kept))
+        people = _people(records, suspect_ids, context)
         inside = np.isin(left, suspect_ids)
         assigned = _constrained(edges[inside], people)
         group = pd.Series(assigned)
@@ -478,7 +497,7 @@ def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float
         root_of.update(dict(zip(lowest.index.tolist(), lowest.tolist())))
 
     key = np.array([root_of[i] for i in ids.tolist()], dtype=np.int64)
-    attached = _attach_initials(records, pairs, key, threshold, adult, people, tuple(kept))
+    attached = _attach_initials(records, pairs, key, threshold, context, people)
     if len(attached):
         key = _lowest_member_keys(ids, key, attached)
         edges = pd.concat([edges, attached[edges.columns]], ignore_index=True)
@@ -505,7 +524,7 @@ def _same_place(records: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarr
 
 
 def _attach_initials(records: pd.DataFrame, pairs: pd.DataFrame, key: np.ndarray, threshold: float,
-                     adult: np.ndarray, known: dict[int, _Person], kept: tuple = ()) -> pd.DataFrame:
+                     context: _Context, known: dict[int, _Person]) -> pd.DataFrame:
     """'MR T THOMPSON' on the council tax at the home of THOMAS THOMPSON: an initial and a surname
     score like any member of the household, below the threshold. A record that is a resident on
     its own, gives only an initial and no date of birth, and scored at least ATTACH_FLOOR with
@@ -540,7 +559,7 @@ def _attach_initials(records: pd.DataFrame, pairs: pd.DataFrame, key: np.ndarray
     members = dict(zip(keys.tolist(), np.split(ids[wanted][order], starts[1:])))
     involved = np.unique(np.r_[best["record"].to_numpy(), ids[wanted]])
     missing = involved[~np.isin(involved, np.fromiter(known, dtype=np.int64, count=len(known)))]
-    people = {**known, **_people(records, missing, adult, kept)} if len(missing) else known
+    people = {**known, **_people(records, missing, context)} if len(missing) else known
 
     def fits(record: int, group: list) -> bool:
         x = people[record]

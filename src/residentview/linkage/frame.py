@@ -69,13 +69,46 @@ SEX_OF_TITLE = {
 }
 
 
-def implied_sex(persons: pd.DataFrame) -> pd.Series:
+# A first name says a sex when the records that state one (recorded, or by title) almost all
+# agree: SARAH, SCOTT. Unisex names (SAM, ALEX, JO) and rare ones say nothing.
+NAME_SEX_MIN_RECORDS = 5
+NAME_SEX_MIN_SHARE = 0.95
+
+
+def _stated_sex(persons: pd.DataFrame) -> pd.Series:
     """The recorded sex, else the one the title implies."""
     recorded = persons["sex"] if "sex" in persons else pd.Series(None, index=persons.index, dtype=object)
     if "title" not in persons:
-        return recorded
+        return recorded.astype(object).where(recorded.notna(), None)
     sex = recorded.where(recorded.notna(), persons["title"].map(SEX_OF_TITLE)).astype(object)
     return sex.where(sex.notna(), None)
+
+
+def sex_of_names(persons: pd.DataFrame) -> pd.Series:
+    """first_name_key -> 'F' or 'M', learned from the records themselves: names of at least
+    NAME_SEX_MIN_RECORDS records stating a sex, NAME_SEX_MIN_SHARE of them one sex."""
+    if "first_name_key" not in persons:
+        return pd.Series(dtype=object)
+    stated = _stated_sex(persons)
+    named = persons["first_name_key"].str.len().gt(1) & stated.isin(["F", "M"])
+    counts = pd.crosstab(persons.loc[named, "first_name_key"], stated[named])
+    if counts.empty:
+        return pd.Series(dtype=object)
+    total = counts.sum(axis=1)
+    top = counts.idxmax(axis=1)
+    share = counts.max(axis=1) / total
+    sure = (total >= NAME_SEX_MIN_RECORDS) & (share >= NAME_SEX_MIN_SHARE)
+    return top[sure].astype(object)
+
+
+def implied_sex(persons: pd.DataFrame, names: pd.Series | None = None) -> pd.Series:
+    """The recorded sex, else the one the title implies, else (given `names`, from
+    `sex_of_names`) the one the first name implies."""
+    sex = _stated_sex(persons)
+    if names is None or not len(names) or "first_name_key" not in persons:
+        return sex
+    by_name = persons["first_name_key"].map(names)
+    return sex.where(sex.notna(), by_name).astype(object).where(lambda s: s.notna(), None)
 
 
 def _added(columns: set[str]) -> dict[str, str]:
@@ -117,6 +150,8 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
         written = persons["postcode_as_written"]
         frame["postcode"] = frame["postcode"].where(frame["postcode"].notna(), written) if "postcode" in frame else written
     if "sex" in persons or "title" in persons:
+        # Stated sex only: a sex read off the first name would count the name twice. (Clustering
+        # uses it: 'MR S HUGHES' is not SARAH HUGHES.)
         frame["sex"] = implied_sex(persons)
     if "date_of_birth" in persons:
         frame["dob"] = pd.to_datetime(persons["date_of_birth"], errors="coerce").to_numpy()
