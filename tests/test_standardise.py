@@ -556,3 +556,13 @@ def test_a_worker_that_cannot_start_or_fails_loses_nothing(executable, monkeypat
     assert found["value"].tolist() == ["LS1 4AP", None, None]
     assert "one core" in caplog.text
     assert "LS1" not in caplog.text and "ls1" not in caplog.text
+
+
+def test_a_forename_may_be_written_with_the_initial_of_its_short_forms():
+    from residentview.standardise.names import alias_initials
+
+    assert "B" in alias_initials("REBECCA")  # BECKY
+    assert "E" in alias_initials("BETH")  # ELIZABETH
+    assert "P" in alias_initials("MARGARET")  # PEGGY
+    assert alias_initials("CLAIRE") == "C"
+    assert alias_initials("J") == "J"

@@ -30,6 +30,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from residentview.linkage.frame import implied_sex, sex_of_names
+from residentview.standardise.names import alias_initials
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def first_names_compatible(a: _Person, b: _Person) -> bool:
         return True  # an initial that stands for a middle name
     if len(a.first) == 1 or len(b.first) == 1:
         initial, full = (a, b) if len(a.first) == 1 else (b, a)
-        return initial.first == full.first[0] or initial.first in {n[0] for n in full.aliases if n}
+        return initial.first == full.first[0] or initial.first in alias_initials(full.first)
     return jellyfish.jaro_winkler_similarity(a.first, b.first) >= FIRST_NAME_SIMILAR
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import pandas as pd
 
 from residentview.linkage.comparisons import compared_fields
+from residentview.standardise.names import alias_initials
+from residentview.standardise.text import map_distinct
 
 # Columns taken from the standardised records as they are.
 PASSTHROUGH = (
@@ -52,12 +54,6 @@ ADDED = {
         ("first_name_key", "last_name_key"),
         "CASE WHEN first_name_key IS NOT NULL AND last_name_key IS NOT NULL "
         "THEN count(*) OVER (PARTITION BY first_name_key, last_name_key) END",
-    ),
-    # The initials of every name a forename may stand for (BILL -> 'BW' for BILL and WILLIAM).
-    "first_name_alias_initials": (
-        ("first_name_aliases",),
-        "CASE WHEN len(first_name_aliases) > 0 THEN array_to_string(list_sort(list_distinct("
-        "list_transform(list_filter(first_name_aliases, lambda n: n <> ''), lambda n: n[1]))), '') END",
     ),
 }
 
@@ -144,6 +140,10 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     for col in PASSTHROUGH:
         if col in persons:
             frame[col] = persons[col]
+    if "first_name_key" in persons:
+        # The initials a forename may be written with (BILL -> 'BW', REBECCA -> 'BR'): see
+        # `alias_initials`.
+        frame["first_name_alias_initials"] = map_distinct(alias_initials, persons["first_name_key"])
     if "postcode_as_written" in persons and persons["postcode_as_written"].notna().any():
         # A postcode in no UK format still agrees with the same text elsewhere (no valid
         # postcode has the compacted form, so the two never meet).
@@ -166,7 +166,7 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     present = compared_fields(frame)
     # Columns some comparison reads alongside another: keep them whenever their partner is kept.
     companions = {
-        "first_name_key": ("first_name_aliases", "first_name_phonetic"),
+        "first_name_key": ("first_name_aliases", "first_name_phonetic", "first_name_alias_initials"),
         "last_name_key": ("last_name_parts", "last_name_phonetic", "previous_last_name_key"),
         "postcode": ("postcode_sector", "postcode_district", "house_number", "flat_number"),
         "address_key": ("house_number", "flat_number"),

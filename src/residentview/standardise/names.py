@@ -9,6 +9,8 @@ accents; the `*_key` columns are folded to A–Z for matching.
 
 from __future__ import annotations
 
+import functools
+
 import jellyfish
 import pandas as pd
 from nicknames import NickNamer
@@ -302,6 +304,17 @@ def names_key(names: pd.Series) -> pd.Series:
 def _aliases_of(key: str) -> list[str]:
     canonicals = sorted(c.upper() for c in NICKNAMES.canonicals_of(key.lower()))
     return [key] + [c for c in canonicals if c != key][: MAX_ALIASES - 1]
+
+
+@functools.lru_cache(maxsize=None)
+def alias_initials(key: str) -> str:
+    """The initials a forename may be written with: its own, those of the names it may be short
+    for (BETH -> E for ELIZABETH) and those of its own short forms (REBECCA -> B for BECKY,
+    MARGARET -> P for PEGGY). Sorted, one letter each."""
+    if not key or len(key) < 2:
+        return key or ""
+    names = [key, *NICKNAMES.canonicals_of(key.lower()), *NICKNAMES.nicknames_of(key.lower())]
+    return "".join(sorted({n[0].upper() for n in names if n and n[0].isalpha()}))
 
 
 def first_name_aliases(first_name_key: pd.Series) -> pd.Series:
