@@ -363,3 +363,10 @@ def test_mr_s_hughes_joins_scott_not_sarah():
     recs["last_name_key"] = ["OTHER"] * 10 + ["HUGHES"] * 3
     out = cluster_records(recs, pairs((10, 11, 0.99), (10, 12, 0.98)), threshold=0.95)
     assert frozenset({10, 12}) in residents(out) and frozenset({11}) in residents(out)
+
+
+def test_a_mistyped_two_letter_name_keeps_its_person_but_not_another_letter():
+    recs = records(("AMY", "2019-12-22", None, None), ("AY", "2019-12-22", None, None))
+    assert residents(cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)) == {frozenset({0, 1})}
+    recs = records(("AMY", "2019-12-22", None, None), ("MY", "2019-12-22", None, None))
+    assert residents(cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)) == {frozenset({0}), frozenset({1})}

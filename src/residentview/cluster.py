@@ -122,6 +122,9 @@ def first_names_compatible(a: _Person, b: _Person) -> bool:
         return True
     if min(len(a.first), len(b.first)) >= 3 and jellyfish.damerau_levenshtein_distance(a.first, b.first) <= 1:
         return True
+    if min(len(a.first), len(b.first)) == 2 and a.first[0] == b.first[0] and (
+            jellyfish.damerau_levenshtein_distance(a.first, b.first) <= 1):
+        return True  # AY for AMY, KZ for KA: a two-letter name mistyped, its first letter kept
     if a.first == b.last or b.first == a.last:
         return True  # forename and surname swapped
     if a.aliases & b.aliases:
