@@ -82,9 +82,15 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
         )
     if has("uprn") and has("first_name_key"):
         rules.append(Rule(("uprn", FIRST_INITIAL)))
-    if has("uprn") and has("last_name_key"):
-        # ANDY and DREW MASON at one home: a nickname that does not share the initial.
-        rules.append(Rule(("uprn", "last_name_key")))
+    if has("uprn") and has("last_name_key") and has("first_name_aliases"):
+        # ANDY and DREW MASON at one home: forms of one name that do not share the initial.
+        rules.append(
+            Rule(
+                ("uprn", "last_name_key", "first_name_aliases"),
+                sql="l.uprn = r.uprn AND l.last_name_key = r.last_name_key AND "
+                "list_has_any(l.first_name_aliases, r.first_name_aliases)",
+            )
+        )
     if has("postcode") and has("first_name_key") and has("last_name_key"):
         # 'T MARK' for MARK THORNTON at one postcode: names swapped and one of them shortened.
         rules.append(
