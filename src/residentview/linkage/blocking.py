@@ -33,6 +33,14 @@ class Rule:
         return self.sql if self.sql else " & ".join(self.keys)
 
 
+def _partly_swapped_within(key: str) -> Rule:
+    """Records agreeing on `key` where one's forename is the other's surname."""
+    return Rule(
+        (key, "first_name_key", "last_name_key"),
+        sql=f"l.{key} = r.{key} AND (l.first_name_key = r.last_name_key OR l.last_name_key = r.first_name_key)",
+    )
+
+
 def candidate_rules(columns: set[str]) -> list[Rule]:
     """Rules for the fields present, each one catching matches the others miss."""
     has = columns.__contains__
@@ -54,13 +62,7 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
             rules.append(Rule(("dob", LAST_INITIAL)))
         if has("first_name_key") and has("last_name_key"):
             # NOVAK BENJAMNI for BENJAMIN NOVAK: names swapped, one of them mistyped.
-            rules.append(
-                Rule(
-                    ("dob", "first_name_key", "last_name_key"),
-                    sql="l.dob = r.dob AND "
-                    "(l.first_name_key = r.last_name_key OR l.last_name_key = r.first_name_key)",
-                )
-            )
+            rules.append(_partly_swapped_within("dob"))
     if has("first_name_key") and has("last_name_key"):
         if has("full_name_count"):
             # Across the whole area only for uncommon full names; common ones meet through the
@@ -93,13 +95,7 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
         )
     if has("postcode") and has("first_name_key") and has("last_name_key"):
         # 'T MARK' for MARK THORNTON at one postcode: names swapped and one of them shortened.
-        rules.append(
-            Rule(
-                ("postcode", "first_name_key", "last_name_key"),
-                sql="l.postcode = r.postcode AND "
-                "(l.first_name_key = r.last_name_key OR l.last_name_key = r.first_name_key)",
-            )
-        )
+        rules.append(_partly_swapped_within("postcode"))
     if has("postcode") and has("house_number") and has("first_name_key"):
         # Both names mistyped at one address, where one record lacks the UPRN that would have
         # brought them together.
