@@ -119,7 +119,9 @@ def _adjusted(connection, relation, name: str):
 def _scored(connection, predictions, columns: set[str], threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The slim pairs and the review pairs, both with the full-name frequency adjustment."""
     relation = predictions.as_duckdbpyrelation()
-    if not _full_name_excess(connection, columns):
+    names = {f"{c}_{side}" for c in ("first_name_key", "last_name_key") for side in "lr"}
+    # (A loaded model may compare neither name: then the pairs carry no names to adjust by.)
+    if not names <= set(relation.columns) or not _full_name_excess(connection, columns):
         return _slim_pairs(relation), _review_pairs(relation, threshold)
     # The adjustment only ever lowers a weight: pairs below the review band stay below it.
     lowest = math.log2(threshold / (1 - threshold)) - REVIEW_BAND_WEIGHT
