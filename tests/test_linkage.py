@@ -392,3 +392,21 @@ def test_one_letter_wrong_in_a_short_name_is_its_own_level():
     assert _level_of(first, _name("PAULA", "JONES"), _name("POULA", "JONES")) == "One letter wrong or two transposed"
     assert _level_of(last, _name("ANN", "FRANCIS"), _name("ANN", "FRNACIS")).startswith("Jaro-Winkler >= 0.92")
     assert _level_of(first, _name("IAN", "JONES"), _name("JAN", "JONES")) != "One letter wrong or two transposed"
+
+
+def test_pairs_without_names_are_scored_as_they_are():
+    # A saved model comparing neither name (linkage.model): no adjustment, no error.
+    import duckdb
+
+    from residentview.linkage.model import _scored
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE records_table AS SELECT 'ANN' AS first_name_key, 'LEE' AS last_name_key")
+    scored = con.sql("SELECT 0 AS unique_id_l, 1 AS unique_id_r, 5.0 AS match_weight, 0.97 AS match_probability")
+
+    class Predictions:
+        def as_duckdbpyrelation(self):
+            return scored
+
+    pairs, review = _scored(con, Predictions(), {"first_name_key", "last_name_key"}, 0.95)
+    assert pairs["match_probability"].tolist() == [0.97] and len(review) == 1
