@@ -402,6 +402,26 @@ def test_another_surname_on_a_womans_record_is_its_own_level():
     assert _level_of(last, man, married | {"sex": "F"}) == "All other comparisons"  # one says M: no
 
 
+def test_a_first_name_the_records_say_is_a_womans_opens_the_married_name_level():
+    # RUTH BLAKE on the council tax (no sex, no title) and RUTH KENT on the register: RUTH is
+    # a woman's name by the records that state a sex, so her surname may have changed.
+    people = pd.DataFrame({
+        "unique_id": range(8), "source": ["asc"] * 6 + ["ct", "er"],
+        "sex": ["F"] * 5 + ["M", None, None], "title": [None] * 8,
+        "first_name_key": ["RUTH"] * 5 + ["DAVID", "RUTH", "RUTH"],
+        "last_name_key": ["A", "B", "C", "D", "E", "F", "BLAKE", "KENT"], "is_person": [True] * 8,
+    })
+    frame = linking_frame(people)
+    # (only one source states a sex, so sex itself is not compared; the names still say it)
+    assert frame["surname_sex"].tolist()[-2:] == ["F", "F"]
+    last = build_comparisons({"first_name_key", "last_name_key"}, NAME_COLUMNS | {"sex", "surname_sex"})[1]
+    ct, er = ({"sex": None, **frame.iloc[i][["first_name_key", "last_name_key", "surname_sex"]].to_dict()}
+              for i in (-2, -1))
+    assert _level_of(last, ct, er) == "Another surname, on a woman's record"
+    david = {"first_name_key": "DAVID", "last_name_key": "KENT", "sex": None, "surname_sex": "M"}
+    assert _level_of(last, david, ct | {"first_name_key": "DAVID", "surname_sex": None}) == "All other comparisons"
+
+
 def test_one_letter_wrong_in_a_short_name_is_its_own_level():
     first, last = build_comparisons({"first_name_key", "last_name_key"}, NAME_COLUMNS)[:2]
     assert _level_of(first, _name("PAULA", "JONES"), _name("POULA", "JONES")) == "One letter wrong or two transposed"

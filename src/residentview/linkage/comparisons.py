@@ -166,12 +166,15 @@ def last_name_comparison(columns: set[str]) -> Comparison:
         _one_typo_level("last_name_key"),
         _level('jaro_winkler_similarity("last_name_key_l", "last_name_key_r") >= 0.8', "Jaro-Winkler >= 0.8"),
     ]
-    if "sex" in columns:
+    sex = "surname_sex" if "surname_sex" in columns else "sex" if "sex" in columns else None
+    if sex:
         # Surnames change on marriage and divorce, and mostly women's: another surname on a
         # woman's record is weaker evidence against than on a man's. (Sex from either record,
-        # the other saying nothing or the same.)
+        # the other saying nothing or the same; stated, by title, or by a first name the
+        # records say is a woman's.)
         levels.append(_level(
-            "coalesce(\"sex_l\", \"sex_r\") = 'F' AND coalesce(\"sex_l\", 'F') = 'F' AND coalesce(\"sex_r\", 'F') = 'F'",
+            f"coalesce(\"{sex}_l\", \"{sex}_r\") = 'F' AND coalesce(\"{sex}_l\", 'F') = 'F' "
+            f"AND coalesce(\"{sex}_r\", 'F') = 'F'",
             "Another surname, on a woman's record",
         ))
     levels.append(_else())

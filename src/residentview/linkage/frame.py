@@ -153,6 +153,12 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
         # Stated sex only: a sex read off the first name would count the name twice. (Clustering
         # uses it: 'MR S HUGHES' is not SARAH HUGHES.)
         frame["sex"] = implied_sex(persons)
+        if "first_name_key" in persons:
+            # Where the first name also says it: read only by the surname comparison, whose
+            # 'another surname, on a woman's record' level asks whether a surname may have
+            # changed (RUTH BLAKE on the council tax, RUTH KENT on the register), not whether
+            # the names agree.
+            frame["surname_sex"] = implied_sex(persons, sex_of_names(persons))
     if "date_of_birth" in persons:
         frame["dob"] = pd.to_datetime(persons["date_of_birth"], errors="coerce").to_numpy()
     if "address" in persons:
@@ -167,7 +173,7 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     # Columns some comparison reads alongside another: keep them whenever their partner is kept.
     companions = {
         "first_name_key": ("first_name_aliases", "first_name_phonetic", "first_name_alias_initials"),
-        "last_name_key": ("last_name_parts", "last_name_phonetic", "previous_last_name_key"),
+        "last_name_key": ("last_name_parts", "last_name_phonetic", "previous_last_name_key", "surname_sex"),
         "postcode": ("postcode_sector", "postcode_district", "house_number", "flat_number"),
         "address_key": ("house_number", "flat_number"),
     }
