@@ -174,6 +174,21 @@ def test_nickname_aliases_include_the_name_and_its_canonical_forms():
     assert aliases[0] == "BILL" and "WILLIAM" in aliases and len(aliases) <= 8
 
 
+@pytest.mark.parametrize("short, full", [
+    ("NIKKI", "NICOLA"), ("LAURIE", "LAWRENCE"), ("KASIA", "KATARZYNA"), ("GEM", "GEMMA"), ("GAZ", "GARY"),
+    ("IZZY", "ISOBEL"), ("MUHAMMAD", "MOHAMMAD"), ("MO", "MUHAMMAD"),
+])
+def test_uk_short_forms_and_spellings_share_an_alias(short, full):
+    # Forms the American nickname list lacks; both sides must meet on some alias.
+    assert set(one(first_name_aliases, short)) & set(one(first_name_aliases, full))
+
+
+def test_uk_short_forms_keep_the_package_aliases_and_the_bound():
+    aliases = one(first_name_aliases, "NICKY")
+    assert aliases[0] == "NICKY" and "NICOLA" in aliases and "NICHOLAS" in aliases and len(aliases) <= 8
+    assert one(first_name_aliases, "NICOLA") == ["NICOLA"]  # a full name is not made short for anything
+
+
 def test_phonetic_key_groups_spelling_variants():
     assert one(phonetic_key, "SMITH") == one(phonetic_key, "SMYTH")
 
@@ -564,5 +579,6 @@ def test_a_forename_may_be_written_with_the_initial_of_its_short_forms():
     assert "B" in alias_initials("REBECCA")  # BECKY
     assert "E" in alias_initials("BETH")  # ELIZABETH
     assert "P" in alias_initials("MARGARET")  # PEGGY
+    assert "J" in alias_initials("GILLIAN") and "T" in alias_initials("TERENCE")  # JILL, TEL (UK list)
     assert alias_initials("CLAIRE") == "C"
     assert alias_initials("J") == "J"

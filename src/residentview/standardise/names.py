@@ -69,6 +69,40 @@ _PLACEHOLDER_RE = rf"^(?:{word_alternation(NAME_PLACEHOLDERS)})$"
 NICKNAMES = NickNamer()
 MAX_ALIASES = 8
 
+# Short forms in everyday use in the UK that the `nicknames` package (built from American
+# records) lacks, and spellings of one name that councils meet daily. Short form -> the names
+# it may stand for; read alongside the package, never instead of it.
+UK_SHORT_FORMS: dict[str, tuple[str, ...]] = {
+    "NIKKI": ("NICOLA", "NICOLE"), "NIKI": ("NICOLA", "NICOLE"), "NICKY": ("NICOLA", "NICOLE", "NICHOLAS"),
+    "NICKI": ("NICOLA", "NICOLE"), "LAURIE": ("LAURENCE", "LAWRENCE", "LAURA"),
+    "GEM": ("GEMMA",), "MO": ("MOHAMMED", "MAUREEN", "MAURICE"), "MOHD": ("MOHAMMED",), "MD": ("MOHAMMED",),
+    "MUHAMMAD": ("MOHAMMED",), "MOHAMMAD": ("MOHAMMED",), "MOHAMED": ("MOHAMMED",), "MUHAMMED": ("MOHAMMED",),
+    "MOHAMMOD": ("MOHAMMED",),
+    "ALF": ("ALFRED",), "ALFIE": ("ALFRED",), "GAZ": ("GARY", "GARETH"), "BAZ": ("BARRY",),
+    "KATH": ("KATHLEEN", "KATHERINE", "KATHRYN", "CATHERINE"), "CATH": ("CATHERINE", "CATHRYN", "KATHERINE"),
+    "CHARLIE": ("CHARLOTTE", "CHARLES"), "LOTTIE": ("CHARLOTTE",), "LOTTE": ("CHARLOTTE",),
+    "IZZY": ("ISABEL", "ISOBEL", "ISABELLA", "ISABELLE"), "IZZIE": ("ISABEL", "ISOBEL", "ISABELLA", "ISABELLE"),
+    "ISSY": ("ISABEL", "ISOBEL", "ISABELLA", "ISABELLE"),
+    "BEX": ("REBECCA",), "BECKS": ("REBECCA",), "DEL": ("DEREK",), "TEL": ("TERENCE", "TERRY"),
+    "BEV": ("BEVERLEY", "BEVERLY"), "TASH": ("NATASHA",), "STEPH": ("STEPHANIE",), "SOPH": ("SOPHIE", "SOPHIA"),
+    "MEL": ("MELANIE", "MELISSA"), "VAL": ("VALERIE",), "VIV": ("VIVIEN", "VIVIENNE", "VIVIAN"),
+    "GILL": ("GILLIAN",), "JILL": ("GILLIAN",), "JOSH": ("JOSHUA",), "ZAK": ("ZACHARY",), "ZAC": ("ZACHARY",),
+    "FRAN": ("FRANCES", "FRANCESCA"), "FRANKIE": ("FRANCES", "FRANCESCA", "FRANCIS"), "HATTIE": ("HARRIET",),
+    "TILLY": ("MATILDA",), "TILLIE": ("MATILDA",), "MILLIE": ("AMELIA", "CAMILLA", "MILDRED"),
+    "MILLY": ("AMELIA", "CAMILLA", "MILDRED"), "KEV": ("KEVIN",), "SHAZ": ("SHARON",), "DEBS": ("DEBORAH", "DEBRA"),
+    "ROZ": ("ROSALIND", "ROSEMARY"), "ROS": ("ROSALIND", "ROSEMARY"), "DAI": ("DAVID",), "DEWI": ("DAVID",),
+    "ANGIE": ("ANGELA",), "LEXI": ("ALEXANDRA", "ALEXIS"), "LEXIE": ("ALEXANDRA", "ALEXIS"),
+    "OLLIE": ("OLIVER", "OLIVIA"), "ARCHIE": ("ARCHIBALD",), "PADDY": ("PATRICK",), "JAZ": ("JASMINE",),
+    "KASIA": ("KATARZYNA",), "GOSIA": ("MALGORZATA",), "BASIA": ("BARBARA",), "KUBA": ("JAKUB",),
+    "TOMEK": ("TOMASZ",), "KRZYS": ("KRZYSZTOF",),
+}
+# The other way round, for the initials a full name may be written with (see `alias_initials`).
+_UK_FULL_FORMS: dict[str, set[str]] = {}
+for _short, _fulls in UK_SHORT_FORMS.items():
+    for _full in _fulls:
+        if _full != _short:
+            _UK_FULL_FORMS.setdefault(_full, set()).add(_short)
+
 
 @per_unique
 def prepare_name(values: pd.Series) -> pd.DataFrame:
@@ -303,7 +337,8 @@ def names_key(names: pd.Series) -> pd.Series:
 
 def _aliases_of(key: str) -> list[str]:
     canonicals = sorted(c.upper() for c in NICKNAMES.canonicals_of(key.lower()))
-    return [key] + [c for c in canonicals if c != key][: MAX_ALIASES - 1]
+    names = dict.fromkeys([key, *UK_SHORT_FORMS.get(key, ()), *canonicals])
+    return list(names)[:MAX_ALIASES]
 
 
 @functools.lru_cache(maxsize=None)
@@ -313,7 +348,8 @@ def alias_initials(key: str) -> str:
     MARGARET -> P for PEGGY). Sorted, one letter each."""
     if not key or len(key) < 2:
         return key or ""
-    names = [key, *NICKNAMES.canonicals_of(key.lower()), *NICKNAMES.nicknames_of(key.lower())]
+    names = [key, *NICKNAMES.canonicals_of(key.lower()), *NICKNAMES.nicknames_of(key.lower()),
+             *UK_SHORT_FORMS.get(key, ()), *_UK_FULL_FORMS.get(key, ())]
     return "".join(sorted({n[0].upper() for n in names if n and n[0].isalpha()}))
 
 
