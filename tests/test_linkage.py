@@ -422,6 +422,20 @@ def test_a_first_name_the_records_say_is_a_womans_opens_the_married_name_level()
     assert _level_of(last, david, ct | {"first_name_key": "DAVID", "surname_sex": None}) == "All other comparisons"
 
 
+def test_an_initial_that_fits_the_first_name_is_not_taken_for_a_middle_name():
+    first = build_comparisons({"first_name_key", "last_name_key", "middle_names_key"}, NAME_COLUMNS)[0]
+    john_james = _name("JOHN", "SMITH") | {"middle_names_key": "JAMES"}
+    paul_james = _name("PAUL", "SMITH") | {"middle_names_key": "JAMES"}
+    j = _name("J", "SMITH")
+    assert _level_of(first, j, john_james) == "Initial agrees"
+    assert _level_of(first, j, paul_james) == "Initial of a middle name"
+    jessica_susan = _name("JESSICA", "STEWART") | {"middle_names_key": "SUSAN"}
+    assert _level_of(first, _name("SUSAN", "STEWART"), jessica_susan) == "Middle name used as first name"
+    labels = [lv["label_for_charts"] for lv in first["comparison_levels"]]
+    assert labels.index("Middle name used as first name") < labels.index("Initial agrees") < labels.index(
+        "Initial of a middle name")
+
+
 def test_one_letter_wrong_in_a_short_name_is_its_own_level():
     first, last = build_comparisons({"first_name_key", "last_name_key"}, NAME_COLUMNS)[:2]
     assert _level_of(first, _name("PAULA", "JONES"), _name("POULA", "JONES")) == "One letter wrong or two transposed"

@@ -52,7 +52,8 @@ def em_rules(columns: set[str]) -> list:
 PRIOR_M = {
     "Forename and surname swapped": 0.005,
     "Nickname of the same name": 0.03,
-    "Middle name (or its initial) used as first name": 0.02,
+    "Middle name used as first name": 0.02,
+    "Initial of a middle name": 0.01,
     "Initial agrees": 0.05,
     "Matches a previous surname": 0.02,
     "Part of a double-barrelled surname": 0.01,
