@@ -357,6 +357,34 @@ def test_area_wide_name_rules_reach_only_uncommon_names():
     assert "l.first_name_key = r.last_name_key AND l.last_name_key = r.first_name_key" in without
 
 
+def test_surname_within_a_postcode_only_for_first_names_that_might_be_one_name():
+    import duckdb
+
+    columns = {"first_name_key", "last_name_key", "postcode", "first_name_aliases", "middle_names_key", "id_pupil"}
+    rule = next(r for r in candidate_rules(columns) if r.keys == ("last_name_key", "postcode"))
+    people = pd.DataFrame({
+        "uid": range(7),
+        "first_name_key": ["JOHN", "JON", "J", "WILLIAM", "BILL", "SARAH", "PETER"],
+        "first_name_aliases": [["JOHN"], ["JON", "JONATHAN"], ["J"], ["WILLIAM"], ["BILL", "WILLIAM"], ["SARAH"],
+                               ["PETER"]],
+        "middle_names_key": [None, None, None, None, None, "MARY JOHN", None],
+        "id_pupil": [None, None, None, None, None, None, "A1234567"],
+    }).assign(last_name_key="SMITH", postcode="LS1 1AA")
+    twin = people.iloc[[6]].assign(uid=7, first_name_key="PAUL", first_name_aliases=[["PAUL"]], id_pupil="A1234576")
+    people = pd.concat([people, twin], ignore_index=True)
+    con = duckdb.connect()
+    con.register("p", people)
+    found = {tuple(x) for x in con.execute(
+        f"SELECT l.uid, r.uid FROM p l JOIN p r ON l.uid < r.uid AND {rule.sql}").fetchall()}
+    assert (0, 1) in found and (0, 2) in found and (3, 4) in found  # alike, initial, nickname
+    assert (0, 5) in found  # JOHN is one of SARAH's middle names (either way round)
+    assert (6, 7) in found  # a pupil number with two digits swapped ties PETER and PAUL
+    assert (0, 3) not in found and (5, 6) not in found  # JOHN and WILLIAM, SARAH and PETER: a family
+    # Without first names the rule is the plain one.
+    plain = next(r for r in candidate_rules({"last_name_key", "postcode"}) if r.keys == ("last_name_key", "postcode"))
+    assert plain.name == "last_name_key & postcode"
+
+
 def test_a_full_name_commoner_than_its_parts_predict_counts_for_less():
     import duckdb
 
