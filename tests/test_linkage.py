@@ -258,6 +258,8 @@ def test_same_input_in_any_row_order_gives_identical_links(linked, tmp_path):
 
     assert grouping(again.links) == grouping(result.links)
     assert json.dumps(again.model, sort_keys=True) == json.dumps(result.model, sort_keys=True)
+    # unique_id follows (source, record_id), and the pairs come in id order: the very same pairs
+    pd.testing.assert_frame_equal(again.pairs, result.pairs)
 
 
 def test_a_saved_model_is_reused_without_training(linked, tmp_path):

@@ -383,3 +383,17 @@ def test_report_renders_every_chart_offline_without_console_errors(chromium, run
     assert dom.count('class="marks"') >= len(charts)  # each chart drew an SVG
     console = [line for line in opened.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == []
+
+
+def test_a_run_writes_the_report_it_would_rebuild_from_its_own_folder(tmp_path):
+    # pipeline.write hands the report the frames it has just written instead of reading them
+    # back; the report must be the one `residentview report` builds from the folder alone.
+    import residentview as rv
+    from residentview.report import rebuild_report
+    from residentview.synthetic import generate
+
+    written = generate(people=400, out=tmp_path / "extracts", seed=3)
+    folder = rv.link(written.config_path, progress=False).write(tmp_path / "out")
+    from_memory = {name: (folder / name).read_bytes() for name in ("report.html", "review_queue.csv")}
+    rebuild_report(folder)
+    assert from_memory == {name: (folder / name).read_bytes() for name in from_memory}

@@ -21,7 +21,7 @@ from residentview.config import Config, load_config
 from residentview.linkage import link_records
 from residentview.outputs import staged_output
 from residentview.progress import pipeline_progress
-from residentview.resident_view import ResidentView, build_resident_view, write_database
+from residentview.resident_view import ResidentView, build_resident_view, write_view
 from residentview.sources import SourceSummary, read_sources
 from residentview.standardise import standardise
 
@@ -94,21 +94,21 @@ class LinkResult:
         if has_previous_run(folder) and (self.previous is None or Path(self.previous).resolve() != folder.resolve()):
             self._rebase(folder)
         with staged_output(folder) as staging:
-            self.view.links.to_parquet(staging / "resident_links.parquet", index=False)
-            self.view.residents.to_parquet(staging / "residents.parquet", index=False)
-            self.view.households.to_parquet(staging / "households.parquet", index=False)
-            self.view.id_changes.to_parquet(staging / "id_changes.parquet", index=False)
-            self.quality.to_parquet(staging / "data_quality.parquet", index=False)
+            # resident_links, residents, households, id_changes, data_quality and the database
+            write_view(staging, self.view, self.quality)
             self.records.to_parquet(staging / "records.parquet", index=False)
             self.pairs.to_parquet(staging / "pairs.parquet", index=False)
             self.review_pairs.to_parquet(staging / "review_pairs.parquet", index=False)
             (staging / "model.json").write_text(json.dumps(self.model, indent=2), encoding="utf-8")
             (staging / "run.json").write_text(json.dumps(self.run_info(), indent=2, default=str), encoding="utf-8")
-            write_database(staging, self.view, self.quality)
             if report:
                 from residentview.report import write_report
+                from residentview.report.run_outputs import run_outputs_in_memory
 
-                write_report(staging)
+                write_report(staging, outputs=run_outputs_in_memory(
+                    staging, self.view.links, self.records, self.view.residents, self.view.households,
+                    self.view.id_changes, self.quality, self.pairs, self.model, self.run_info(),
+                ))
         return folder
 
 

@@ -141,7 +141,9 @@ def _slim_pairs(relation) -> pd.DataFrame:
             keep.append(f'CAST("{name}" AS TINYINT) AS "{name}"')
         elif name.startswith("bf_tf_adj_"):
             keep.append(f'CAST("{name}" AS FLOAT) AS "{name}"')
-    return relation.project(", ".join(keep)).df()
+    # In id order: DuckDB's threads finish in any order, and the same input must write the
+    # same pairs.parquet.
+    return relation.project(", ".join(keep)).order("unique_id_l, unique_id_r").df()
 
 
 def _review_pairs(relation, threshold: float) -> pd.DataFrame:

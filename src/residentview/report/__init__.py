@@ -19,7 +19,7 @@ from residentview.report import sections
 from residentview.report.html_page import Page
 from residentview.report.model_view import build_model_view, comparison_names, input_columns
 from residentview.report.review_queue import build_review_queue, empty_review_queue
-from residentview.report.run_outputs import read_labels, read_run_outputs
+from residentview.report.run_outputs import RunOutputs, read_labels, read_run_outputs
 from residentview.report.sections import ReportInputs
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,9 @@ SECTIONS = (sections.summary, sections.data_quality, sections.model, sections.th
 __all__ = ["write_report", "rebuild_report"]
 
 
-def _prepare(folder: Path, labels: Optional[Path]) -> ReportInputs:
-    """Read the outputs and compute what several sections share."""
-    outputs = read_run_outputs(folder)
+def _prepare(folder: Path, labels: Optional[Path], outputs: Optional[RunOutputs] = None) -> ReportInputs:
+    """Read the outputs (unless given) and compute what several sections share."""
+    outputs = outputs if outputs is not None else read_run_outputs(folder)
     label_frame = read_labels(labels) if labels is not None else None
     records = outputs.records
     members = (metrics.resident_members(outputs.links, records)
@@ -68,10 +68,12 @@ def _labels_path(labels: Optional[Union[str, Path]]) -> Optional[Path]:
     return Path(labels) if labels is not None else None
 
 
-def write_report(folder: Union[str, Path], labels: Optional[Union[str, Path]] = None) -> Path:
-    """Write report.html and review_queue.csv into `folder` from the outputs already there."""
+def write_report(folder: Union[str, Path], labels: Optional[Union[str, Path]] = None,
+                 outputs: Optional[RunOutputs] = None) -> Path:
+    """Write report.html and review_queue.csv into `folder` from the outputs already there
+    (`outputs`: those same outputs, still in memory — see `run_outputs_in_memory`)."""
     folder = Path(folder)
-    return _write(_prepare(folder, _labels_path(labels)), folder)
+    return _write(_prepare(folder, _labels_path(labels), outputs), folder)
 
 
 def rebuild_report(outdir: Union[str, Path], labels: Optional[Union[str, Path]] = None) -> Path:

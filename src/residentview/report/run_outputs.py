@@ -111,6 +111,24 @@ def read_run_outputs(folder: Path) -> RunOutputs:
     )
 
 
+def run_outputs_in_memory(folder: Path, links: pd.DataFrame, records: Optional[pd.DataFrame],
+                          residents: pd.DataFrame, households: pd.DataFrame, id_changes: pd.DataFrame,
+                          quality: pd.DataFrame, pairs: pd.DataFrame, model: dict, run: dict) -> RunOutputs:
+    """The outputs a run has just written to `folder`, from the frames it wrote rather than read
+    back: at a million records reading them again took 4 s and 2 GB. Shaped as
+    `read_run_outputs` shapes them (the report is the same either way)."""
+    if records is not None:
+        records = records[[c for c in RECORD_COLUMNS if c in records.columns]].reset_index(drop=True)
+        if "date_of_birth" in records:
+            records["date_of_birth"] = pd.to_datetime(records["date_of_birth"], errors="coerce")
+    return RunOutputs(
+        folder=Path(folder), links=links.reset_index(drop=True), records=records,
+        residents=residents.reset_index(drop=True), households=households.reset_index(drop=True),
+        id_changes=id_changes.reset_index(drop=True), quality=quality.reset_index(drop=True),
+        pairs=pairs.reset_index(drop=True), model=model, run=json.loads(json.dumps(run, default=str)),
+    )
+
+
 def read_labels(path: Path) -> pd.DataFrame:
     """Ground truth for measured precision/recall: source, record_id, person_id (CSV or Parquet)."""
     path = Path(path)

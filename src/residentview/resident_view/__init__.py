@@ -24,8 +24,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
-from residentview.resident_view.database import DATABASE_FILE, write_tables
+from residentview.resident_view.database import DATABASE_FILE, as_arrow_table, write_tables
 from residentview.resident_view.golden import golden_records, nulls_as_none
 from residentview.resident_view.households import build_households
 from residentview.resident_view.ids import HOUSEHOLD_IDS, RESIDENT_IDS, assign_persistent_ids
@@ -124,13 +125,27 @@ def _log_changes(changes: pd.DataFrame, n_residents: int, n_households: int) -> 
         )
 
 
-def write_database(folder: Path, view: ResidentView, quality: pd.DataFrame) -> Path:
-    """Write `folder/resident_view.duckdb` with the tables residents, resident_links, households,
-    id_changes and data_quality."""
-    return write_tables(Path(folder) / DATABASE_FILE, {
+def view_tables(view: ResidentView, quality: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The resident view's tables by name: each is `<name>.parquet` and a table of the database."""
+    return {
         "residents": view.residents,
         "resident_links": view.links,
         "households": view.households,
         "id_changes": view.id_changes,
         "data_quality": quality,
-    })
+    }
+
+
+def write_database(folder: Path, view: ResidentView, quality: pd.DataFrame) -> Path:
+    """Write `folder/resident_view.duckdb` with the tables residents, resident_links, households,
+    id_changes and data_quality."""
+    return write_tables(Path(folder) / DATABASE_FILE, view_tables(view, quality))
+
+
+def write_view(folder: Path, view: ResidentView, quality: pd.DataFrame) -> None:
+    """Write each of the view's tables as `<name>.parquet` and all of them to the database,
+    converting each frame to Arrow once for both."""
+    tables = {name: as_arrow_table(frame) for name, frame in view_tables(view, quality).items()}
+    for name, table in tables.items():
+        pq.write_table(table, Path(folder) / f"{name}.parquet")
+    write_tables(Path(folder) / DATABASE_FILE, tables)

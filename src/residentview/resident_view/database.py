@@ -8,6 +8,7 @@ List columns (sources, other_names, addresses, resident_ids) are DuckDB lists (V
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Union
 
 import duckdb
 import pandas as pd
@@ -16,14 +17,20 @@ import pyarrow as pa
 DATABASE_FILE = "resident_view.duckdb"
 
 
-def write_tables(path: Path, tables: dict[str, pd.DataFrame]) -> Path:
-    """Create a DuckDB file at `path` holding one table per frame (replacing any file there)."""
+def as_arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """A frame as the Arrow table its Parquet file holds. Arrow keeps list columns as lists and
+    empty frames typed, where pandas' object columns cannot."""
+    return pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+
+
+def write_tables(path: Path, tables: dict[str, Union[pd.DataFrame, pa.Table]]) -> Path:
+    """Create a DuckDB file at `path` holding one table per frame (replacing any file there).
+    Frames already converted for their Parquet file (`as_arrow_table`) are not converted again."""
     path = Path(path)
     path.unlink(missing_ok=True)
     with duckdb.connect(str(path)) as con:
         for name, frame in tables.items():
-            # Arrow keeps list columns as lists and empty frames typed, where pandas' object columns cannot.
-            arrow = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+            arrow = frame if isinstance(frame, pa.Table) else as_arrow_table(frame)
             con.register("incoming", arrow)
             con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM incoming')
             con.unregister("incoming")
