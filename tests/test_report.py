@@ -393,7 +393,14 @@ def test_a_run_writes_the_report_it_would_rebuild_from_its_own_folder(tmp_path):
     from residentview.synthetic import generate
 
     written = generate(people=400, out=tmp_path / "extracts", seed=3)
-    folder = rv.link(written.config_path, progress=False).write(tmp_path / "out")
+    result = rv.link(written.config_path, progress=False)
+    before = {name: getattr(result, name).copy() for name in ("links", "residents", "households", "pairs", "records")}
+    folder = result.write(tmp_path / "out")
     from_memory = {name: (folder / name).read_bytes() for name in ("report.html", "review_queue.csv")}
     rebuild_report(folder)
     assert from_memory == {name: (folder / name).read_bytes() for name in from_memory}
+    # The report and the files are written side by side from the result's own frames: neither
+    # may change them.
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(getattr(result, name), frame)
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "resident_links.parquet"), result.links)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -94,22 +95,38 @@ class LinkResult:
         if has_previous_run(folder) and (self.previous is None or Path(self.previous).resolve() != folder.resolve()):
             self._rebase(folder)
         with staged_output(folder) as staging:
-            # resident_links, residents, households, id_changes, data_quality and the database
-            write_view(staging, self.view, self.quality)
-            self.records.to_parquet(staging / "records.parquet", index=False)
-            self.pairs.to_parquet(staging / "pairs.parquet", index=False)
-            self.review_pairs.to_parquet(staging / "review_pairs.parquet", index=False)
-            (staging / "model.json").write_text(json.dumps(self.model, indent=2), encoding="utf-8")
-            (staging / "run.json").write_text(json.dumps(self.run_info(), indent=2, default=str), encoding="utf-8")
             if report:
-                from residentview.report import write_report
-                from residentview.report.run_outputs import run_outputs_in_memory
+                self._write_files_and_report(staging)
+            else:
+                self._write_files(staging)
+        return folder
 
+    def _write_files_and_report(self, staging: Path) -> None:
+        from residentview.report import write_report
+        from residentview.report.run_outputs import run_outputs_in_memory
+
+        # The files are written by a second thread while this one builds the report from the
+        # same frames (read only by both): Parquet, DuckDB and file writes release the GIL, so
+        # at a million records much of their time hides behind the report's.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            files = pool.submit(self._write_files, staging)
+            try:
                 write_report(staging, outputs=run_outputs_in_memory(
                     staging, self.view.links, self.records, self.view.residents, self.view.households,
                     self.view.id_changes, self.quality, self.pairs, self.model, self.run_info(),
                 ))
-        return folder
+            finally:
+                files.result()  # its error, if any, surfaces here (after the report's own)
+
+    def _write_files(self, staging: Path) -> None:
+        """Every output but the report."""
+        # resident_links, residents, households, id_changes, data_quality and the database
+        write_view(staging, self.view, self.quality)
+        self.records.to_parquet(staging / "records.parquet", index=False)
+        self.pairs.to_parquet(staging / "pairs.parquet", index=False)
+        self.review_pairs.to_parquet(staging / "review_pairs.parquet", index=False)
+        (staging / "model.json").write_text(json.dumps(self.model, indent=2), encoding="utf-8")
+        (staging / "run.json").write_text(json.dumps(self.run_info(), indent=2, default=str), encoding="utf-8")
 
 
 def link(

@@ -20,7 +20,7 @@ DATABASE_FILE = "resident_view.duckdb"
 def as_arrow_table(frame: pd.DataFrame) -> pa.Table:
     """A frame as the Arrow table its Parquet file holds. Arrow keeps list columns as lists and
     empty frames typed, where pandas' object columns cannot."""
-    return pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def write_tables(path: Path, tables: dict[str, Union[pd.DataFrame, pa.Table]]) -> Path:
