@@ -2,7 +2,8 @@
 
 Each takes a prepared dataset's config and returns one row per record: source, record_id, cluster.
 
-* ``residentview``: the public API, ``residentview.link(config)`` — the whole real pipeline.
+* ``residentview``: what ``residentview link`` does — ``residentview.link(config)``, the whole real
+  pipeline, then ``.write()`` of every output (Parquet files, database, report.html).
 * ``splink``: plain Splink 5 set up as a competent analyst would, after light cleaning in pandas
   (`analyst_clean`). Settings:
     - one stacked table, ``link_type="dedupe_only"`` (records of all sources together);
@@ -107,9 +108,15 @@ def identifier_columns(frame: pd.DataFrame) -> list[str]:
 # The systems --------------------------------------------------------------------------------
 
 def run_residentview(config) -> pd.DataFrame:
+    """What `residentview link` does: the whole pipeline, and every output (Parquet files, the
+    DuckDB database, report.html) written to a temporary folder."""
+    import tempfile
+
     import residentview as rv
 
     result = rv.link(config, progress=False)
+    with tempfile.TemporaryDirectory() as folder:
+        result.write(folder)
     links = result.links
     return pd.DataFrame({"source": links["source"], "record_id": links["record_id"], "cluster": links["resident_id"]})
 

@@ -54,7 +54,10 @@ def _capped(candidates: pd.DataFrame, cap: int) -> pd.DataFrame:
 
 def _side_by_side(queue: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
     shown = [f for f in GOLDEN_FIELDS if f in members and members[f].notna().any()]
-    details = members.set_index("unique_id")[["source", "record_id", "resident_id", *shown]].copy()
+    # Only the queued records' details (a thousand rows, not every record's).
+    wanted = np.unique(np.r_[queue["unique_id_l"].to_numpy(), queue["unique_id_r"].to_numpy()])
+    details = members.loc[members["unique_id"].isin(wanted), ["unique_id", "source", "record_id", "resident_id", *shown]]
+    details = details.set_index("unique_id")
     if "date_of_birth" in details:
         details["date_of_birth"] = pd.to_datetime(details["date_of_birth"], errors="coerce").dt.strftime("%Y-%m-%d")
     left = details.reindex(queue["unique_id_l"].to_numpy()).add_suffix("_l").reset_index(drop=True)

@@ -120,7 +120,7 @@ def run_outputs_in_memory(folder: Path, links: pd.DataFrame, records: Optional[p
     if records is not None:
         wanted = [c for c in RECORD_COLUMNS if c in records.columns]
         records = fresh_index(records[wanted])
-        if "date_of_birth" in records:
+        if "date_of_birth" in records and not pd.api.types.is_datetime64_any_dtype(records["date_of_birth"]):
             records = records.assign(date_of_birth=pd.to_datetime(records["date_of_birth"], errors="coerce"))
     return RunOutputs(
         folder=Path(folder), links=fresh_index(links), records=records,
