@@ -176,7 +176,7 @@ def test_nickname_aliases_include_the_name_and_its_canonical_forms():
 
 @pytest.mark.parametrize("short, full", [
     ("NIKKI", "NICOLA"), ("LAURIE", "LAWRENCE"), ("KASIA", "KATARZYNA"), ("GEM", "GEMMA"), ("GAZ", "GARY"),
-    ("IZZY", "ISOBEL"), ("MUHAMMAD", "MOHAMMAD"), ("MO", "MUHAMMAD"),
+    ("IZZY", "ISOBEL"), ("MUHAMMAD", "MOHAMMAD"), ("MO", "MUHAMMAD"), ("SAMMIE", "SAMANTHA"), ("STEVIE", "STEPHEN"),
 ])
 def test_uk_short_forms_and_spellings_share_an_alias(short, full):
     # Forms the American nickname list lacks; both sides must meet on some alias.

@@ -95,6 +95,10 @@ UK_SHORT_FORMS: dict[str, tuple[str, ...]] = {
     "OLLIE": ("OLIVER", "OLIVIA"), "ARCHIE": ("ARCHIBALD",), "PADDY": ("PATRICK",), "JAZ": ("JASMINE",),
     "KASIA": ("KATARZYNA",), "GOSIA": ("MALGORZATA",), "BASIA": ("BARBARA",), "KUBA": ("JAKUB",),
     "TOMEK": ("TOMASZ",), "KRZYS": ("KRZYSZTOF",),
+    "SAMMIE": ("SAMANTHA", "SAMUEL"), "NAT": ("NATALIE", "NATASHA", "NATHAN", "NATHANIEL"),
+    "MAGS": ("MARGARET",), "DEE": ("DEBORAH", "DENISE", "DEIRDRE"), "STEVIE": ("STEPHEN", "STEVEN", "STEPHANIE"),
+    "NELL": ("ELEANOR", "HELEN", "ELLEN"), "ALLY": ("ALISON", "ALEXANDRA", "ALISTAIR"), "STAN": ("STANLEY",),
+    "TREV": ("TREVOR",), "KIT": ("CHRISTOPHER", "KATHERINE"), "JACQUI": ("JACQUELINE",),
 }
 # The other way round, for the initials a full name may be written with (see `alias_initials`).
 _UK_FULL_FORMS: dict[str, set[str]] = {}
