@@ -356,6 +356,15 @@ def _context(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tupl
 
 def _people(records: pd.DataFrame, ids: np.ndarray, context: _Context) -> dict[int, _Person]:
     """The evidence each record carries, as plain Python objects for the merge loop."""
+    # Millions of small objects (a _Person, frozensets and tuples per record) with no reference
+    # cycles set the cycle collector off again and again: at a million records a third of the
+    # clustering stage's time. Paused only here and in the merge loop, where no pandas objects
+    # (which do hold cycles) are left behind to pile up.
+    with cycle_collector_paused():
+        return _people_of(records, ids, context)
+
+
+def _people_of(records: pd.DataFrame, ids: np.ndarray, context: _Context) -> dict[int, _Person]:
     adult, kept = context.adult, context.kept
     wanted = ["unique_id", "date_of_birth", "record_date", "first_name_key", "first_name_aliases",
               "middle_names_key", "last_name_key", "nhs_number", "ni_number"]
@@ -448,6 +457,11 @@ def _dates_meet(group_a: list, group_b: list, people: dict[int, _Person]) -> boo
 
 def _constrained(edges: pd.DataFrame, people: dict[int, _Person]) -> dict[int, int]:
     """Greedy merge, strongest pair first, refusing merges that would join conflicting records."""
+    with cycle_collector_paused():  # see _people
+        return _merged(edges, people)
+
+
+def _merged(edges: pd.DataFrame, people: dict[int, _Person]) -> dict[int, int]:
     parent = {uid: uid for uid in people}
     members = {uid: [uid] for uid in people}
     numbers = {uid: set(p.ids) for uid, p in people.items()}
@@ -479,14 +493,6 @@ def _constrained(edges: pd.DataFrame, people: dict[int, _Person]) -> dict[int, i
 def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """One row per record: unique_id, cluster_key (lowest member unique_id), match_probability
     (the strongest pair tying the record to its resident; 1.0 for a resident of one record)."""
-    # The merge loop's evidence is millions of small objects (a _Person, frozensets and tuples
-    # per record) with no reference cycles, which set the cycle collector off again and again:
-    # at a million records a third of this stage's time.
-    with cycle_collector_paused():
-        return _cluster_records(records, pairs, threshold)
-
-
-def _cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float) -> pd.DataFrame:
     ids = records["unique_id"].to_numpy(dtype=np.int64)
     n_ids = int(ids.max()) + 1 if len(ids) else 0
     edges = pairs.loc[pairs["match_probability"] >= threshold, ["unique_id_l", "unique_id_r", "match_weight", "match_probability"]]
