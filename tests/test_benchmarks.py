@@ -68,3 +68,14 @@ def test_harness_runs_all_three_systems_and_writes_one_table(tmp_path):
     table = (tmp_path / "results" / "latest.md").read_text()
     assert table.splitlines()[0] == "| " + " | ".join(TABLE_COLUMNS.values()) + " |"
     assert len(table.splitlines()) == 2 + 3
+
+
+def test_ceiling_bounds_what_any_matcher_could_join(tmp_path):
+    from ceiling import ceiling
+
+    scores = ceiling("synthetic-420", data=tmp_path / "data")
+    assert scores["ceiling"]["precision"] == 1.0
+    # residentview joins records only through scored pairs, so (short of reaching one person's
+    # records through another person's) it recalls no more than joining every true scored pair.
+    assert scores["residentview"]["recall"] <= scores["ceiling"]["recall"] + 1e-9
+    assert scores["counts"]["true_pairs"] > 0
