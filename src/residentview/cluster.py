@@ -354,17 +354,13 @@ def _context(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tupl
     return _Context(adult, tuple(kept), sex), measured, references
 
 
+# Millions of small objects (a _Person, frozensets and tuples per record) with no reference
+# cycles set the cycle collector off again and again: at a million records a third of the
+# clustering stage's time. Paused only while building them and in the merge loop, where no
+# pandas objects (which do hold cycles) are left behind to pile up.
+@cycle_collector_paused()
 def _people(records: pd.DataFrame, ids: np.ndarray, context: _Context) -> dict[int, _Person]:
     """The evidence each record carries, as plain Python objects for the merge loop."""
-    # Millions of small objects (a _Person, frozensets and tuples per record) with no reference
-    # cycles set the cycle collector off again and again: at a million records a third of the
-    # clustering stage's time. Paused only here and in the merge loop, where no pandas objects
-    # (which do hold cycles) are left behind to pile up.
-    with cycle_collector_paused():
-        return _people_of(records, ids, context)
-
-
-def _people_of(records: pd.DataFrame, ids: np.ndarray, context: _Context) -> dict[int, _Person]:
     adult, kept = context.adult, context.kept
     wanted = ["unique_id", "date_of_birth", "record_date", "first_name_key", "first_name_aliases",
               "middle_names_key", "last_name_key", "nhs_number", "ni_number"]
@@ -455,13 +451,9 @@ def _dates_meet(group_a: list, group_b: list, people: dict[int, _Person]) -> boo
     return any(dob_compatible(x, y) for x in dates_a for y in dates_b)
 
 
+@cycle_collector_paused()  # see _people
 def _constrained(edges: pd.DataFrame, people: dict[int, _Person]) -> dict[int, int]:
     """Greedy merge, strongest pair first, refusing merges that would join conflicting records."""
-    with cycle_collector_paused():  # see _people
-        return _merged(edges, people)
-
-
-def _merged(edges: pd.DataFrame, people: dict[int, _Person]) -> dict[int, int]:
     parent = {uid: uid for uid in people}
     members = {uid: [uid] for uid in people}
     numbers = {uid: set(p.ids) for uid, p in people.items()}

@@ -60,7 +60,7 @@ def _read_parquet(path: Path, problems: list[str], columns: Optional[tuple[str, 
         else:
             frame = pd.read_parquet(path)
         # A frame saved with its index would bring it back; every step here expects a fresh one.
-        return frame.reset_index(drop=True)
+        return fresh_index(frame)
     except Exception as exc:  # a damaged optional input must not stop the report
         problems.append(f"{path.name} could not be read ({type(exc).__name__})")
         return None
@@ -85,7 +85,7 @@ def read_run_outputs(folder: Path) -> RunOutputs:
     if not links_path.is_file():
         raise DataError(f"{folder}: not a residentview output folder (resident_links.parquet is missing)")
     try:
-        links = pd.read_parquet(links_path).reset_index(drop=True)
+        links = fresh_index(pd.read_parquet(links_path))
     except Exception as exc:
         raise DataError(f"{links_path}: cannot be read ({type(exc).__name__})") from None
     missing = {"source", "record_id", "resident_id"} - set(links.columns)
