@@ -340,8 +340,31 @@ def test_blocking_reaches_swapped_names_and_household_nicknames():
     assert any(n.startswith("l.uprn = r.uprn AND l.last_name_key = r.last_name_key AND list_has_any") for n in names)
     assert any(n.startswith("l.postcode = r.postcode AND l.house_number = r.house_number") and "uprn IS NULL" in n
                for n in names)
-    assert any(n.startswith("l.postcode = r.postcode AND (l.first_name_key = r.last_name_key") for n in names)
-    assert any(n.startswith("l.dob = r.dob AND (l.first_name_key = r.last_name_key") for n in names)
+    for key in ("postcode", "dob"):  # one rule per direction, each an equi-join
+        assert f"l.{key} = r.{key} AND l.first_name_key = r.last_name_key" in names
+        assert f"l.{key} = r.{key} AND l.last_name_key = r.first_name_key" in names
+
+
+def test_partly_swapped_rules_find_the_pairs_one_rule_with_an_or_would():
+    import duckdb
+
+    columns = {"first_name_key", "last_name_key", "postcode"}
+    rules = [r for r in candidate_rules(columns) if r.sql.startswith("l.postcode = r.postcode AND l.")]
+    people = pd.DataFrame({
+        "uid": range(6),
+        "first_name_key": ["MARK", "T", "THORNTON", "MARK", "ANNA", "MARK"],
+        "last_name_key": ["THORNTON", "MARK", "MARK", "THORNTON", "MARK", "SMITH"],
+        "postcode": ["LS1 1AA"] * 4 + ["LS1 1AA", "LS2 2BB"],
+    })
+    con = duckdb.connect()
+    con.register("p", people)
+
+    def pairs(condition):
+        return {tuple(x) for x in con.execute(f"SELECT l.uid, r.uid FROM p l JOIN p r ON l.uid < r.uid AND {condition}").fetchall()}
+
+    either = pairs("l.postcode = r.postcode AND (l.first_name_key = r.last_name_key OR l.last_name_key = r.first_name_key)")
+    assert set().union(*(pairs(r.sql) for r in rules)) == either
+    assert either == {(0, 1), (0, 2), (0, 4), (1, 3), (2, 3), (3, 4)}  # either way round; not MARK SMITH elsewhere
 
 
 def test_area_wide_name_rules_reach_only_uncommon_names():

@@ -34,12 +34,17 @@ class Rule:
         return self.sql if self.sql else " & ".join(self.keys)
 
 
-def _partly_swapped_within(key: str) -> Rule:
-    """Records agreeing on `key` where one's forename is the other's surname."""
-    return Rule(
-        (key, "first_name_key", "last_name_key"),
-        sql=f"l.{key} = r.{key} AND (l.first_name_key = r.last_name_key OR l.last_name_key = r.first_name_key)",
-    )
+def _partly_swapped_within(key: str) -> list[Rule]:
+    """Records agreeing on `key` where one's forename is the other's surname: two rules, one for
+    each direction, because each is then an equi-join. As one rule with an OR, DuckDB joins on
+    `key` alone and filters every pair sharing it: at a million records, every pair within a
+    postcode, six seconds of work to find 26,000 pairs."""
+    return [
+        Rule((key, "first_name_key", "last_name_key"),
+             sql=f"l.{key} = r.{key} AND l.first_name_key = r.last_name_key"),
+        Rule((key, "first_name_key", "last_name_key"),
+             sql=f"l.{key} = r.{key} AND l.last_name_key = r.first_name_key"),
+    ]
 
 
 def _surname_within_postcode(columns: set[str]) -> Rule:
@@ -95,7 +100,7 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
             rules.append(Rule(("dob", LAST_INITIAL)))
         if has("first_name_key") and has("last_name_key"):
             # NOVAK BENJAMNI for BENJAMIN NOVAK: names swapped, one of them mistyped.
-            rules.append(_partly_swapped_within("dob"))
+            rules.extend(_partly_swapped_within("dob"))
     if has("first_name_key") and has("last_name_key"):
         if has("full_name_count"):
             # Across the whole area only for uncommon full names; common ones meet through the
@@ -133,7 +138,7 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
         )
     if has("postcode") and has("first_name_key") and has("last_name_key"):
         # 'T MARK' for MARK THORNTON at one postcode: names swapped and one of them shortened.
-        rules.append(_partly_swapped_within("postcode"))
+        rules.extend(_partly_swapped_within("postcode"))
     if has("postcode") and has("house_number") and has("first_name_key"):
         # Both names mistyped at one address, where one record lacks the UPRN that would have
         # brought them together.
