@@ -512,3 +512,35 @@ def test_pairs_without_names_are_scored_as_they_are():
 
     pairs, review = _scored(con, Predictions(), {"first_name_key", "last_name_key"}, 0.95)
     assert pairs["match_probability"].tolist() == [0.97] and len(review) == 1
+
+
+def _scored_both_ways(records, model):
+    from residentview.linkage import model as link_model
+
+    frame = link_model.linking_frame(records)
+    sdf, _, connection = link_model._load(frame)
+    ours = link_model._predict(link_model.new_linker(sdf, model), sdf, connection)
+    theirs = link_model.new_linker(sdf, model).inference.predict(threshold_match_probability=link_model.PREDICT_FLOOR)
+    order = ["unique_id_l", "unique_id_r"]
+    return (ours.as_pandas_dataframe().sort_values(order, ignore_index=True),
+            theirs.as_pandas_dataframe().sort_values(order, ignore_index=True))
+
+
+def test_our_candidate_pairs_are_scored_exactly_as_splinks_predict_scores_its_own(linked, caplog):
+    result = linked[0]
+    with caplog.at_level("DEBUG", logger="residentview.linkage.model"):
+        ours, theirs = _scored_both_ways(result.records, result.model)
+    assert "Splink's own blocking" not in caplog.text
+    assert len(ours) > 1000
+    assert list(ours.columns) == list(theirs.columns)
+    pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=1e-9)
+
+
+def test_a_rule_our_blocking_cannot_run_is_left_to_splink(linked, caplog):
+    result = linked[0]
+    model = json.loads(json.dumps(result.model))
+    model["blocking_rules_to_generate_predictions"][0]["arrays_to_explode"] = ["first_name_aliases"]
+    with caplog.at_level("DEBUG", logger="residentview.linkage.model"):
+        ours, theirs = _scored_both_ways(result.records, model)
+    assert "Splink's own blocking" in caplog.text
+    pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=1e-9)
