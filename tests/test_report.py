@@ -222,6 +222,17 @@ def test_link_flags_mark_records_linked_to_another_source():
     assert flags["linked_other_source"].tolist() == [False, False, False]
 
 
+def test_records_get_their_resident_whichever_order_links_come_in():
+    records = pd.DataFrame({"unique_id": [0, 1, 2], "source": ["a", "a", "b"], "record_id": ["1", "2", "1"],
+                            "first_name": ["ANN", "BOB", "ANN"]}, index=[5, 6, 7])
+    links = pd.DataFrame({"source": ["a", "a", "b"], "record_id": ["1", "2", "1"], "resident_id": ["R", "S", "R"]})
+    aligned = metrics.resident_members(links, records)
+    shuffled = metrics.resident_members(links.iloc[[2, 0, 1]], records)
+    pd.testing.assert_frame_equal(aligned, shuffled)
+    assert aligned["resident_id"].tolist() == ["R", "S", "R"]
+    assert "resident_id" not in records  # the caller's records are left as they were
+
+
 # review_queue.csv -------------------------------------------------------------------------------
 def test_review_queue_has_an_empty_decision_column(queue):
     assert len(queue) > 0

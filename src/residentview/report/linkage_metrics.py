@@ -84,25 +84,32 @@ def suspicious_residents(members: pd.DataFrame) -> pd.DataFrame:
 
     `members` is records joined to resident_id. Returns resident_id, n_records, reason.
     """
-    shared = members[members.groupby("resident_id")["resident_id"].transform("size") > 1]
-    grouped = shared.groupby("resident_id", sort=False)
+    # Grouped by integer codes of the residents that have several records: grouping a million
+    # text ids is most of the work otherwise.
+    codes, residents = pd.factorize(members["resident_id"])
+    sizes = np.bincount(codes[codes >= 0], minlength=len(residents))
+    shared = (codes >= 0) & (sizes[np.maximum(codes, 0)] > 1)
+    group = codes[shared]
     findings = []
-    if "date_of_birth" in shared:
-        dob = pd.to_datetime(shared["date_of_birth"], errors="coerce").groupby(shared["resident_id"])
+    if "date_of_birth" in members:
+        dob = pd.Series(pd.to_datetime(members["date_of_birth"].to_numpy()[shared], errors="coerce")).groupby(group)
         span_days = (dob.max() - dob.min()).dt.days
         far_apart = span_days[span_days > DOB_CONFLICT_DAYS]
         findings.append("dates of birth " + (far_apart / 365.25).round(1).astype(str) + " years apart")
     for field in IDENTIFIER_FIELDS:
-        if field in shared:
-            distinct = grouped[field].nunique()
+        if field in members:
+            distinct = pd.Series(members[field].to_numpy()[shared]).groupby(group).nunique()
             distinct = distinct[distinct > 1]
             findings.append(distinct.astype(str) + f" different {field.replace('_', ' ')}s")
     found = pd.concat(findings) if findings else pd.Series(dtype=object)
     if found.empty:
         return pd.DataFrame(columns=SUSPICIOUS_COLUMNS)
-    reasons = found.groupby(level=0).agg("; ".join)
-    flagged = pd.DataFrame({"n_records": grouped.size().reindex(reasons.index), "reason": reasons})
-    flagged = flagged.rename_axis("resident_id").reset_index()
+    reasons = found.groupby(level=0, sort=True).agg("; ".join)
+    flagged = pd.DataFrame({
+        "resident_id": residents[reasons.index.to_numpy()],
+        "n_records": sizes[reasons.index.to_numpy()],
+        "reason": reasons.to_numpy(),
+    })
     return flagged.sort_values(["n_records", "resident_id"], ascending=[False, True], ignore_index=True)[SUSPICIOUS_COLUMNS]
 
 
@@ -185,8 +192,21 @@ def measured_accuracy(links: pd.DataFrame, labels: pd.DataFrame) -> dict:
     }
 
 
+def in_same_order(links: pd.DataFrame, records: pd.DataFrame) -> bool:
+    """Whether row i of `links` is row i of `records` (the order a run writes both in)."""
+    return len(links) == len(records) and all(
+        np.array_equal(links[key].to_numpy(), records[key].to_numpy()) for key in ("source", "record_id")
+    )
+
+
 def resident_members(links: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
     """Standardised records with the resident_id each one was given."""
+    if in_same_order(links, records):
+        # A run's own outputs: no million-row merge, and no copy of the records' columns.
+        members = records.copy(deep=False)
+        members.index = pd.RangeIndex(len(members))  # as the merge gives
+        members["resident_id"] = links["resident_id"].to_numpy()
+        return members
     return records.merge(links[["source", "record_id", "resident_id"]], on=["source", "record_id"], how="left")
 
 

@@ -355,6 +355,8 @@ def _record_groups(flags: pd.DataFrame, members: Optional[pd.DataFrame]) -> pd.D
     columns = [c for c in ("date_of_birth", "sex") if members is not None and c in members]
     if not columns:
         return pd.DataFrame(index=flags.index)
+    if metrics.in_same_order(flags, members):
+        return pd.DataFrame({c: members[c].to_numpy() for c in columns}, index=flags.index)
     return flags[["source", "record_id"]].merge(
         members[["source", "record_id", *columns]], on=["source", "record_id"], how="left")[columns]
 
