@@ -93,11 +93,10 @@ def build_resident_view(
         prior.resident_members(), prior.resident_issued_at(), prior.resident_ids_issued(),
         RESIDENT_IDS, run_timestamp,
     )
-    resident_ids = residents_assigned.ids.set_index("group")
-    linked["resident_id"] = linked["cluster_key"].map(resident_ids["id"])
+    linked["resident_id"] = residents_assigned.member_ids
 
     residents = golden_records(records, linked["resident_id"], source_priority)
-    residents["id_issued_at"] = residents["resident_id"].map(resident_ids.set_index("id")["id_issued_at"])
+    residents["id_issued_at"] = residents["resident_id"].map(residents_assigned.ids.set_index("id")["id_issued_at"])
     households = build_households(
         residents, prior.household_members(), prior.household_issued_at(), prior.household_ids_issued(),
         run_timestamp,

@@ -93,10 +93,9 @@ def build_households(
         pd.DataFrame({"group": members["key"], "member": members["resident_id"]}),
         previous_members, previous_issued_at, taken, HOUSEHOLD_IDS, run_timestamp,
     )
-    ids = assignment.ids.set_index("group")
-    members["household_id"] = members["key"].map(ids["id"])
+    members["household_id"] = assignment.member_ids
     household_of = members.set_index("resident_id")["household_id"]
-    return Households(_describe(members, ids), household_of, assignment.changes)
+    return Households(_describe(members, assignment.ids), household_of, assignment.changes)
 
 
 def _describe(members: pd.DataFrame, ids: pd.DataFrame) -> pd.DataFrame:

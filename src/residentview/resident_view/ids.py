@@ -55,10 +55,12 @@ HOUSEHOLD_IDS = IdScheme("household", "H", "residentview-H01")
 
 @dataclass
 class IdAssignment:
-    """`ids`: group -> id, id_issued_at. `changes`: rows of CHANGE_COLUMNS for this run."""
+    """`ids`: group -> id, id_issued_at. `changes`: rows of CHANGE_COLUMNS for this run.
+    `member_ids`: each member's id, in the order the members were given."""
 
     ids: pd.DataFrame
     changes: pd.DataFrame
+    member_ids: np.ndarray
 
 
 def _keyed_hash(text: pd.Series, scheme: IdScheme) -> np.ndarray:
@@ -71,15 +73,28 @@ def _mix(numbers: np.ndarray) -> np.ndarray:
     return pd.util.hash_array(numbers)
 
 
+def _as_text(members: pd.Series) -> pd.Series:
+    return members if members.dtype == object and pd.api.types.infer_dtype(members, skipna=False) == "string" \
+        else members.astype(str)
+
+
+def _sums_by_code(codes: np.ndarray, n: int, hashes: np.ndarray) -> np.ndarray:
+    """The wrapping sum of `hashes` per group code 0..n-1."""
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if len(order) else np.array([], dtype=int)
+    sums = np.zeros(n, dtype=np.uint64)
+    if len(order):
+        with np.errstate(over="ignore"):
+            sums[sorted_codes[starts]] = np.add.reduceat(hashes[order], starts)
+    return sums
+
+
 def group_fingerprints(groups: pd.Series, members: pd.Series, scheme: IdScheme) -> pd.Series:
     """An order-independent 64-bit fingerprint per group: the wrapping sum of its members' hashes."""
-    member_hash = _keyed_hash(members.astype(str), scheme)
     codes, uniques = pd.factorize(groups, sort=True)
-    order = np.argsort(codes, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0]) if len(order) else np.array([], dtype=int)
-    with np.errstate(over="ignore"):
-        sums = np.add.reduceat(member_hash[order], starts) if len(order) else np.array([], dtype=np.uint64)
-    return pd.Series(sums.astype(np.uint64), index=pd.Index(uniques, name=groups.name))
+    sums = _sums_by_code(codes, len(uniques), _keyed_hash(_as_text(members), scheme))
+    return pd.Series(sums, index=pd.Index(uniques, name=groups.name))
 
 
 def _encode(numbers: np.ndarray, prefix: str) -> np.ndarray:
@@ -89,29 +104,34 @@ def _encode(numbers: np.ndarray, prefix: str) -> np.ndarray:
     return np.char.add(prefix, text.astype(str))
 
 
+def _mint(fingerprints: np.ndarray, scheme: IdScheme, taken: Iterable[str]) -> np.ndarray:
+    """New ids for these fingerprints, avoiding every id in `taken` (see `mint_ids`)."""
+    # A hash table built per attempt beats a Python set of every id ever issued (millions).
+    taken = pd.Series(list(taken) if isinstance(taken, (set, frozenset)) else taken, dtype=object)
+    fingerprints = np.asarray(fingerprints, dtype=np.uint64)
+    result = np.empty(len(fingerprints), dtype=object)
+    pending = np.argsort(fingerprints, kind="stable")
+    attempt = 0
+    while len(pending):
+        salted = fingerprints[pending] ^ np.uint64(attempt)
+        mixed = _mix(salted) >> np.uint64(64 - 5 * ID_CHARACTERS)
+        candidates = pd.Series(_encode(mixed, scheme.prefix), dtype=object)
+        clash = (candidates.isin(taken) | candidates.duplicated(keep="first")).to_numpy()
+        accepted = candidates[~clash]
+        result[pending[~clash]] = accepted.to_numpy()
+        taken = pd.concat([taken, accepted], ignore_index=True)
+        pending = pending[clash]
+        attempt += 1
+    return result
+
+
 def mint_ids(fingerprints: pd.Series, scheme: IdScheme, taken: Iterable[str]) -> pd.Series:
     """New ids for groups (index) from their fingerprints, avoiding every id in `taken`.
 
     A clash (with an id issued before, or between two groups of this run) is resolved by rehashing
     with an attempt counter; groups are served in fingerprint order so the result is deterministic.
     """
-    # A hash table built per attempt beats a Python set of every id ever issued (millions).
-    taken = pd.Series(list(taken) if isinstance(taken, (set, frozenset)) else taken, dtype=object)
-    ordered = fingerprints.sort_values(kind="stable")
-    result = pd.Series(index=ordered.index, dtype=object)
-    pending = ordered.index
-    attempt = 0
-    while len(pending):
-        salted = ordered.loc[pending].to_numpy(np.uint64) ^ np.uint64(attempt)
-        mixed = _mix(salted) >> np.uint64(64 - 5 * ID_CHARACTERS)
-        candidates = pd.Series(_encode(mixed, scheme.prefix), index=pending)
-        clash = candidates.isin(taken) | candidates.duplicated(keep="first")
-        accepted = candidates[~clash]
-        result.loc[accepted.index] = accepted
-        taken = pd.concat([taken, accepted], ignore_index=True)
-        pending = candidates.index[clash]
-        attempt += 1
-    return result.reindex(fingerprints.index)
+    return pd.Series(_mint(fingerprints.to_numpy(np.uint64), scheme, taken), index=fingerprints.index, dtype=object)
 
 
 def _greedy_edges(edges: pd.DataFrame) -> pd.DataFrame:
@@ -167,43 +187,56 @@ def assign_persistent_ids(
     previous_issued_at old_id -> when it was first issued (decides 'oldest' in ties; may be empty)
     taken              every id issued before, retired ones included
     """
-    fingerprints = group_fingerprints(members["group"], members["member"], scheme)
-    group_size = members.groupby("group").size()
+    # Groups by position (codes into `groups`) throughout: at a million records, indexing by the
+    # group labels was most of the work.
+    codes, groups = pd.factorize(members["group"], sort=True)
+    fingerprints = _sums_by_code(codes, len(groups), _keyed_hash(_as_text(members["member"]), scheme))
+    group_size = np.bincount(codes, minlength=len(groups))
 
-    edges = _edges_best_first(members, previous_members, previous_issued_at, fingerprints)
+    if len(previous_members):
+        by_label = pd.Series(fingerprints, index=pd.Index(groups, name="group"))
+        edges = _edges_best_first(members, previous_members, previous_issued_at, by_label)
+    else:  # a first run: nothing to carry over
+        edges = pd.DataFrame({"group": groups[:0], "old_id": pd.Series(dtype=object), "n_shared": pd.Series(dtype=np.int64)})
     kept = _greedy_edges(edges)
+    position = pd.Index(groups)
+    kept_at = position.get_indexer(kept["group"])
 
-    ids = pd.Series(None, index=fingerprints.index, dtype=object)
-    ids.loc[kept["group"].to_numpy()] = kept["old_id"].to_numpy()
-    fresh = ids.index[ids.isna()]
-    ids.loc[fresh] = mint_ids(fingerprints.loc[fresh], scheme, taken)
-    issued_at = pd.Series(pd.Timestamp(run_timestamp), index=ids.index)
-    issued_at.loc[kept["group"].to_numpy()] = kept["old_id"].map(previous_issued_at).fillna(run_timestamp).array
+    ids = np.empty(len(groups), dtype=object)
+    ids[kept_at] = kept["old_id"].to_numpy()
+    fresh = np.ones(len(groups), dtype=bool)
+    fresh[kept_at] = False
+    ids[fresh] = _mint(fingerprints[fresh], scheme, taken)
+    issued_at = pd.Series(pd.Timestamp(run_timestamp), index=pd.RangeIndex(len(groups)))
+    issued_at.iloc[kept_at] = kept["old_id"].map(previous_issued_at).fillna(run_timestamp).array
 
-    changes = _describe_changes(edges, kept, ids, group_size, previous_members, fresh)
+    edge_at = position.get_indexer(edges["group"])
+    changes = _describe_changes(edges, kept, ids, edge_at, group_size, previous_members, fresh)
     changes.insert(0, "entity", scheme.entity)
     changes.insert(0, "run_timestamp", pd.Timestamp(run_timestamp))
     return IdAssignment(
-        ids=pd.DataFrame({"group": ids.index, "id": ids.to_numpy(), "id_issued_at": issued_at.array}),
+        ids=pd.DataFrame({"group": groups, "id": ids, "id_issued_at": issued_at.array}),
         changes=changes[list(CHANGE_COLUMNS)],
+        member_ids=ids[codes],
     )
 
 
-def _describe_changes(edges, kept, ids, group_size, previous_members, fresh) -> pd.DataFrame:
+def _describe_changes(edges, kept, ids, edge_at, group_size, previous_members, fresh) -> pd.DataFrame:
     """One row per edge not kept (split / merged), per fresh group with no edge (new) and per
-    previous id with no edge (retired)."""
-    edges = edges.assign(new_id=edges["group"].map(ids))
-    moved = edges[edges["new_id"] != edges["old_id"]]
+    previous id with no edge (retired). `ids`, `group_size`, `fresh`: by group position;
+    `edge_at`: each edge's group position."""
+    new_id = ids[edge_at]
+    moved = new_id != edges["old_id"].to_numpy()
     moved_rows = pd.DataFrame({
-        "change": np.where(moved["old_id"].isin(kept["old_id"]), "split", "merged"),
-        "old_id": moved["old_id"].to_numpy(),
-        "new_id": moved["new_id"].to_numpy(),
-        "n_records": moved["n_shared"].to_numpy(),
+        "change": np.where(edges["old_id"][moved].isin(kept["old_id"]), "split", "merged"),
+        "old_id": edges["old_id"].to_numpy()[moved],
+        "new_id": new_id[moved],
+        "n_records": edges["n_shared"].to_numpy()[moved],
     })
-    brand_new = fresh.difference(pd.Index(edges["group"].unique()))
+    brand_new = fresh.copy()
+    brand_new[edge_at] = False
     new_rows = pd.DataFrame({
-        "change": "new", "old_id": None,
-        "new_id": ids.loc[brand_new].to_numpy(), "n_records": group_size.loc[brand_new].to_numpy(),
+        "change": "new", "old_id": None, "new_id": ids[brand_new], "n_records": group_size[brand_new],
     })
     previous_size = previous_members["old_id"].value_counts(sort=False)
     gone = previous_size.index.difference(pd.Index(edges["old_id"].unique()))
