@@ -534,6 +534,7 @@ def _same_place(records: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarr
     return same
 
 
+@cycle_collector_paused()  # see _people
 def _attach_initials(records: pd.DataFrame, pairs: pd.DataFrame, key: np.ndarray, threshold: float,
                      context: _Context, known: dict[int, _Person]) -> pd.DataFrame:
     """'MR T THOMPSON' on the council tax at the home of THOMAS THOMPSON: an initial and a surname
