@@ -544,3 +544,24 @@ def test_a_rule_our_blocking_cannot_run_is_left_to_splink(linked, caplog):
         ours, theirs = _scored_both_ways(result.records, model)
     assert "Splink's own blocking" in caplog.text
     pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=1e-9)
+
+
+ANN = "1,Ann,Smith,1980-01-02,LS1 1AA"
+
+
+@pytest.mark.parametrize("a_rows, b_rows, said", [
+    # nothing in common: the rules find no pair
+    ([ANN, "2,Bob,Jones,1970-03-04,LS2 2BB"], ["9,Zed,Quill,1990-05-06,M1 1AA"], "found no pair"),
+    # one record in each, the same: more pairs found than λ's assumed recall allows
+    ([ANN], ["9" + ANN[1:]], "found nearly every pair"),
+])
+def test_a_handful_of_records_trains_with_a_stated_prior_instead_of_failing(tmp_path, a_rows, b_rows, said):
+    for name, rows in (("a", a_rows), ("b", b_rows)):
+        (tmp_path / f"{name}.csv").write_text("ref,first,last,dob,pc\n" + "\n".join(rows) + "\n")
+    fields = {"first_name": "first", "last_name": "last", "date_of_birth": "dob", "postcode": "pc"}
+    config = {"name": "tiny", "sources": {name: {"path": str(tmp_path / f"{name}.csv"), "id": "ref", "fields": fields}
+                                          for name in ("a", "b")}}
+    result = rv.link(config, progress=False)
+    assert len(result.links) == len(a_rows) + len(b_rows) and result.links["resident_id"].notna().all()
+    assert any(note.startswith("λ: the deterministic rules " + said) for note in result.diagnostics["fallbacks"])
+    assert 0 < result.model["probability_two_random_records_match"] <= 0.5

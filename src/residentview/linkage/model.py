@@ -291,10 +291,10 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
         comparisons = build_comparisons(fields, columns)
         if train_sdf is None:
             linker = new_linker(sdf, _settings(comparisons, rules))
-            diagnostics.update(train(linker, columns, settings.seed, priors))
+            diagnostics.update(train(linker, columns, settings.seed, priors, n_records))
         else:
             trainer = new_linker(train_sdf, _settings(comparisons, rules))
-            diagnostics.update(train(trainer, columns, settings.seed, priors))
+            diagnostics.update(train(trainer, columns, settings.seed, priors, len(sample_ids)))
             linker = new_linker(sdf, trainer.misc.save_model_to_json())
         diagnostics["model"] = "trained"
 

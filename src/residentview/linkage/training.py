@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 U_SAMPLE_PAIRS = 1_000_000
 EM_MAX_PAIRS = 1_500_000
 LAMBDA_RULE_RECALL = 0.7  # deterministic rules find most, not all, true matches
+PRIOR_CAP = 0.5  # λ when the deterministic rules find (nearly) every pair of a tiny input
 
 
 def deterministic_rules(columns: set[str]) -> list:
@@ -125,14 +126,48 @@ def _round_parameters(linker, digits: int = 10) -> None:
     )
 
 
-def train(linker, columns: set[str], seed: int, priors: dict | None = None) -> dict:
-    """Train `linker` in place. Returns diagnostics for run.json and the report."""
+def prior_when_no_rule_matches(n_records: int) -> float:
+    """λ when the deterministic rules find no pair at all: as if they had found one (the least
+    they could have seen), at their assumed recall. Zero would make every pair impossible, and
+    Splink cannot score with it."""
+    pairs = max(n_records * (n_records - 1) / 2, 1.0)
+    return min(PRIOR_CAP, 1.0 / LAMBDA_RULE_RECALL / pairs)
+
+
+def _estimate_prior(linker, columns: set[str], n_records: int) -> list[str]:
+    """λ from the deterministic rules; what was assumed instead, when they cannot give it."""
+    rules = deterministic_rules(columns)
+    settings = linker._settings_obj
+    if not rules:
+        note = (f"λ: no deterministic rule fits these fields; Splink's default "
+                f"{settings._probability_two_random_records_match:g} kept")
+    else:
+        try:
+            linker.training.estimate_probability_two_random_records_match(rules, recall=LAMBDA_RULE_RECALL)
+            prior = settings._probability_two_random_records_match
+        except ValueError:  # more pairs than the assumed recall allows: a handful of records, all alike
+            prior = 1.0
+        if 0 < prior < 1:
+            return []
+        if prior <= 0:
+            settings._probability_two_random_records_match = prior_when_no_rule_matches(n_records)
+            note = (f"λ: the deterministic rules found no pair; set to "
+                    f"{settings._probability_two_random_records_match:.3g}, as if they had found one")
+        else:
+            settings._probability_two_random_records_match = PRIOR_CAP
+            note = f"λ: the deterministic rules found nearly every pair; set to {PRIOR_CAP}"
+    log.warning("training: %s", note)
+    return [note]
+
+
+def train(linker, columns: set[str], seed: int, priors: dict | None = None, n_records: int = 0) -> dict:
+    """Train `linker` in place (on `n_records` records). Returns diagnostics for run.json and the report."""
     training = linker.training
     diagnostics: dict = {}
-    rules = deterministic_rules(columns)
-    if rules:
-        training.estimate_probability_two_random_records_match(rules, recall=LAMBDA_RULE_RECALL)
+    prior_notes = _estimate_prior(linker, columns, n_records)
     training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=seed, min_count_per_level=30)
+    # λ is the deterministic rules' estimate; an EM session that fails part-way can leave its own.
+    prior = linker._settings_obj._probability_two_random_records_match
     sessions = []
     for rule in em_rules(columns):
         try:
@@ -143,7 +178,8 @@ def train(linker, columns: set[str], seed: int, priors: dict | None = None) -> d
         except Exception as exc:  # EM fails when a rule yields no pairs or fixes every comparison
             log.warning("training: EM session skipped (%s)", type(exc).__name__)
     diagnostics["em_sessions"] = sessions
-    diagnostics["fallbacks"] = fill_untrained(linker, U_SAMPLE_PAIRS, priors)
+    linker._settings_obj._probability_two_random_records_match = prior
+    diagnostics["fallbacks"] = prior_notes + fill_untrained(linker, U_SAMPLE_PAIRS, priors)
     diagnostics["probability_two_random_records_match"] = (
         linker._settings_obj._probability_two_random_records_match
     )
