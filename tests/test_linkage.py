@@ -41,6 +41,19 @@ def test_one_source_deduplicated_compares_everything_it_carries():
     assert compared_fields(frame) == {"first_name_key", "nhs_number"}
 
 
+def test_the_linking_frame_carries_the_fields_worth_comparing_as_found_while_built():
+    records = _frame(
+        source=["a", "a", "b", "b", "c"],
+        first_name_key=["ANN", "BOB", "ANN", None, "CY"],
+        last_name_key=["LEE", "LEE", "LEE", "KAY", None],
+        nhs_number=["9434765919", None, None, None, "4010232137"],
+        email=[None, None, None, None, "cy@example.org"],
+    )
+    frame = linking_frame(records)
+    assert frame.attrs["compared_fields"] == sorted(compared_fields(frame))
+    assert set(frame.attrs["compared_fields"]) == {"first_name_key", "first_name_alias_initials", "last_name_key", "nhs_number"}
+
+
 def test_comparisons_follow_the_field_types_present():
     names = [c["output_column_name"] for c in build_comparisons(
         {"first_name_key", "last_name_key", "dob", "postcode", "address_key", "ni_number", "id_upn", "sex"},

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+import numpy as np
 import pandas as pd
 
 Comparison = dict
@@ -311,11 +312,22 @@ def exact_comparison(column: str, label: str) -> Comparison:
 def compared_fields(records: pd.DataFrame) -> set[str]:
     """Fields worth comparing: carried by at least two sources (or by the only source, when one
     source is being deduplicated) on at least MIN_FIELD_COVERAGE of its records."""
-    n_sources = records["source"].nunique()
-    needed = 1 if n_sources == 1 else 2
-    coverage = records.drop(columns=["source", "unique_id"], errors="ignore").notna().groupby(records["source"]).mean()
-    carried = (coverage >= MIN_FIELD_COVERAGE).sum(axis=0)
-    return {col for col, n in carried.items() if n >= needed}
+    present = {c: records[c].notna().to_numpy() for c in records.columns if c not in ("source", "unique_id")}
+    return fields_carried(records["source"], present)
+
+
+def fields_carried(sources: pd.Series, present: dict[str, np.ndarray]) -> set[str]:
+    """`compared_fields` from each column's mask of present values (the masks' order is the
+    sources' order)."""
+    codes, names = pd.factorize(sources)
+    needed = 1 if len(names) == 1 else 2
+    per_source = np.bincount(codes, minlength=len(names))
+    carried = set()
+    for column, mask in present.items():
+        coverage = np.bincount(codes[mask], minlength=len(names)) / np.maximum(per_source, 1)
+        if int((coverage >= MIN_FIELD_COVERAGE).sum()) >= needed:
+            carried.add(column)
+    return carried
 
 
 def build_comparisons(fields: Iterable[str], columns: Iterable[str]) -> list[Comparison]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from residentview.linkage.comparisons import compared_fields
+from residentview.linkage.comparisons import fields_carried
 from residentview.standardise.names import alias_initials
 from residentview.standardise.text import map_distinct
 
@@ -127,6 +127,9 @@ def load_sql(columns: set[str], table: str) -> str:
     return f"{select} ORDER BY unique_id"
 
 
+COMPARED_FIELDS = "compared_fields"  # frame.attrs key: `compared_fields` of the frame, found as it was built
+
+
 def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     """Build the frame handed to Splink: only person records, only fields worth comparing."""
     # Column by column, each filtered once, and one frame built at the end: filtering the whole
@@ -177,9 +180,12 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
     for col in [c for c in persons if c.startswith("id_")]:
         out[col] = persons[col]
 
-    out = {name: values for name, values in out.items() if name in ("unique_id", "source") or values.notna().any()}
+    # Each column's present values, found once: for dropping empty columns and for
+    # `compared_fields`, which the link stage reads back from the frame's attrs.
+    masks = {name: values.notna().to_numpy() for name, values in out.items() if name not in ("unique_id", "source")}
+    out = {name: values for name, values in out.items() if name in ("unique_id", "source") or masks[name].any()}
     frame = pd.DataFrame(out, copy=False)
-    present = compared_fields(frame)
+    present = fields_carried(frame["source"], {name: masks[name] for name in frame.columns if name in masks})
     # Columns some comparison reads alongside another: keep them whenever their partner is kept.
     companions = {
         "first_name_key": ("first_name_aliases", "first_name_phonetic", "first_name_alias_initials"),
@@ -197,4 +203,6 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
         keep.add("middle_names_key")
     frame = frame[[c for c in frame.columns if c in keep]]
     # set_axis, not reset_index, which would copy every column once more
-    return frame.set_axis(pd.RangeIndex(len(frame)), axis=0, copy=False)
+    frame = frame.set_axis(pd.RangeIndex(len(frame)), axis=0, copy=False)
+    frame.attrs[COMPARED_FIELDS] = sorted(present & set(frame.columns))
+    return frame

@@ -19,7 +19,7 @@ from residentview.config import LinkageConfig
 from residentview.errors import ConfigError
 from residentview.linkage.blocking import blocked_pairs_sql, bounded_rules
 from residentview.linkage.comparisons import build_comparisons, compared_fields
-from residentview.linkage.frame import linking_frame, load_sql, with_derived
+from residentview.linkage.frame import COMPARED_FIELDS, linking_frame, load_sql, with_derived
 from residentview.linkage.training import initial_prior, train
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ def link_records(records: pd.DataFrame, settings: LinkageConfig, model_path: Opt
 
 def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path]) -> Linkage:
     frame = linking_frame(records)
-    fields = compared_fields(frame)
+    fields = set(frame.attrs[COMPARED_FIELDS]) if COMPARED_FIELDS in frame.attrs else compared_fields(frame)
     columns = with_derived(set(frame.columns))
     diagnostics: dict = {"n_person_records": int(len(frame)), "compared_fields": sorted(fields)}
     if len(frame) < 2 or not (fields - {"source"}):
