@@ -173,9 +173,11 @@ def _predict(linker: Linker, sdf, connection):
         settings = linker._settings_obj
         rules = settings._blocking_rules_to_generate_predictions
         info = settings.column_info_settings
-        if (not rules or settings._link_type != "dedupe_only" or info.source_dataset_input_column is not None
-                or any(type(rule) is not BlockingRule for rule in rules)):
-            raise TypeError("blocking Splink must do itself")
+        plain = (rules and settings._link_type == "dedupe_only" and info.source_dataset_input_column is None
+                 and all(type(rule) is BlockingRule for rule in rules))
+        if not plain:
+            log.debug("scoring with Splink's own blocking (rules this query cannot run)")
+            return linker.inference.predict(threshold_match_probability=PREDICT_FLOOR)
         sql = blocked_pairs_sql([rule.blocking_rule_sql for rule in rules], sdf.physical_name,
                                 info.unique_id_input_column.unquote().name)
         scoring = [
