@@ -20,7 +20,7 @@ from residentview.standardise.identifiers import (
     parse_nhs_number, parse_nino,
 )
 from residentview.standardise.names import (
-    clean_surname, clean_title, first_name_aliases, name_key, phonetic_key, split_forenames,
+    MAX_ALIASES, clean_surname, clean_title, first_name_aliases, name_key, phonetic_key, split_forenames,
     split_full_name,
 )
 from residentview.standardise.postcodes import normalise_postcode, parse_postcode
@@ -185,8 +185,17 @@ def test_uk_short_forms_and_spellings_share_an_alias(short, full):
 
 def test_uk_short_forms_keep_the_package_aliases_and_the_bound():
     aliases = one(first_name_aliases, "NICKY")
-    assert aliases[0] == "NICKY" and "NICOLA" in aliases and "NICHOLAS" in aliases and len(aliases) <= 8
+    assert aliases[0] == "NICKY" and "NICOLA" in aliases and "NICHOLAS" in aliases and len(aliases) <= MAX_ALIASES
     assert one(first_name_aliases, "NICOLA") == ["NICOLA"]  # a full name is not made short for anything
+
+
+def test_a_short_form_of_many_names_keeps_the_ones_the_records_hold_most():
+    # The package gives CHRIS 18 names; cut at the first 8 alphabetically, CHRISTOPHER was lost.
+    keys = pd.Series(["CHRIS", "CHRISTOPHER", "CHRISTOPHER", "KRISTY", None, "DAVY"])
+    aliases = first_name_aliases(keys)
+    assert aliases[0][:3] == ["CHRIS", "CHRISTOPHER", "KRISTY"] and len(aliases[0]) == MAX_ALIASES
+    assert aliases[1] == ["CHRISTOPHER"] and aliases[4] is None
+    assert aliases[5] == ["DAVY", "DAVID"]  # a British short form the package lacks
 
 
 def test_phonetic_key_groups_spelling_variants():

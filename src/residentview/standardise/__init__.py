@@ -23,8 +23,8 @@ from residentview.standardise.identifiers import (
     parse_email, parse_identifier, parse_nhs_number, parse_nino, parse_phone, parse_uprn,
 )
 from residentview.standardise.names import (
-    clean_middle_names, clean_surname, clean_title, forename_keys, name_key, names_key, split_forenames,
-    split_full_name, surname_keys,
+    clean_middle_names, clean_surname, clean_title, first_name_aliases, forename_keys, name_key, names_key,
+    split_forenames, split_full_name, surname_keys,
 )
 from residentview.standardise.postcodes import parse_postcode
 from residentview.standardise.profile import combine_profiles, profile_field
@@ -116,7 +116,7 @@ def _name_keys(columns: dict[str, pd.Series]) -> dict[str, pd.Series]:
         "middle_names_key": names_key(columns["middle_names"]),
         "last_name_key": last["key"],
         "previous_last_name_key": name_key(columns["previous_last_name"]),
-        "first_name_aliases": first["aliases"],
+        "first_name_aliases": first_name_aliases(first["key"]),
         "first_name_phonetic": first["phonetic"],
         "last_name_phonetic": last["phonetic"],
     }

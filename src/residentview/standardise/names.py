@@ -10,6 +10,8 @@ accents; the `*_key` columns are folded to A–Z for matching.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from typing import Optional
 
 import jellyfish
 import pandas as pd
@@ -99,6 +101,10 @@ UK_SHORT_FORMS: dict[str, tuple[str, ...]] = {
     "MAGS": ("MARGARET",), "DEE": ("DEBORAH", "DENISE", "DEIRDRE"), "STEVIE": ("STEPHEN", "STEVEN", "STEPHANIE"),
     "NELL": ("ELEANOR", "HELEN", "ELLEN"), "ALLY": ("ALISON", "ALEXANDRA", "ALISTAIR"), "STAN": ("STANLEY",),
     "TREV": ("TREVOR",), "KIT": ("CHRISTOPHER", "KATHERINE"), "JACQUI": ("JACQUELINE",),
+    "DAVY": ("DAVID",), "DAVEY": ("DAVID",), "DAZ": ("DARREN",), "GAV": ("GAVIN",), "KEZ": ("KERRY",),
+    "LOZ": ("LAUREN", "LAURA"), "CAZ": ("CAROLINE", "CAROL"), "NIC": ("NICOLA", "NICHOLAS"),
+    "GEORGIE": ("GEORGINA", "GEORGIA"), "MADDIE": ("MADELEINE", "MADISON"), "EVIE": ("EVELYN", "EVA"),
+    "DES": ("DESMOND",), "RAB": ("ROBERT",), "JOJO": ("JOANNE", "JOANNA"), "SAL": ("SALLY", "SARAH"),
 }
 # The other way round, for the initials a full name may be written with (see `alias_initials`).
 _UK_FULL_FORMS: dict[str, set[str]] = {}
@@ -339,8 +345,13 @@ def names_key(names: pd.Series) -> pd.Series:
     return nullify(key, key == "")
 
 
-def _aliases_of(key: str) -> list[str]:
+def _aliases_of(key: str, counts: Optional[Mapping[str, int]] = None) -> list[str]:
+    """The key, its UK short-form expansions, then the package's names it may stand for — the
+    commonest in `counts` first (then alphabetically) — at most MAX_ALIASES of them. The package
+    gives CHRIS eighteen names: cut alphabetically, CHRISTOPHER did not make the first eight."""
     canonicals = sorted(c.upper() for c in NICKNAMES.canonicals_of(key.lower()))
+    if counts:
+        canonicals.sort(key=lambda name: -counts.get(name, 0))  # stable: alphabetical among equals
     names = dict.fromkeys([key, *UK_SHORT_FORMS.get(key, ()), *canonicals])
     return list(names)[:MAX_ALIASES]
 
@@ -358,8 +369,11 @@ def alias_initials(key: str) -> str:
 
 
 def first_name_aliases(first_name_key: pd.Series) -> pd.Series:
-    """The canonical forenames a first name may stand for: BILL -> [BILL, ROBERT, WILL, WILLIAM, …]."""
-    return map_distinct(_aliases_of, first_name_key)
+    """The canonical forenames a first name may stand for: BILL -> [BILL, ROBERT, WILL, WILLIAM, …].
+    Where a short form may stand for more names than are kept, the ones these records hold most
+    often are kept: the data says which of CHRIS's eighteen names are in use."""
+    counts = first_name_key.value_counts().to_dict()
+    return map_distinct(lambda key: _aliases_of(key, counts), first_name_key)
 
 
 def phonetic_key(key: pd.Series) -> pd.Series:
@@ -370,10 +384,11 @@ def phonetic_key(key: pd.Series) -> pd.Series:
 
 @per_unique
 def forename_keys(first_names: pd.Series) -> pd.DataFrame:
-    """key, aliases and phonetic code of each first name, worked out once per distinct name
-    (not once per distinct name for each of the three)."""
+    """key and phonetic code of each first name, worked out once per distinct name (not once
+    per distinct name for each of the two). The aliases need every record's key: see
+    `first_name_aliases`."""
     key = name_key(first_names)
-    return pd.DataFrame({"key": key, "aliases": first_name_aliases(key), "phonetic": phonetic_key(key)})
+    return pd.DataFrame({"key": key, "phonetic": phonetic_key(key)})
 
 
 @per_unique
