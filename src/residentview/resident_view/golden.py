@@ -221,9 +221,8 @@ def python_lists(column: pa.ChunkedArray) -> pd.Series:
         return pd.Series(lists, dtype=object)
 
 
-def _arrow_column(values) -> pa.Array:
+def _arrow_column(values: pd.Series | np.ndarray) -> pa.Array:
     """Text typed as text even when every value is missing, so the SQL types never vary."""
-    values = np.asarray(values) if not isinstance(values, (pd.Series, np.ndarray)) else values
     if values.dtype == object:
         return pa.array(values, type=pa.string(), from_pandas=True)
     return pa.array(values, from_pandas=True)

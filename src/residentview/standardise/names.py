@@ -349,9 +349,9 @@ def _aliases_of(key: str, counts: Optional[Mapping[str, int]] = None) -> list[st
     """The key, its UK short-form expansions, then the package's names it may stand for — the
     commonest in `counts` first (then alphabetically) — at most MAX_ALIASES of them. The package
     gives CHRIS eighteen names: cut alphabetically, CHRISTOPHER did not make the first eight."""
-    canonicals = sorted(c.upper() for c in NICKNAMES.canonicals_of(key.lower()))
-    if counts:
-        canonicals.sort(key=lambda name: -counts.get(name, 0))  # stable: alphabetical among equals
+    counts = counts or {}
+    canonicals = sorted((c.upper() for c in NICKNAMES.canonicals_of(key.lower())),
+                        key=lambda name: (-counts.get(name, 0), name))
     names = dict.fromkeys([key, *UK_SHORT_FORMS.get(key, ()), *canonicals])
     return list(names)[:MAX_ALIASES]
 
