@@ -349,13 +349,32 @@ def test_blocking_reaches_swapped_names_and_household_nicknames():
     columns = {"first_name_key", "last_name_key", "dob", "postcode", "house_number", "uprn", "postcode_district",
                "first_name_aliases"}
     names = [r.name for r in candidate_rules(columns)]
-    # ANDY and DREW MASON at one home
-    assert any(n.startswith("l.uprn = r.uprn AND l.last_name_key = r.last_name_key AND list_has_any") for n in names)
+    # ANDY and DREW MASON at one home, and BECCA DIXON with REBECCA DIXO (surname mistyped too)
+    assert "l.uprn = r.uprn AND list_has_any(l.first_name_aliases, r.first_name_aliases)" in names
     assert any(n.startswith("l.postcode = r.postcode AND l.house_number = r.house_number") and "uprn IS NULL" in n
                for n in names)
     for key in ("postcode", "dob"):  # one rule per direction, each an equi-join
         assert f"l.{key} = r.{key} AND l.first_name_key = r.last_name_key" in names
         assert f"l.{key} = r.{key} AND l.last_name_key = r.first_name_key" in names
+
+
+def test_forms_of_one_first_name_meet_at_one_home_whatever_the_surname_says():
+    import duckdb
+
+    from residentview.standardise.names import first_name_aliases
+
+    people = pd.DataFrame({
+        "uid": range(5),
+        "first_name_key": ["BECCA", "REBECCA", "JOHN", "ANDY", "DREW"],
+        "last_name_key": ["DIXON", "DIXO", "DIXON", "MASON", "MASON"],
+        "uprn": ["1", "1", "1", "2", "2"],
+    })
+    people["first_name_aliases"] = first_name_aliases(people["first_name_key"])
+    [rule] = [r for r in candidate_rules(set(people.columns)) if r.sql.startswith("l.uprn = r.uprn AND list_has_any")]
+    con = duckdb.connect()
+    con.register("p", people)
+    found = {tuple(x) for x in con.execute(f"SELECT l.uid, r.uid FROM p l JOIN p r ON l.uid < r.uid AND {rule.sql}").fetchall()}
+    assert found == {(0, 1), (3, 4)}  # not JOHN, whose name is no form of REBECCA's
 
 
 def test_partly_swapped_rules_find_the_pairs_one_rule_with_an_or_would():

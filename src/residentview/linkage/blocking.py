@@ -127,12 +127,14 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
         )
     if has("uprn") and has("first_name_key"):
         rules.append(Rule(("uprn", FIRST_INITIAL)))
-    if has("uprn") and has("last_name_key") and has("first_name_aliases"):
-        # ANDY and DREW MASON at one home: forms of one name that do not share the initial.
+    if has("uprn") and has("first_name_aliases"):
+        # ANDY and DREW MASON at one home: forms of one name that do not share the initial, the
+        # surname as written or mistyped (BECCA DIXON and REBECCA DIXO). Two people of one home
+        # whose first names are forms of one name are rare, so the rule stays small.
         rules.append(
             Rule(
-                ("uprn", "last_name_key", "first_name_aliases"),
-                sql="l.uprn = r.uprn AND l.last_name_key = r.last_name_key AND "
+                ("uprn", "first_name_aliases"),
+                sql="l.uprn = r.uprn AND "
                 "list_has_any(l.first_name_aliases, r.first_name_aliases)",
             )
         )
