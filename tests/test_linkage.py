@@ -334,6 +334,33 @@ def test_names_swapped_with_one_of_them_shortened_are_their_own_level():
     assert _level_of(last, _name("A", "ALI"), _name("ALI", "ALI")) == "Exact match"
 
 
+def test_names_spelt_as_heard_are_their_own_level():
+    from residentview.standardise.names import phonetic_key
+
+    columns = NAME_COLUMNS | {"first_name_phonetic", "last_name_phonetic"}
+    first, last = build_comparisons({"first_name_key", "last_name_key"}, columns)[:2]
+
+    def person(first_name, last_name):
+        keys = pd.Series([first_name, last_name])
+        return _name(first_name, last_name) | dict(zip(["first_name_phonetic", "last_name_phonetic"], phonetic_key(keys)))
+
+    catherine, kathryn = person("CATHERINE", "MCKAY"), person("KATHRYN", "MACKIE")
+    assert _level_of(first, catherine, kathryn) == "Sounds alike (Metaphone)"
+    assert _level_of(last, catherine, kathryn) == "Sounds alike (Metaphone)"
+    # A typo Jaro-Winkler sees is its own, earlier level; names that sound different are not alike.
+    assert _level_of(first, catherine, person("CATHERNE", "MCKAY")) == "Jaro-Winkler >= 0.92"
+    assert _level_of(first, catherine, person("KAREN", "MCKAY")) != "Sounds alike (Metaphone)"
+    # On a woman's record a surname that only sounds alike is another surname, like any other.
+    labels = [lv["label_for_charts"] for lv in build_comparisons(
+        {"first_name_key", "last_name_key"}, columns | {"sex"})[1]["comparison_levels"]]
+    assert labels.index("Another surname, on a woman's record") < labels.index("Sounds alike (Metaphone)")
+    # A code of one letter says too little: LEE and LOWE are both 'L'.
+    assert _level_of(last, person("ANN", "LEE"), person("ANN", "LOWE")) != "Sounds alike (Metaphone)"
+    # Without the codes (a frame from elsewhere) there is no such level.
+    labels = [lv["label_for_charts"] for lv in build_comparisons({"first_name_key"}, NAME_COLUMNS)[0]["comparison_levels"]]
+    assert "Sounds alike (Metaphone)" not in labels
+
+
 def test_the_initial_of_a_name_a_forename_may_be_short_for_is_weaker_than_its_own_initial():
     first = build_comparisons({"first_name_key", "last_name_key"}, NAME_COLUMNS)[0]
     linda = _name("LINDA", "CHAPMAN", initials="BCLMPR")  # BELINDA, CELINDA, MELINDA...

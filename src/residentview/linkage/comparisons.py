@@ -48,7 +48,8 @@ def first_name_comparison(columns: set[str]) -> Comparison:
     """First name. Levels: exact (tf) / names swapped with surname (both
     exactly, or one loosely) / nickname-equivalent /
     middle name used as first name / initial agrees / initial of a name it may be short for /
-    initial of a middle name / Jaro-Winkler ≥ 0.92 / one letter wrong / ≥ 0.80 / other."""
+    initial of a middle name / Jaro-Winkler ≥ 0.92 / one letter wrong / ≥ 0.80 / sounds alike /
+    other."""
     levels = [
         _level(_either_null("first_name_key"), "Null", null=True),
         _level('"first_name_key_l" = "first_name_key_r"', "Exact match", tf="first_name_key"),
@@ -91,9 +92,22 @@ def first_name_comparison(columns: set[str]) -> Comparison:
         _level('jaro_winkler_similarity("first_name_key_l", "first_name_key_r") >= 0.92', "Jaro-Winkler >= 0.92"),
         _one_typo_level("first_name_key"),
         _level('jaro_winkler_similarity("first_name_key_l", "first_name_key_r") >= 0.8', "Jaro-Winkler >= 0.8"),
-        _else(),
     ]
+    if "first_name_phonetic" in columns:
+        levels.append(_sounds_alike_level("first_name"))
+    levels.append(_else())
     return _comparison("first_name", "First name", levels)
+
+
+def _sounds_alike_level(name: str) -> dict:
+    # CATHERINE and KATHRYN, MCKAY and MACKIE: spelt as heard, one Metaphone code
+    # (standardise.names.phonetic_key), where Jaro-Winkler puts them below 0.8. After the
+    # Jaro-Winkler levels, so that names they already place keep their level.
+    # A one-letter code tells little (LEE, LOWE and LAW are all 'L').
+    return _level(
+        f'"{name}_phonetic_l" = "{name}_phonetic_r" AND length("{name}_phonetic_l") >= 2',
+        "Sounds alike (Metaphone)",
+    )
 
 
 def _one_typo_level(column: str) -> dict:
@@ -153,7 +167,8 @@ def _swapped_names_levels() -> list[dict]:
 
 def last_name_comparison(columns: set[str]) -> Comparison:
     """Surname. Levels: exact (tf) / matches a previous surname /
-    one part of a double-barrelled name / Jaro-Winkler ≥ 0.92 / ≥ 0.80 / other."""
+    one part of a double-barrelled name / Jaro-Winkler ≥ 0.92 / one letter wrong / ≥ 0.80 /
+    another surname on a woman's record / sounds alike / other."""
     null = _either_null("last_name_key")
     if "first_name_key" in columns:
         # A swapped pair is scored once, by the first-name comparison; here it is neutral.
@@ -194,6 +209,10 @@ def last_name_comparison(columns: set[str]) -> Comparison:
             f"AND coalesce(\"{sex}_r\", 'F') = 'F'",
             "Another surname, on a woman's record",
         ))
+    if "last_name_phonetic" in columns:
+        # After the woman's level: on a woman's record a surname that only sounds like the other
+        # is another surname, and must not count for less than one that is wholly different.
+        levels.append(_sounds_alike_level("last_name"))
     levels.append(_else())
     return _comparison("last_name", "Surname", levels)
 
