@@ -30,7 +30,7 @@ from residentview.resident_view.database import DATABASE_FILE, as_arrow_table, w
 from residentview.resident_view.golden import golden_records, nulls_as_none
 from residentview.resident_view.households import build_households
 from residentview.resident_view.ids import HOUSEHOLD_IDS, RESIDENT_IDS, assign_persistent_ids
-from residentview.resident_view.previous import read_previous_run, record_members
+from residentview.resident_view.previous import as_python_strings, read_previous_run, record_members
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,9 @@ def build_resident_view(
         RESIDENT_IDS, run_timestamp,
     )
     linked["resident_id"] = residents_assigned.member_ids
+    # The previous run's links (a row per record, in strings) are needed no further: let them
+    # go before the golden records, the stage's peak, are built.
+    prior.links = prior.links.iloc[:0]
 
     residents = golden_records(records, linked["resident_id"], source_priority)
     residents["id_issued_at"] = residents["resident_id"].map(residents_assigned.ids.set_index("id")["id_issued_at"])
@@ -110,7 +113,7 @@ def build_resident_view(
 
     this_run = pd.concat([residents_assigned.changes, households.changes], ignore_index=True)
     _log_changes(this_run, len(residents), len(households.households))
-    history = [frame for frame in (prior.id_changes, this_run) if len(frame)]
+    history = [frame for frame in (as_python_strings(prior.id_changes), this_run) if len(frame)]
     id_changes = pd.concat(history, ignore_index=True) if history else this_run
     return ResidentView(links, residents, households.households, id_changes)
 

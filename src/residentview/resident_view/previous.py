@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from residentview.errors import DataError
@@ -58,7 +59,8 @@ def _issued_at(frame: pd.DataFrame, id_column: str) -> pd.Series:
 def _ids_issued(id_changes: pd.DataFrame, entity: str, *current: pd.Series) -> pd.Series:
     """Every id of the kind issued so far (repeats included: only membership is asked of it)."""
     history = id_changes[id_changes["entity"] == entity]
-    return pd.concat([history["old_id"], history["new_id"], *current], ignore_index=True).dropna().astype(str)
+    parts = [ids.dropna().astype(str) for ids in (history["old_id"], history["new_id"], *current) if len(ids)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.Series(dtype=str)
 
 
 def empty_id_changes() -> pd.DataFrame:
@@ -67,6 +69,20 @@ def empty_id_changes() -> pd.DataFrame:
         "change": pd.Series(dtype=object), "old_id": pd.Series(dtype=object),
         "new_id": pd.Series(dtype=object), "n_records": pd.Series(dtype="int64"),
     })
+
+
+# Text is read into Arrow-backed columns: a million ids as Python strings cost some 200 MB per
+# column, held through the golden records (the stage's peak); as Arrow strings, a fraction.
+_ARROW_STRINGS = {pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd.ArrowDtype(pa.large_string())}
+
+
+def as_python_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its Arrow-backed text columns as ordinary object columns (None for missing)."""
+    text = [c for c, dtype in frame.dtypes.items() if isinstance(dtype, pd.ArrowDtype) and pa.types.is_string(dtype.pyarrow_dtype)
+            or isinstance(dtype, pd.ArrowDtype) and pa.types.is_large_string(dtype.pyarrow_dtype)]
+    if not text:
+        return frame
+    return frame.assign(**{c: frame[c].to_numpy(dtype=object, na_value=None) for c in text})
 
 
 def _read(
@@ -78,7 +94,8 @@ def _read(
         return None
     try:
         available = pq.ParquetFile(path).schema_arrow.names
-        frame = pd.read_parquet(path, columns=None if everything else [c for c in (*required, *optional) if c in available])
+        columns = None if everything else [c for c in (*required, *optional) if c in available]
+        frame = pq.read_table(path, columns=columns).to_pandas(types_mapper=_ARROW_STRINGS.get)
     except Exception as exc:  # any unreadable file is the user's folder, not our bug
         raise DataError(f"{path}: cannot read the previous run's output ({type(exc).__name__})") from None
     if frame.empty:
