@@ -624,3 +624,42 @@ def test_a_handful_of_records_trains_with_a_stated_prior_instead_of_failing(tmp_
     assert len(result.links) == len(a_rows) + len(b_rows) and result.links["resident_id"].notna().all()
     assert any(note.startswith("λ: the deterministic rules " + said) for note in result.diagnostics["fallbacks"])
     assert 0 < result.model["probability_two_random_records_match"] <= 0.5
+
+
+def _untrained_linker():
+    from splink import DuckDBAPI, Linker, SettingsCreator
+
+    from residentview.linkage.comparisons import date_of_birth_comparison
+
+    db = DuckDBAPI()
+    frame = pd.DataFrame({"unique_id": [1, 2], "dob": pd.to_datetime(["1980-01-02", "1980-01-02"])})
+    settings = SettingsCreator(link_type="dedupe_only", comparisons=[date_of_birth_comparison()])
+    return Linker(db.register(frame, dataset_display_name="pair"), settings, log_level=None)
+
+
+def test_an_m_em_drives_below_splinks_floor_is_held_at_the_floor_not_lost_with_its_session():
+    from splink.internals import expectation_maximisation as em
+
+    from residentview.linkage.training import em_values_clamped
+
+    level = _untrained_linker()._settings_obj.comparisons[0].comparison_levels[-1]  # 'All other'
+    original = em.populate_m_u_from_lookup
+    underflowed = {"date_of_birth": {level.comparison_vector_value: {"m_probability": 4.8e-308, "u_probability": 0.9}}}
+    with em_values_clamped():
+        em.populate_m_u_from_lookup(set(), level, "date_of_birth", underflowed)
+    assert level.m_probability == 1e-300 and level.u_probability == 0.9
+    assert em.populate_m_u_from_lookup is original  # Splink is left as it was
+
+
+def test_a_comparison_no_em_session_trained_still_counts_agreement_for_and_disagreement_against():
+    from residentview.linkage.training import fill_untrained
+
+    linker = _untrained_linker()
+    for level in linker._settings_obj.comparisons[0].comparison_levels:
+        if not level.is_null_level:
+            level.u_probability = 0.001 if level.label_for_charts == "Exact match" else 0.5
+    notes = fill_untrained(linker, 1_000_000)
+    weights = {lv.label_for_charts: lv.m_probability / lv.u_probability
+               for lv in linker._settings_obj.comparisons[0].comparison_levels if not lv.is_null_level}
+    assert weights["Exact match"] > 100 and weights["All other comparisons"] < 1
+    assert any("Exact match: m not estimated by EM; prior m = 0.9" in note for note in notes)

@@ -5,6 +5,7 @@ estimate never silently keeps Splink's default: it is set to a stated fallback a
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 from splink import block_on
 
@@ -65,8 +66,42 @@ PRIOR_M = {
     "Within a year": 0.005,
     "One typo": 0.005,
     "Two typos": 0.002,
+    # Whole comparisons no EM session could train: agreement is what a true pair mostly shows.
+    "Exact match": 0.9,
+    "All other comparisons": 0.05,
 }
 DEFAULT_PRIOR_M = 0.01
+
+
+@contextmanager
+def em_values_clamped():
+    """While EM runs, an m or u it estimates below Splink's floor (1e-300) is set to the floor.
+
+    A level no true pair ever reaches (two phone numbers that differ, where every person has one)
+    sees its m driven towards zero iteration by iteration, until it passes below 1e-300 and Splink
+    5 refuses the value: the whole session is lost, and with it every m it was training. Splink
+    clamps to that same floor when it turns m and u into weights, so the weights are unchanged."""
+    try:
+        from splink.internals import expectation_maximisation as em
+        from splink.internals.comparison_level import M_U_CLAMP_MIN
+        original = em.populate_m_u_from_lookup
+    except (ImportError, AttributeError):  # a Splink without these internals: nothing to guard
+        yield
+        return
+
+    def clamped(fixed, level, output_column_name, lookup):
+        for record in lookup.get(output_column_name, {}).values():
+            for key in ("m_probability", "u_probability"):
+                value = record.get(key)
+                if isinstance(value, (int, float)) and value < M_U_CLAMP_MIN:
+                    record[key] = M_U_CLAMP_MIN
+        return original(fixed, level, output_column_name, lookup)
+
+    em.populate_m_u_from_lookup = clamped
+    try:
+        yield
+    finally:
+        em.populate_m_u_from_lookup = original
 
 
 def initial_prior(first_names) -> float:
@@ -171,9 +206,10 @@ def train(linker, columns: set[str], seed: int, priors: dict | None = None, n_re
     sessions = []
     for rule in em_rules(columns):
         try:
-            training.estimate_parameters_using_expectation_maximisation(
-                rule, estimate_without_term_frequencies=True, max_pairs=EM_MAX_PAIRS,
-            )
+            with em_values_clamped():
+                training.estimate_parameters_using_expectation_maximisation(
+                    rule, estimate_without_term_frequencies=True, max_pairs=EM_MAX_PAIRS,
+                )
             sessions.append(str(rule.get_blocking_rule("duckdb").blocking_rule_sql))
         except Exception as exc:  # EM fails when a rule yields no pairs or fixes every comparison
             log.warning("training: EM session skipped (%s)", type(exc).__name__)
