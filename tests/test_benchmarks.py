@@ -55,6 +55,20 @@ def test_synthetic_dataset_names_give_record_counts():
     assert synthetic_records("synthetic-1m") == 1_000_000
     assert synthetic_records("synthetic-420") == 420
     assert synthetic_records("febrl3") is None
+    assert synthetic_records("synthetic-20k-noisy") == 20_000
+    assert synthetic_records("synthetic-20k-loud") is None
+
+
+def test_the_noisy_datasets_are_another_draw_with_more_of_every_error(tmp_path):
+    from datasets import noisy_rates, prepare
+
+    from residentview.synthetic.noise import NoiseRates
+
+    default, noisy = NoiseRates(), noisy_rates()
+    assert noisy.typo == 2 * default.typo and noisy.moved > default.moved and noisy.twins > default.twins
+    plain = pd.read_parquet(prepare("synthetic-420", tmp_path) / "truth.parquet")
+    loud = pd.read_parquet(prepare("synthetic-420-noisy", tmp_path) / "truth.parquet")
+    assert not plain.equals(loud)
 
 
 def test_harness_runs_all_three_systems_and_writes_one_table(tmp_path):
