@@ -235,6 +235,33 @@ def test_an_elector_is_not_the_schoolchild_named_after_him():
     assert out[father] == out[son]
 
 
+def test_a_register_that_dates_only_its_attainers_is_a_system_of_adults_whatever_its_pairs_say():
+    """The register and a school census alone: the pairs joining undated electors to dated
+    records meet mostly children (fathers joined to sons named after them), but the register's
+    own dated records (its attainers) hold nobody under 16."""
+    from residentview.cluster import adult_when
+
+    rows, edges = [], []
+    for k in range(40):  # attainers: dated on the register itself, 16 or 17
+        rows.append([k, "electoral", f"ATTAINER{k}", [f"ATTAINER{k}"], None, "JONES", pd.Timestamp(2009, 3, 1), None, None, True])
+    for k in range(30):  # undated electors the linkage joined to schoolchildren named alike
+        name = f"PARENT{k}"
+        rows.append([100 + 2 * k, "electoral", name, [name], None, "SMITH", pd.NaT, None, None, True])
+        rows.append([101 + 2 * k, "school", name, [name], None, "SMITH", pd.Timestamp(2017, 5, 1), None, None, True])
+        edges.append((100 + 2 * k, 101 + 2 * k, 0.99))
+    recs = pd.DataFrame(rows, columns=COLUMNS)
+    recs["record_date"] = pd.Timestamp(2026, 11, 1)
+    when, measured = adult_when(recs, *(np.array(side) for side in zip(*[(a, b) for a, b, _ in edges])))
+    register = measured["electoral"]
+    assert register["share_under_age"] == 1.0 and register["dated_records"] == 40
+    assert register["share_dated_under_age"] == 0.0 and register["adults_only"]
+    assert not measured["school"]["adults_only"]
+    out = cluster_records(recs, pairs(*edges), threshold=0.95).set_index("unique_id")["cluster_key"]
+    assert all(out[100 + 2 * k] != out[101 + 2 * k] for k in range(30))
+    # An attainer is judged by their own date: nothing is assumed about them.
+    assert np.isnat(when[recs["unique_id"].lt(40).to_numpy()]).all()
+
+
 def _home(*rows):
     """Records at one home (UPRN 100): (first name, title, date of birth) each."""
     recs = records(*[(first, dob, None, None) for first, _, dob in rows])

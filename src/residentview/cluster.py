@@ -46,6 +46,10 @@ DOB_TYPO_MAX_DAYS = 365
 ADULT_AGE = 16
 ADULT_SOURCE_MAX_YOUNG_SHARE = 0.2
 ADULT_SOURCE_MIN_PAIRS = 30
+# ...or by its own dated records: a system that has dated at least this many people and (but
+# for mistyped dates) never anyone under ADULT_AGE holds no children.
+ADULT_SOURCE_MIN_DATED = 30
+ADULT_SOURCE_MAX_YOUNG_DATED = 0.05
 # A system's own reference (a pupil number, a client id: an `id_` column) that one person keeps:
 # on confident pairs under one first name and date of birth it is almost never two numbers.
 OWN_REFERENCE_MAX_DIFFERING = 0.02
@@ -265,15 +269,29 @@ def adult_when(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tu
         found.append(pd.DataFrame({"source": source[a], "young": _age_years(seen[a] - dob[b]) < ADULT_AGE}))
     pairs = pd.concat(found, ignore_index=True)
     measured = pairs.groupby("source")["young"].agg(["size", "mean"])
-    adults = measured[(measured["size"] >= ADULT_SOURCE_MIN_PAIRS) & (measured["mean"] < ADULT_SOURCE_MAX_YOUNG_SHARE)]
-    report = {
-        str(s): {"pairs": int(row["size"]), "share_under_age": round(float(row["mean"]), 3), "adults_only": s in adults.index}
-        for s, row in measured.iterrows()
-    }
-    if len(adults):
-        log.info("sources of adults only (age %d+ when recorded): %s", ADULT_AGE, ", ".join(map(str, adults.index)))
+    by_pairs = set(measured.index[(measured["size"] >= ADULT_SOURCE_MIN_PAIRS)
+                                  & (measured["mean"] < ADULT_SOURCE_MAX_YOUNG_SHARE)])
+    # The pairs can only be trusted as far as the linkage: when the only dated records an
+    # adults' system meets are a school's, a father is joined to the son named after him as
+    # often as not, and the pairs say 'children'. A system whose own dated records hold no
+    # child says 'adults' without any linkage (the register dates its attainers, over 16).
+    dated = ~np.isnat(dob)
+    own = pd.DataFrame({"source": source[dated], "young": _age_years(seen[dated] - dob[dated]) < ADULT_AGE})
+    own = own.groupby("source")["young"].agg(["size", "mean"])
+    by_own = set(own.index[(own["size"] >= ADULT_SOURCE_MIN_DATED) & (own["mean"] <= ADULT_SOURCE_MAX_YOUNG_DATED)])
+    adults = sorted(by_pairs | by_own, key=str)
+    report = {}
+    for s in sorted(set(measured.index) | set(own.index), key=str):
+        entry = {"pairs": 0, "share_under_age": None}
+        if s in measured.index:
+            entry = {"pairs": int(measured.at[s, "size"]), "share_under_age": round(float(measured.at[s, "mean"]), 3)}
+        if s in own.index:
+            entry |= {"dated_records": int(own.at[s, "size"]), "share_dated_under_age": round(float(own.at[s, "mean"]), 3)}
+        report[str(s)] = entry | {"adults_only": s in adults}
+    if adults:
+        log.info("sources of adults only (age %d+ when recorded): %s", ADULT_AGE, ", ".join(map(str, adults)))
     # A dated record (an attainer on the register) speaks for itself: its own date of birth.
-    return np.where(np.isin(source, adults.index.to_numpy()) & np.isnat(dob), seen, nat), report
+    return np.where(np.isin(source, np.array(adults, dtype=object)) & np.isnat(dob), seen, nat), report
 
 
 def kept_references(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tuple[list[str], dict]:

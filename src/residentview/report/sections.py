@@ -172,11 +172,13 @@ def _adult_sources(run: dict) -> str:
     """Which sources clustering treated as holding adults only, and the pairs that showed it."""
     return _clustering_measured(
         run, "adult_sources", "Systems of adults",
-        "Sources whose records without a date of birth, joined confidently to a dated record under the "
-        "same first name, almost never met someone who was a child at the time (under 20% of at least "
-        "30 pairs) are treated as holding adults only: their undated records never join a person under "
-        "16 when the source recorded them.",
+        "A source is treated as holding adults only when its records without a date of birth, joined "
+        "confidently to a dated record under the same first name, almost never met someone who was a "
+        "child at the time (under 20% of at least 30 pairs), or when its own dated records (at least "
+        "30) hold nobody under 16 (5% at most, for mistyped dates). Its undated records then never "
+        "join a person under 16 when the source recorded them.",
         "source", {"pairs": "pairs measured", "share_under_age": "share under 16 when recorded",
+                   "dated_records": "own dated records", "share_dated_under_age": "share of them under 16",
                    "adults_only": "treated as adults only"})
 
 
