@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import settings
+
+# The property tests draw the same examples on every run, so that CI passes or fails on the code
+# and not on the draw. HYPOTHESIS_PROFILE=explore draws new ones (to look for bugs, locally).
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False, max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture

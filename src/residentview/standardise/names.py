@@ -140,6 +140,9 @@ def prepare_name(values: pd.Series) -> pd.DataFrame:
     text = replace_where(hyphen | apostrophe, text, rf"(?<!{_LETTER})['\-]+|['\-]+(?!{_LETTER})", " ")
     text = replace_where(_holds(text, ","), text, r"\s*,[\s,]*", ", ").str.strip(" ,")
     text = squash(text)
+    # ... and again once digits and punctuation are gone: 'LTD0' is 'LTD', so that cleaning a
+    # cleaned name changes nothing.
+    organisation |= text.str.contains(_ORGANISATION, na=False)
     occupier = text.str.match(_OCCUPIER, na=False)
     not_person = organisation | occupier
     cleaned_placeholder = text.str.replace(",", "", regex=False).str.match(_PLACEHOLDER_RE, na=False)
