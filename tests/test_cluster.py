@@ -262,6 +262,22 @@ def test_a_register_that_dates_only_its_attainers_is_a_system_of_adults_whatever
     assert np.isnat(when[recs["unique_id"].lt(40).to_numpy()]).all()
 
 
+def test_a_record_titled_as_only_adults_are_is_not_a_child_whatever_its_source():
+    from residentview.cluster import adult_when
+
+    recs = pd.DataFrame([
+        [0, "bills", "JOHN", ["JOHN"], None, "SMITH", pd.NaT, None, None, True, "MR"],
+        [1, "school", "JOHN", ["JOHN"], None, "SMITH", pd.Timestamp(2017, 5, 1), None, None, True, None],
+        [2, "bills", "MEGAN", ["MEGAN"], None, "KELLY", pd.NaT, None, None, True, "MISS"],
+        [3, "school", "MEGAN", ["MEGAN"], None, "KELLY", pd.Timestamp(2016, 6, 8), None, None, True, None],
+    ], columns=COLUMNS + ["title"])
+    recs["record_date"] = pd.Timestamp(2026, 11, 1)
+    edges = pairs((0, 1, 0.99), (2, 3, 0.99))
+    when, _ = adult_when(recs, edges["unique_id_l"].to_numpy(), edges["unique_id_r"].to_numpy())
+    assert not np.isnat(when[0]) and np.isnat(when[2])  # MISS is a girl's title too
+    assert residents(cluster_records(recs, edges, threshold=0.95)) == {frozenset({0}), frozenset({1}), frozenset({2, 3})}
+
+
 def _home(*rows):
     """Records at one home (UPRN 100): (first name, title, date of birth) each."""
     recs = records(*[(first, dob, None, None) for first, _, dob in rows])

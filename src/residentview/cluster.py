@@ -50,6 +50,11 @@ ADULT_SOURCE_MIN_PAIRS = 30
 # for mistyped dates) never anyone under ADULT_AGE holds no children.
 ADULT_SOURCE_MIN_DATED = 30
 ADULT_SOURCE_MAX_YOUNG_DATED = 0.05
+# Whatever its source, a record titled as only adults are ('MR J SMITH' on a council tax bill)
+# was an adult when recorded. Not MISS or MASTER, which children have, nor the courtesy titles
+# a peer's children are born with (LADY, LORD, HON).
+ADULT_TITLES = ("MR", "MRS", "MS", "DR", "PROF", "REV", "FR", "RABBI", "IMAM", "SIR", "DAME", "CLLR",
+                "CAPT", "LT", "COL", "SGT")
 # A system's own reference (a pupil number, a client id: an `id_` column) that one person keeps:
 # on confident pairs under one first name and date of birth it is almost never two numbers.
 OWN_REFERENCE_MAX_DIFFERING = 0.02
@@ -246,7 +251,9 @@ def adult_when(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tu
     that join one of its records without a date of birth to a record with one under the very
     same full first name: on a children's system, or one of everybody, many of those people
     were under ADULT_AGE when it recorded them; on a system of adults only the odd parent and
-    child named alike were. No source names or config needed, and the data decides."""
+    child named alike were. Or from the source's own dated records, when they hold no child.
+    No source names or config needed, and the data decides. A record with an adult's title
+    (ADULT_TITLES) is an adult's whatever its source."""
     nat = np.full(len(records), np.datetime64("NaT"), dtype="datetime64[ns]")
     if not len(left) or not {"date_of_birth", "first_name_key", "source"} <= set(records.columns):
         return nat, {}
@@ -290,8 +297,9 @@ def adult_when(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tu
         report[str(s)] = entry | {"adults_only": s in adults}
     if adults:
         log.info("sources of adults only (age %d+ when recorded): %s", ADULT_AGE, ", ".join(map(str, adults)))
+    titled = records["title"].isin(ADULT_TITLES).to_numpy() if "title" in records else False
     # A dated record (an attainer on the register) speaks for itself: its own date of birth.
-    return np.where(np.isin(source, np.array(adults, dtype=object)) & np.isnat(dob), seen, nat), report
+    return np.where((np.isin(source, np.array(adults, dtype=object)) | titled) & np.isnat(dob), seen, nat), report
 
 
 def kept_references(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tuple[list[str], dict]:
