@@ -132,6 +132,7 @@ def prepare_name(values: pd.Series) -> pd.DataFrame:
     deceased = text.str.contains(_DECEASED, na=False)
     text = replace_where(deceased, text, _DECEASED, " ")
     organisation = text.str.contains(_ORGANISATION, na=False)  # before '&' goes with the punctuation
+    before = text
     text = text.str.replace(r"[^\w\s',\-]|[\d_]", " ", regex=True)
     # Most names hold no hyphen, apostrophe or comma: these passes run only where they can act.
     hyphen, apostrophe = _holds(text, "-"), _holds(text, "'")
@@ -140,9 +141,11 @@ def prepare_name(values: pd.Series) -> pd.DataFrame:
     text = replace_where(hyphen | apostrophe, text, rf"(?<!{_LETTER})['\-]+|['\-]+(?!{_LETTER})", " ")
     text = replace_where(_holds(text, ","), text, r"\s*,[\s,]*", ", ").str.strip(" ,")
     text = squash(text)
-    # ... and again once digits and punctuation are gone: 'LTD0' is 'LTD', so that cleaning a
+    # ... and again where digits or punctuation went: 'LTD0' is 'LTD', so that cleaning a
     # cleaned name changes nothing.
-    organisation |= text.str.contains(_ORGANISATION, na=False)
+    changed = text.notna().to_numpy() & (text.to_numpy() != before.to_numpy())
+    if changed.any():
+        organisation = organisation | pd.Series(changed, index=text.index) & text.where(changed).str.contains(_ORGANISATION, na=False)
     occupier = text.str.match(_OCCUPIER, na=False)
     not_person = organisation | occupier
     cleaned_placeholder = text.str.replace(",", "", regex=False).str.match(_PLACEHOLDER_RE, na=False)
