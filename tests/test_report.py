@@ -94,7 +94,11 @@ def make_run_folder(folder: Path) -> Path:
         "invalid_reasons": ["{}", json.dumps({"not a UK postcode": 1})],
     }).to_parquet(folder / "data_quality.parquet", index=False)
     (folder / "model.json").write_text(json.dumps(model), encoding="utf-8")
-    adult_sources = {"register": {"pairs": 40, "share_under_age": 0.05, "adults_only": True}}
+    adult_sources = {
+        "register": {"pairs": 40, "share_under_age": 0.05, "dated_records": 271, "share_dated_under_age": 0.0,
+                     "adults_only": True},
+        "bills": {"pairs": 35, "share_under_age": 0.1, "adults_only": True},  # no dated records of its own
+    }
     (folder / "run.json").write_text(json.dumps({"name": "fixture", "threshold": THRESHOLD,
                                                  "run_timestamp": "2026-01-01T00:00:00+00:00",
                                                  "diagnostics": {"adult_sources": adult_sources}}), encoding="utf-8")
@@ -154,7 +158,10 @@ def test_chart_specs_are_valid_vega_lite_json(report_html):
 
 def test_the_model_section_says_which_sources_hold_adults_only(report_html):
     section = report_html[report_html.index("Systems of adults"):]
-    assert "register" in section[:3000] and "yes" in section[:3000]
+    section = section[:section.index("</table>")]
+    assert "register" in section and "yes" in section
+    assert "<td>271</td>" in section and "271.0" not in section  # a count stays a count
+    assert "bills" in section
 
 
 def test_suspicious_residents_are_named_with_their_reason(report_html):

@@ -163,7 +163,7 @@ def _clustering_measured(run: dict, key: str, title: str, explanation: str, labe
         {label: name, **{heading: ("yes" if m.get(field) else "no") if isinstance(m.get(field), bool) else m.get(field)
                          for field, heading in columns.items()}}
         for name, m in sorted(measured.items())
-    ])
+    ], dtype=object)  # as measured: a count some sources lack stays a whole number
     shares = {heading: share for heading in columns.values() if "share" in heading}
     return f"<h3>{title}</h3>" + note(explanation) + table(frame, shares)
 
