@@ -430,3 +430,14 @@ def test_arrow_list_columns_become_python_lists_with_nulls_and_empties_kept():
                                pa.array([["C"], [None, "D"]], type=pa.list_(pa.string()))])
     assert python_lists(column).tolist() == [["A", "B"], [], None, ["C"], [None, "D"]]
     assert python_lists(column.slice(1, 3)).tolist() == [[], None, ["C"]]
+
+
+def test_a_previous_runs_text_is_read_compactly_and_written_back_as_it_was(tmp_path):
+    from residentview.resident_view.previous import as_python_strings, read_previous_run
+
+    pd.DataFrame({"source": ["a", "b"], "record_id": ["1", "2"], "resident_id": ["R1", None]}).to_parquet(
+        tmp_path / "resident_links.parquet", index=False)
+    prior = read_previous_run(tmp_path)
+    assert all(isinstance(dtype, pd.ArrowDtype) for dtype in prior.links.dtypes)  # not a Python string per id
+    back = as_python_strings(prior.links)
+    assert back.dtypes.tolist() == [object] * 3 and back["resident_id"].tolist() == ["R1", None]

@@ -78,8 +78,7 @@ _ARROW_STRINGS = {pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd
 
 def as_python_strings(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with its Arrow-backed text columns as ordinary object columns (None for missing)."""
-    text = [c for c, dtype in frame.dtypes.items() if isinstance(dtype, pd.ArrowDtype) and pa.types.is_string(dtype.pyarrow_dtype)
-            or isinstance(dtype, pd.ArrowDtype) and pa.types.is_large_string(dtype.pyarrow_dtype)]
+    text = [c for c, dtype in frame.dtypes.items() if dtype in _ARROW_STRINGS.values()]
     if not text:
         return frame
     return frame.assign(**{c: frame[c].to_numpy(dtype=object, na_value=None) for c in text})
