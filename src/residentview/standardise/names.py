@@ -145,7 +145,7 @@ def prepare_name(values: pd.Series) -> pd.DataFrame:
     # cleaned name changes nothing.
     changed = text.notna().to_numpy() & (text.to_numpy() != before.to_numpy())
     if changed.any():
-        organisation = organisation | pd.Series(changed, index=text.index) & text.where(changed).str.contains(_ORGANISATION, na=False)
+        organisation |= text.where(changed).str.contains(_ORGANISATION, na=False)
     occupier = text.str.match(_OCCUPIER, na=False)
     not_person = organisation | occupier
     cleaned_placeholder = text.str.replace(",", "", regex=False).str.match(_PLACEHOLDER_RE, na=False)
