@@ -5,6 +5,10 @@
 * ``synthetic-<N>[k|m]-noisy``: the same extracts from another seed with every per-record error
   twice as likely and more movers, twins, juniors and people in communal homes: how accuracy
   holds up on data noisier than the data we develop on.
+* ``synthetic-<N>[k|m]-hostile``: the noisy catalogue (own seed) plus the damage of an outside
+  benchmark we failed on: names with 2–3 slips, cut to 2–4 letters or to a garbled fragment,
+  house numbers and towns misspelt, postcodes blank or a character short, and no date of birth
+  at all in housing benefit and adult social care. (`hostile_rates()` gives the figures.)
 * ``<dataset>:<source>+<source>…`` (e.g. ``synthetic-100k:council_tax+school_census``): only those
   sources of another dataset, and the truth for their records: what each system makes of a
   council that holds fewer systems.
@@ -24,7 +28,8 @@ import yaml
 
 SYNTHETIC_SEED = 20261124
 NOISY_SEED = 20261125
-_SIZE = re.compile(r"^synthetic-(\d+)([km]?)(-noisy)?$")
+HOSTILE_SEED = 20261126
+_SIZE = re.compile(r"^synthetic-(\d+)([km]?)(-noisy|-hostile)?$")
 
 
 def synthetic_records(name: str) -> int | None:
@@ -37,7 +42,12 @@ def synthetic_records(name: str) -> int | None:
 
 def is_noisy(name: str) -> bool:
     match = _SIZE.match(name)
-    return bool(match and match.group(3))
+    return bool(match and match.group(3) == "-noisy")
+
+
+def is_hostile(name: str) -> bool:
+    match = _SIZE.match(name)
+    return bool(match and match.group(3) == "-hostile")
 
 
 def noisy_rates():
@@ -48,6 +58,25 @@ def noisy_rates():
     from residentview.synthetic.noise import NoiseRates
 
     return replace(NoiseRates().scaled(2.0), moved=0.2, twins=0.06, junior=0.06, communal=0.06)
+
+
+def hostile_rates():
+    """The noise catalogue of the ``-hostile`` datasets: the noisy catalogue plus heavy damage to
+    names (about three in four pairs of one person's records differ in a name), house numbers,
+    towns and postcodes, and no date of birth in housing benefit and adult social care."""
+    from dataclasses import replace
+
+    return replace(
+        noisy_rates(),
+        heavy_typo=0.14,
+        name_truncated=0.03,
+        name_fragment=0.01,
+        house_number_error=0.05,
+        town_typo=0.05,
+        postcode_blank=0.1,
+        postcode_cut=0.03,
+        dob_withheld=1.0,
+    )
 
 
 def prepare(name: str, root: Path) -> Path:
@@ -64,13 +93,13 @@ def prepare(name: str, root: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     records = synthetic_records(name)
     if records is not None:
-        _synthetic(records, folder, noisy=is_noisy(name))
+        _synthetic(records, folder, noisy=is_noisy(name), hostile=is_hostile(name))
     elif name == "febrl3":
         _febrl3(folder)
     elif name == "febrl4":
         _febrl4(folder)
     else:
-        raise SystemExit(f"unknown dataset {name!r}; expected synthetic-<N>[k|m][-noisy], febrl3 or febrl4")
+        raise SystemExit(f"unknown dataset {name!r}; expected synthetic-<N>[k|m][-noisy|-hostile], febrl3 or febrl4")
     return folder
 
 
@@ -92,11 +121,13 @@ def _sources_of(whole: Path, sources: list[str], folder: Path) -> Path:
     return folder
 
 
-def _synthetic(records: int, folder: Path, noisy: bool = False) -> None:
+def _synthetic(records: int, folder: Path, noisy: bool = False, hostile: bool = False) -> None:
     from residentview.synthetic import RECORDS_PER_PERSON, generate
 
     people = max(20, round(records / RECORDS_PER_PERSON))
-    if noisy:
+    if hostile:
+        written = generate(people=people, out=folder, seed=HOSTILE_SEED, noise=hostile_rates())
+    elif noisy:
         written = generate(people=people, out=folder, seed=NOISY_SEED, noise=noisy_rates())
     else:
         written = generate(people=people, out=folder, seed=SYNTHETIC_SEED)

@@ -108,3 +108,31 @@ def test_ceiling_bounds_what_any_matcher_could_join(tmp_path):
     # records through another person's) it recalls no more than joining every true scored pair.
     assert scores["residentview"]["recall"] <= scores["ceiling"]["recall"] + 1e-9
     assert scores["counts"]["true_pairs"] > 0
+
+
+def test_the_hostile_datasets_are_the_noisy_catalogue_plus_heavy_damage(tmp_path):
+    from dataclasses import fields
+
+    from datasets import HOSTILE_SEED, NOISY_SEED, hostile_rates, is_hostile, is_noisy, noisy_rates, prepare
+
+    from residentview.config import load_config
+    from residentview.sources import read_sources
+
+    assert synthetic_records("synthetic-2k-hostile") == 2_000
+    assert is_hostile("synthetic-2k-hostile") and not is_noisy("synthetic-2k-hostile")
+    assert is_noisy("synthetic-2k-noisy") and not is_hostile("synthetic-2k-noisy")
+    assert HOSTILE_SEED != NOISY_SEED
+    noisy, hostile = noisy_rates(), hostile_rates()
+    changed = {f.name for f in fields(hostile) if getattr(hostile, f.name) != getattr(noisy, f.name)}
+    assert changed == {"heavy_typo", "name_truncated", "name_fragment", "house_number_error", "town_typo",
+                       "postcode_blank", "postcode_cut", "dob_withheld"}
+    assert all(getattr(noisy, name) == 0 for name in changed)
+
+    folder = prepare("synthetic-2k-hostile", tmp_path)
+    truth = pd.read_parquet(folder / "truth.parquet")
+    frame, _ = read_sources(load_config(folder / "config.yaml"))
+    merged = frame[["source", "record_id"]].merge(truth, on=["source", "record_id"], how="outer", indicator=True)
+    assert (merged["_merge"] == "both").all() and len(truth) == len(frame)
+    assert 1_500 < len(truth) < 2_500
+    has_dob = frame.groupby("source")["date_of_birth"].apply(lambda s: s.notna().mean())
+    assert has_dob["housing_benefit"] == 0 and has_dob["adult_social_care"] == 0 and has_dob["school_census"] > 0.9

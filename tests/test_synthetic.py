@@ -208,3 +208,153 @@ def test_household_members_point_at_their_own_head_and_communal_residents_at_the
     assert (heads["role"].to_numpy()[family] == "head").all()
     residents = np.flatnonzero(~family)
     assert (people["head_index"].to_numpy()[residents] == residents).all()
+
+
+# Hostile damage (off by default) ----------------------------------------------------------
+
+HOSTILE_FIELDS = ("heavy_typo", "name_truncated", "name_fragment", "house_number_error", "town_typo",
+                  "postcode_blank", "postcode_cut", "dob_withheld")
+
+
+def _frames_digest(folder) -> str:
+    """One hash of everything `generate` wrote (xlsx read back: its zip carries a timestamp)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for system in sorted(FILES):
+        path = folder / FILES[system]
+        if path.suffix == ".parquet":
+            digest.update(pd.read_parquet(path).to_csv(index=False).encode())
+        elif path.suffix == ".xlsx":
+            digest.update(pd.read_excel(path, dtype=str).to_csv(index=False).encode())
+        else:
+            digest.update(path.read_bytes())
+    digest.update(pd.read_parquet(folder / "truth.parquet").to_csv(index=False).encode())
+    return digest.hexdigest()
+
+
+def test_default_and_scaled_rates_write_exactly_the_data_they_wrote_before_the_hostile_fields(tmp_path):
+    # Hashes taken before the hostile fields existed: at 0 they must draw no random numbers.
+    assert all(getattr(NoiseRates(), name) == 0 for name in HOSTILE_FIELDS)
+    default = generate(people=300, out=tmp_path / "default", seed=11)
+    assert _frames_digest(default.out) == "629fed613630317284a34ba44f915d3e66389f3e51a1830a3c46d73eb6d032e2"
+    scaled = generate(people=300, out=tmp_path / "scaled", seed=12, noise=NoiseRates().scaled(2.0))
+    assert _frames_digest(scaled.out) == "6f51cc7563ab5f1994ffc83c50c0da35c09f934a0582a84a7ebd99b281e801da"
+
+
+def _one_error(system: str = "children_services", people: int = 4000, **rates):
+    """A population and one system's copy of it with every error off except `rates`."""
+    from residentview.synthetic.extracts import Extract
+    from residentview.synthetic.population import make_population
+
+    quiet = NoiseRates(**{name: 0.0 for name in NoiseRates.__dataclass_fields__})
+    noisy = NoiseRates(**{**{name: 0.0 for name in NoiseRates.__dataclass_fields__}, **rates})
+    rng = np.random.default_rng(21)
+    population = make_population(people, rng, quiet)
+    chosen = np.arange(people)
+    return population, Extract(population, chosen, system, noisy, rng)
+
+
+def test_heavy_typos_make_two_or_three_slips_at_their_rate():
+    population, ex = _one_error(heavy_typo=0.3)
+    true_last = population.people["last_name"].to_numpy()
+    changed = ex.last != true_last
+    assert abs(changed.mean() - 0.3) < 0.03
+    distances = np.array([jellyfish.damerau_levenshtein_distance(a, b) for a, b in zip(true_last[changed], ex.last[changed])])
+    assert distances.max() <= 3 and np.isin(distances, [2, 3]).mean() > 0.8
+    assert (ex.first != population.people["first_name"].to_numpy()).mean() > 0.25
+
+
+def test_heavy_typos_leave_unmasked_values_alone():
+    names = np.array(["WILLIAMS", "MATTHEWS"] * 100, dtype=object)
+    mask = np.arange(200) % 3 == 0
+    out = noise.heavy_typos(names, mask, np.random.default_rng(22))
+    assert (out[~mask] == names[~mask]).all()
+    assert all(a[0] == b[0] for a, b in zip(names[mask], out[mask]))
+    # Two slips can look like one (swapping LL, or dropping H and doubling T reads as H -> T).
+    distances = [jellyfish.damerau_levenshtein_distance(a, b) for a, b in zip(names[mask], out[mask])]
+    assert set(distances) <= {1, 2, 3} and sum(d >= 2 for d in distances) > 0.8 * len(distances)
+
+
+def test_truncated_names_are_prefixes_of_two_to_four_letters():
+    population, ex = _one_error(name_truncated=0.2)
+    true_first = population.people["first_name"].to_numpy()
+    changed = ex.first != true_first
+    assert abs(changed.mean() - 0.2) < 0.03
+    for short, full in zip(ex.first[changed], true_first[changed]):
+        assert 2 <= len(short) <= 4 and len(short) < len(full) and full.startswith(short)
+
+
+def test_name_fragments_are_three_or_four_letters_with_one_replaced():
+    population, ex = _one_error(name_fragment=0.2)
+    true_last = population.people["last_name"].to_numpy()
+    changed = ex.last != true_last
+    long_enough = pd.Series(true_last).str.len().to_numpy() >= 5
+    assert abs(changed.mean() - 0.2 * long_enough.mean()) < 0.03
+    for fragment, full in zip(ex.last[changed], true_last[changed]):
+        assert len(fragment) in (3, 4) and fragment[0] == full[0]
+        assert sum(a != b for a, b in zip(fragment, full)) == 1
+
+
+def test_house_numbers_get_a_digit_changed_doubled_or_read_as_a_letter():
+    population, ex = _one_error(house_number_error=0.2)
+    a = population.addresses.iloc[population.people["address_id"].to_numpy()]
+    true_number = a["number"].to_numpy()
+    number = pd.Series(ex.street_line).str.split(" ", n=1).str[0].to_numpy()
+    assert (pd.Series(ex.street_line).str.split(" ", n=1).str[1].to_numpy() == a["street"].to_numpy()).all()
+    changed = number != true_number
+    assert abs(changed.mean() - 0.2) < 0.03
+    kinds = set()
+    for bad, good in zip(number[changed], true_number[changed]):
+        if len(bad) == len(good) + 1:
+            kinds.add("doubled")
+            assert any(bad[:i] + bad[i + 1:] == good and bad[i] == bad[i - 1] for i in range(1, len(bad)))
+        else:
+            assert len(bad) == len(good) and sum(x != y for x, y in zip(bad, good)) == 1
+            kinds.add("letter" if any(c.isalpha() for c in bad) else "digit")
+    assert kinds == {"doubled", "letter", "digit"}
+    assert noise.house_number_errors(np.array(["12"], dtype=object), np.ones(1, bool), np.random.default_rng(0))[0] in (
+        {"I2", "1Z", "112", "122"} | {f"{d}2" for d in "023456789"} | {f"1{d}" for d in "013456789"})
+
+
+def test_towns_are_misspelt_by_one_or_two_slips():
+    population, ex = _one_error(town_typo=0.2)
+    true_town = population.addresses["town"].to_numpy()[population.people["address_id"].to_numpy()]
+    changed = ex.town != true_town
+    assert 0.15 < changed.mean() < 0.22  # a slip can be a no-op (a swapped double letter)
+    distances = [jellyfish.damerau_levenshtein_distance(a, b) for a, b in zip(true_town[changed], ex.town[changed])]
+    assert set(distances) <= {1, 2} and distances.count(2) > 0
+
+
+def test_postcodes_are_blanked_or_cut_one_character_short():
+    population, ex = _one_error(postcode_cut=0.2)
+    true_postcode = population.addresses["postcode"].to_numpy()[population.people["address_id"].to_numpy()]
+    changed = ex.postcode != true_postcode
+    assert abs(changed.mean() - 0.2) < 0.03
+    assert all(cut == full[:-1] for cut, full in zip(ex.postcode[changed], true_postcode[changed]))
+    assert noise.cut_last_character(np.array(["LS62AB", None], dtype=object), np.ones(2, bool)).tolist() == ["LS62A", None]
+    _, blanked = _one_error(postcode_blank=0.3)
+    assert abs(pd.isna(blanked.postcode).mean() - 0.3) < 0.03
+
+
+def test_dob_is_withheld_only_by_the_two_chosen_systems():
+    from residentview.synthetic.extracts import DOB_WITHHELD_SYSTEMS
+
+    assert DOB_WITHHELD_SYSTEMS == ("housing_benefit", "adult_social_care")
+    _, benefit = _one_error("housing_benefit", dob_withheld=0.5)
+    assert abs(np.isnat(benefit.dob).mean() - 0.5) < 0.03  # a per-system rate: not scaled by system care
+    _, children = _one_error("children_services", dob_withheld=1.0)
+    assert not np.isnat(children.dob).any()
+
+
+def test_hostile_extracts_have_no_dob_in_housing_benefit_or_adult_social_care(tmp_path):
+    from dataclasses import replace
+
+    hostile = replace(NoiseRates(), heavy_typo=0.14, name_truncated=0.03, name_fragment=0.01, house_number_error=0.05,
+                      town_typo=0.05, postcode_blank=0.1, postcode_cut=0.03, dob_withheld=1.0)
+    written = generate(people=1500, out=tmp_path, seed=5, noise=hostile)
+    frame, _ = read_sources(load_config(written.config_path))
+    has_dob = frame.groupby("source")["date_of_birth"].apply(lambda s: s.notna().mean())
+    assert has_dob["housing_benefit"] == 0 and has_dob["adult_social_care"] == 0
+    assert has_dob["children_services"] > 0.7 and has_dob["school_census"] > 0.9  # only `missing` blanks these
+    assert len(frame) == written.n_records == len(pd.read_parquet(written.truth_path))

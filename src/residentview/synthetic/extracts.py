@@ -34,6 +34,8 @@ SYSTEM_CARE = {
     "school_census": 0.6,
 }
 ASCII_ONLY = ("council_tax", "school_census")
+# Systems that normally hold a date of birth but, at `NoiseRates.dob_withheld`, send it without one.
+DOB_WITHHELD_SYSTEMS = ("housing_benefit", "adult_social_care")
 
 
 def _unique_numbers(n: int, start: int, rng: np.random.Generator) -> np.ndarray:
@@ -106,6 +108,9 @@ class Extract:
         self.is_duplicate = np.arange(n) >= len(chosen)
         self._names(p, rates, rng, ascii_only=system in ASCII_ONLY)
         self.dob = noise.dob_errors(p["dob"].to_numpy(), rates, rng)
+        if rates.dob_withheld > 0 and system in DOB_WITHHELD_SYSTEMS:
+            withheld = rng.random(n) < rates.dob_withheld
+            self.dob = np.where(withheld, np.datetime64("NaT"), self.dob).astype("datetime64[D]")
         self._address(population, p, rates, rng, stale)
         self._identifiers(people, p, rates, rng)
 
@@ -138,6 +143,16 @@ class Extract:
         last = noise.typos(last, rng.random(n) < rates.typo, rng)
         first = noise.ocr_errors(first, rng.random(n) < rates.ocr, rng)
         last = noise.ocr_errors(last, rng.random(n) < rates.ocr, rng)
+        # Hostile damage (each step skipped, drawing nothing, when its rate is 0).
+        if rates.heavy_typo > 0:
+            first = noise.heavy_typos(first, rng.random(n) < rates.heavy_typo, rng)
+            last = noise.heavy_typos(last, rng.random(n) < rates.heavy_typo, rng)
+        if rates.name_fragment > 0:
+            first = noise.fragments(first, rng.random(n) < rates.name_fragment, rng)
+            last = noise.fragments(last, rng.random(n) < rates.name_fragment, rng)
+        if rates.name_truncated > 0:
+            first = noise.truncate(first, rng.random(n) < rates.name_truncated, rng)
+            last = noise.truncate(last, rng.random(n) < rates.name_truncated, rng)
         if ascii_only:
             lose = rng.random(n) < rates.accents_lost
             first, middle, last = (noise.strip_accents(v, lose) for v in (first, middle, last))
@@ -165,10 +180,21 @@ class Extract:
         room = np.where(use_old, None, p["room"].to_numpy())
         self.flat = np.where(pd.notna(room), room, a["flat"].to_numpy())
         self.building = a["building"].to_numpy()
-        self.street_line = _join(a["number"], a["street"])
+        number = a["number"].to_numpy()
+        if rates.house_number_error > 0:
+            number = noise.house_number_errors(number, rng.random(self.n) < rates.house_number_error, rng)
+        self.street_line = _join(number, a["street"])
         self.town = a["town"].to_numpy()
+        if rates.town_typo > 0:
+            slips = rng.random(self.n) < rates.town_typo
+            self.town = noise.typos(self.town, slips, rng)
+            self.town = noise.typos(self.town, slips & (rng.random(self.n) < 0.3), rng)  # a second slip
         postcode = noise.typos(a["postcode"].to_numpy(), rng.random(self.n) < rates.postcode_typo, rng)
+        if rates.postcode_cut > 0:
+            postcode = noise.cut_last_character(postcode, rng.random(self.n) < rates.postcode_cut)
         self.postcode = noise.blank(postcode, rng.random(self.n) < rates.missing)
+        if rates.postcode_blank > 0:
+            self.postcode = noise.blank(self.postcode, rng.random(self.n) < rates.postcode_blank)
         self.uprn = noise.blank(a["uprn"].to_numpy(), rng.random(self.n) < rates.missing * 2)
 
     def _identifiers(self, people: pd.DataFrame, p: pd.DataFrame, rates: NoiseRates, rng) -> None:

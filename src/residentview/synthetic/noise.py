@@ -52,10 +52,21 @@ class NoiseRates:
     identifier_typo: float = 0.005     # one digit wrong in an NHS number or NI number
     postcode_typo: float = 0.01        # one character wrong in a postcode
     duplicate: float = 0.02            # the same person registered twice in one system
+    # Hostile damage, off by default (`benchmarks/datasets.py`'s ``-hostile`` datasets switch it on).
+    # At 0 none of these draws a random number, so the default data stay exactly as they were.
+    heavy_typo: float = 0.0            # 2–3 keyboard slips in one name (WILLIAMS -> WILAIMSS)
+    name_truncated: float = 0.0        # a name cut to its first 2–4 letters (MA for MATTHEWS)
+    name_fragment: float = 0.0         # a name reduced to a fragment with a letter replaced (WILLIAMS -> WIRL)
+    house_number_error: float = 0.0    # house number with a digit changed, doubled or read as a letter (12 -> I2)
+    town_typo: float = 0.0             # one or two keyboard slips in the town name
+    postcode_blank: float = 0.0        # postcode left blank (on top of `missing`)
+    postcode_cut: float = 0.0          # postcode one character short (LS6 2AB -> LS6 2A)
+    dob_withheld: float = 0.0          # per system: share of a DOB-holding system's records sent without DOB
+    #                                    (the systems in extracts.DOB_WITHHELD_SYSTEMS; 1 blanks the whole column)
 
     def scaled(self, factor: float) -> "NoiseRates":
-        """The same catalogue with every per-record error rate multiplied (population rates kept)."""
-        population = {"goes_by_middle", "double_barrelled", "moved", "twins", "junior", "communal"}
+        """The same catalogue with every per-record error rate multiplied (population and per-system rates kept)."""
+        population = {"goes_by_middle", "double_barrelled", "moved", "twins", "junior", "communal", "dob_withheld"}
         return NoiseRates(**{
             f.name: (getattr(self, f.name) if f.name in population else min(1.0, getattr(self, f.name) * factor))
             for f in fields(self)
@@ -115,31 +126,36 @@ def _edit_strings(values: np.ndarray, mask: np.ndarray, min_length: int, edit) -
     return out
 
 
+def _slip_at(codes: np.ndarray, lengths: np.ndarray, pos: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One keyboard slip per row at `pos`: a neighbouring key, a dropped, doubled or swapped letter."""
+    rows = np.arange(len(codes))
+    kind = rng.integers(0, 4, len(codes))
+    cols = np.arange(codes.shape[1])[None, :]
+    # 0: neighbouring key
+    current = codes[rows, pos]
+    count = _NEIGHBOUR_COUNTS[np.minimum(current, 0x1FFF)]
+    pick = (rng.random(len(codes)) * np.maximum(count, 1)).astype(int)
+    substitute = codes.copy()
+    substitute[rows, pos] = np.where(count > 0, _NEIGHBOURS[np.minimum(current, 0x1FFF), pick], current)
+    # 1: dropped letter (the spare last column is always empty, so shifting left pads with it)
+    dropped = np.take_along_axis(codes, np.where(cols >= pos[:, None], cols + 1, cols).clip(max=codes.shape[1] - 1), axis=1)
+    # 2: doubled letter
+    doubled = np.take_along_axis(codes, np.where(cols > pos[:, None], cols - 1, cols), axis=1)
+    # 3: neighbouring letters swapped
+    swap_at = np.minimum(pos, lengths - 2)
+    swapped = codes.copy()
+    swapped[rows, swap_at] = codes[rows, swap_at + 1]
+    swapped[rows, swap_at + 1] = codes[rows, swap_at]
+    return np.select([kind[:, None] == k for k in range(4)], [substitute, dropped, doubled, swapped])
+
+
 def typos(values: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Keyboard slips in the masked strings: a neighbouring key, a dropped, doubled or swapped letter."""
 
     def slip(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        rows = np.arange(len(codes))
         pos = (rng.random(len(codes)) * (lengths - 1)).astype(int) + 1  # the first letter is usually right
         pos = np.minimum(pos, lengths - 1)
-        kind = rng.integers(0, 4, len(codes))
-        cols = np.arange(codes.shape[1])[None, :]
-        # 0: neighbouring key
-        current = codes[rows, pos]
-        count = _NEIGHBOUR_COUNTS[np.minimum(current, 0x1FFF)]
-        pick = (rng.random(len(codes)) * np.maximum(count, 1)).astype(int)
-        substitute = codes.copy()
-        substitute[rows, pos] = np.where(count > 0, _NEIGHBOURS[np.minimum(current, 0x1FFF), pick], current)
-        # 1: dropped letter (the spare last column is always empty, so shifting left pads with it)
-        dropped = np.take_along_axis(codes, np.where(cols >= pos[:, None], cols + 1, cols).clip(max=codes.shape[1] - 1), axis=1)
-        # 2: doubled letter
-        doubled = np.take_along_axis(codes, np.where(cols > pos[:, None], cols - 1, cols), axis=1)
-        # 3: neighbouring letters swapped
-        swap_at = np.minimum(pos, lengths - 2)
-        swapped = codes.copy()
-        swapped[rows, swap_at] = codes[rows, swap_at + 1]
-        swapped[rows, swap_at + 1] = codes[rows, swap_at]
-        return np.select([kind[:, None] == k for k in range(4)], [substitute, dropped, doubled, swapped])
+        return _slip_at(codes, lengths, pos, rng)
 
     return _edit_strings(values, mask, 3, slip)
 
@@ -169,6 +185,96 @@ def one_digit_wrong(values: np.ndarray, mask: np.ndarray, rng: np.random.Generat
         return codes
 
     return _edit_strings(values, mask, 1, mistype)
+
+
+def heavy_typos(values: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Two or three keyboard slips in each masked string (half get three): WILLIAMS -> WILIAMSS.
+
+    Each slip falls in its own part of the string after the first letter, applied right to left so
+    an earlier slip's position does not move, and so slips rarely undo or merge with each other
+    (in names of 3–4 letters they still can)."""
+
+    def slips(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        codes = np.pad(codes, ((0, 0), (0, 2)))  # room for up to three doubled letters
+        count = np.where(rng.random(len(codes)) < 0.5, 3, 2)
+        span = lengths - 1
+        for part in (2, 1, 0):
+            low = 1 + span * part // count
+            high = 1 + span * (part + 1) // count
+            pos = low + (rng.random(len(codes)) * np.maximum(high - low, 1)).astype(int)
+            lengths = (codes != 0).sum(axis=1)
+            pos = np.minimum(pos, lengths - 1)
+            edited = _slip_at(codes, lengths, pos, rng)
+            codes = np.where((part < count)[:, None], edited, codes)
+        return codes
+
+    return _edit_strings(values, mask, 3, slips)
+
+
+def truncate(values: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The masked strings (of 3+ characters) cut to their first 2–4 characters, always shorter than they were."""
+
+    def cut(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        keep = np.minimum(rng.integers(2, 5, len(codes)), lengths - 1)
+        codes[np.arange(codes.shape[1])[None, :] >= keep[:, None]] = 0
+        return codes
+
+    return _edit_strings(values, mask, 3, cut)
+
+
+def fragments(values: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Heavy damage: the masked strings (of 5+ characters) cut to 3–4 characters with one letter
+    after the first replaced by another (WILLIAMS -> WIRL), as from a smudged or misheard form."""
+
+    def shatter(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        rows = np.arange(len(codes))
+        keep = rng.integers(3, 5, len(codes))
+        codes[np.arange(codes.shape[1])[None, :] >= keep[:, None]] = 0
+        pos = 1 + (rng.random(len(codes)) * (keep - 1)).astype(int)
+        current = codes[rows, pos]
+        lower = (current >= ord("a")) & (current <= ord("z"))
+        base = np.where(lower, ord("a"), ord("A"))
+        letter = (current.astype(np.int64) - base) % 26
+        new = (letter + rng.integers(1, 26, len(codes))) % 26 + base  # never the letter it was
+        codes[rows, pos] = new
+        return codes
+
+    return _edit_strings(values, mask, 5, shatter)
+
+
+_DIGIT_AS_LETTER = np.array([ord(c) for c in "OIZBASGTBQ"], dtype=np.uint32)  # 0 -> O, 1 -> I, 5 -> S…
+
+
+def house_number_errors(values: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One digit of each masked house number substituted, doubled or read as a letter (5657 -> 565O, 12 -> I2)."""
+
+    def mangle(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        rows = np.arange(len(codes))
+        cols = np.arange(codes.shape[1])[None, :]
+        is_digit = (codes >= ord("0")) & (codes <= ord("9"))
+        pos = np.where(is_digit, rng.random(codes.shape), -1.0).argmax(axis=1)
+        has_digit = is_digit[rows, pos]
+        kind = rng.integers(0, 3, len(codes))
+        digit = codes[rows, pos].astype(np.int64) - ord("0")
+        substituted = codes.copy()
+        substituted[rows, pos] = (digit + rng.integers(1, 10, len(codes))) % 10 + ord("0")
+        doubled = np.take_along_axis(codes, np.where(cols > pos[:, None], cols - 1, cols), axis=1)
+        as_letter = codes.copy()
+        as_letter[rows, pos] = _DIGIT_AS_LETTER[digit.clip(0, 9)]
+        out = np.select([kind[:, None] == 0, kind[:, None] == 1], [substituted, doubled], as_letter)
+        return np.where(has_digit[:, None], out, codes)
+
+    return _edit_strings(values, mask, 1, mangle)
+
+
+def cut_last_character(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The masked strings one character short (LS6 2AB -> LS6 2A, LS62AB -> LS62A)."""
+
+    def cut(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        codes[np.arange(len(codes)), lengths - 1] = 0
+        return codes
+
+    return _edit_strings(values, mask, 2, cut)
 
 
 def strip_accents(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
