@@ -288,3 +288,24 @@ def test_progress_is_silent_when_disabled(capsys):
     with pipeline_progress(2, enabled=False) as step:
         step("reading sources")
     assert capsys.readouterr() == ("", "")
+
+
+def test_link_of_a_handful_of_records_with_odd_column_names_says_once_it_could_not_train(tmp_path, write_config):
+    rows = [("1", "Smith", "John", "1980-01-02"), ("2", "Smith", "Jon", "1980-01-02"), ("3", "Jones", "Mary", "")]
+    columns = ['i"d', 'sur"name', "first name", "select"]
+    pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "a.csv", index=False)
+    pd.DataFrame([("b1", "Jones", "Mary", "")], columns=columns).to_csv(tmp_path / "b.csv", index=False)
+    fields = {"last_name": 'sur"name', "first_name": "first name", "date_of_birth": "select"}
+    config = write_config({"name": "tiny", "sources": {
+        name: {"path": f"{name}.csv", "id": 'i"d', "fields": fields} for name in ("a", "b")}})
+    result = run("link", config, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1 and "too few records to train (4, fewer than" in warnings[0]
+    links = pd.read_parquet(tmp_path / "out" / "resident_links.parquet")
+    assert sorted(zip(links["source"], links["record_id"])) == [("a", "1"), ("a", "2"), ("a", "3"), ("b", "b1")]
+    assert not links.duplicated(["source", "record_id"]).any() and links["resident_id"].notna().all()
+    import json
+    fallbacks = json.loads((tmp_path / "out" / "run.json").read_text())["diagnostics"]["fallbacks"]
+    assert fallbacks[0].startswith("too few records to train")

@@ -666,3 +666,148 @@ def test_a_comparison_no_em_session_trained_still_counts_agreement_for_and_disag
                for lv in linker._settings_obj.comparisons[0].comparison_levels if not lv.is_null_level}
     assert weights["Exact match"] > 100 and weights["All other comparisons"] < 1
     assert any("Exact match: m not estimated by EM; prior m = 0.9" in note for note in notes)
+
+
+# --- small and odd inputs: never a SQL error, every record once, the fallback said -----------
+
+TINY = [  # id, first, last, date of birth, postcode
+    ("1", "John", "Smith", "1980-01-02", "LS7 7ZW"), ("2", "Jon", "Smith", "1980-01-02", "LS7 7ZW"),
+    ("3", "Mary", "Jones", "1975-05-06", "WF6 0LQ"), ("4", "Mary", "Jones", "1975-05-06", "WF6 0LQ"),
+    ("5", "Ali", "Khan", "1990-03-04", "LS1 1AA"), ("6", "Sarah", "Brown", "2001-12-12", "LS2 2BB"),
+    ("7", "Peter", "Green", "1966-07-08", "LS3 3CC"),
+]
+TINY_FIELDS = {"first_name": "first", "last_name": "last", "date_of_birth": "dob", "postcode": "pc"}
+
+
+def _tiny_source(folder: Path, name: str, rows, columns=("id", "first", "last", "dob", "pc"), fields=None) -> dict:
+    pd.DataFrame(list(rows), columns=list(columns)).to_csv(folder / f"{name}.csv", index=False)
+    return {"path": str(folder / f"{name}.csv"), "id": columns[0], "fields": fields or TINY_FIELDS}
+
+
+def _assert_every_record_once(result, expected: int) -> None:
+    links = result.links
+    assert len(links) == expected and not links.duplicated(["source", "record_id"]).any()
+    assert links["resident_id"].notna().all() and links["match_probability"].between(0, 1).all()
+
+
+def _blank(rows, *positions):
+    return [tuple("" if i in positions else v for i, v in enumerate(row)) for row in rows]
+
+
+TINY_CASES = {
+    "seven records in one source": lambda f: {"s": _tiny_source(f, "s", TINY)},
+    "two small sources sharing only names": lambda f: {
+        "a": _tiny_source(f, "a", [r[:3] for r in TINY[:5]], ("id", "first", "last"),
+                          {"first_name": "first", "last_name": "last"}),
+        "b": _tiny_source(f, "b", [("x" + r[0], *r[1:3]) for r in TINY[1:]], ("ref", "fn", "ln"),
+                          {"first_name": "fn", "last_name": "ln"})},
+    "a date of birth blank in every source": lambda f: {
+        "a": _tiny_source(f, "a", _blank(TINY, 3)),
+        "b": _tiny_source(f, "b", [("y" + r[0], *r[1:]) for r in _blank(TINY, 3, 4)])},
+    "a date of birth blank in one source": lambda f: {
+        "a": _tiny_source(f, "a", TINY), "b": _tiny_source(f, "b", [("y" + r[0], *r[1:]) for r in _blank(TINY, 3)])},
+    "two records": lambda f: {"s": _tiny_source(f, "s", TINY[:2])},
+    "two identical records": lambda f: {"s": _tiny_source(f, "s", [("1", *TINY[0][1:]), ("2", *TINY[0][1:])])},
+    "three records": lambda f: {"s": _tiny_source(f, "s", TINY[:3])},
+    "nothing but names": lambda f: {"s": _tiny_source(f, "s", _blank(TINY, 3, 4))},
+    "odd column names": lambda f: {"s": _tiny_source(
+        f, "s", [(r[0], r[2], r[1], r[3], r[4], "M", r[1]) for r in TINY],
+        ('i"d', 'sur"name', "first name", "d.o.b", "post'code", "séx", "select"),
+        {"last_name": 'sur"name', "first_name": "first name", "date_of_birth": "d.o.b", "postcode": "post'code",
+         "sex": "séx", "middle_names": "select"})},
+}
+
+
+@pytest.mark.parametrize("case", list(TINY_CASES))
+def test_too_few_records_to_train_are_scored_with_stated_priors_and_say_so_once(tmp_path, caplog, case):
+    sources = TINY_CASES[case](tmp_path)
+    expected = sum(len(pd.read_csv(s["path"], dtype=str)) for s in sources.values())
+    with caplog.at_level("WARNING"):
+        result = rv.link({"name": "tiny", "sources": sources}, progress=False)
+    _assert_every_record_once(result, expected)
+    said = [r.getMessage() for r in caplog.records if "too few records to train" in r.getMessage()]
+    assert len(said) == 1 and f"({expected}, fewer than" in said[0]
+    assert [r for r in caplog.records if r.name.startswith("residentview.linkage")] == [
+        r for r in caplog.records if "too few records to train" in r.getMessage()]
+    assert result.diagnostics["fallbacks"][0] == said[0].removeprefix("training: ")
+    assert result.diagnostics["model"].startswith("stated priors") and result.diagnostics["em_sessions"] == []
+
+
+def test_stated_priors_join_the_same_person_twice_and_keep_strangers_apart(tmp_path):
+    result = rv.link({"name": "tiny", "sources": TINY_CASES["seven records in one source"](tmp_path)}, progress=False)
+    resident = result.links.set_index("record_id")["resident_id"]
+    assert resident["3"] == resident["4"] and resident["1"] == resident["2"]
+    assert resident[["1", "3", "5", "6", "7"]].nunique() == 5
+
+
+def test_one_record_is_one_resident_and_the_report_says_there_was_no_model(tmp_path):
+    result = rv.link({"name": "one", "sources": {"s": _tiny_source(tmp_path, "s", TINY[:1])}}, progress=False)
+    _assert_every_record_once(result, 1)
+    assert "nothing to link" in result.diagnostics["note"]
+    assert result.pairs["match_probability"].dtype == float
+    result.write(tmp_path / "out")  # the report rounds the (no) pairs' probabilities
+    assert len(pd.read_parquet(tmp_path / "out" / "resident_links.parquet")) == 1
+
+
+def _names_only(folder: Path, n: int) -> dict:
+    first = ["John", "Mary", "Ahmed", "Sian", "Peter", "Zoe", "Wiktoria", "Chidi", "Aoife", "Ravi"]
+    last = ["Smith", "Jones", "Khan", "Patel", "Evans", "Brown", "Nowak", "Okafor", "Murphy", "Shah", "Hill"]
+    people = [(first[i % 10], last[(i * 7) % 11]) for i in range(n)]
+    fields = {"first_name": "fn", "last_name": "ln"}
+    return {
+        "a": _tiny_source(folder, "a", [(f"a{i}", *p) for i, p in enumerate(people)], ("id", "fn", "ln"), fields),
+        "b": _tiny_source(folder, "b", [(f"b{i}", *p) for i, p in enumerate(people[::2])], ("id", "fn", "ln"), fields),
+    }
+
+
+def test_sources_sharing_only_names_train_what_they_can_and_take_priors_for_the_rest(tmp_path, caplog):
+    # Every EM rule blocks on a name, and both name comparisons read both names: EM has nothing
+    # to estimate. Splink fails on the empty query and, worse, leaves the model with no comparisons.
+    with caplog.at_level("WARNING"):
+        result = rv.link({"name": "names", "sources": _names_only(tmp_path, 60)}, progress=False)
+    _assert_every_record_once(result, 90)
+    assert result.diagnostics["em_sessions"] == [] and result.diagnostics["model"] == "trained"
+    assert {c["output_column_name"] for c in result.model["comparisons"]} == {"first_name", "last_name"}
+    assert any("last_name: Exact match: m not estimated by EM; prior m = 0.9" in n for n in result.diagnostics["fallbacks"])
+    assert "EM session" not in caplog.text
+
+
+def test_a_failed_em_session_leaves_the_model_its_comparisons(tmp_path, caplog, monkeypatch):
+    from residentview.linkage import training
+
+    monkeypatch.setattr(training, "_trains_nothing", lambda linker, rule: False)  # let Splink fail
+    with caplog.at_level("WARNING"):
+        result = rv.link({"name": "names", "sources": _names_only(tmp_path, 60)}, progress=False)
+    assert "EM session on" in caplog.text and "skipped (SplinkException)" in caplog.text
+    _assert_every_record_once(result, 90)
+    assert {c["output_column_name"] for c in result.model["comparisons"]} == {"first_name", "last_name"}
+
+
+def test_a_tiny_input_keeps_every_trained_input_on_the_trained_path(linked):
+    result = linked[0]
+    assert result.diagnostics["model"] == "trained" and result.diagnostics["em_sessions"]
+    assert not any("too few records" in note for note in result.diagnostics["fallbacks"])
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_maybe = lambda values: st.one_of(st.just(""), st.sampled_from(values))  # noqa: E731
+_tiny_row = st.tuples(
+    _maybe(["John", "Jon", "Mary", "A", "O'Neil", "Zoë", "select"]),
+    _maybe(["Smith", "Jones", "Smith-Jones", "Ng", "unknown"]),
+    _maybe(["1980-01-02", "02/01/1980", "1975-05-06", "31/02/2000", "not a date"]),
+    _maybe(["LS7 7ZW", "ls77zw", "WF6 0LQ", "XX"]),
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(a=st.lists(_tiny_row, min_size=1, max_size=12), b=st.lists(_tiny_row, max_size=6))
+def test_random_tiny_extracts_with_random_blanks_never_crash(tmp_path, a, b):
+    a = [r if r[0] or r[1] else ("Ann", *r[1:]) for r in a]  # a record needs a name
+    b = [r if r[0] or r[1] else ("Ann", *r[1:]) for r in b]
+    sources = {"a": _tiny_source(tmp_path, "a", [(str(i), *r) for i, r in enumerate(a)])}
+    if b:
+        sources["b"] = _tiny_source(tmp_path, "b", [(f"b{i}", *r) for i, r in enumerate(b)])
+    result = rv.link({"name": "random", "sources": sources}, progress=False)
+    _assert_every_record_once(result, len(a) + len(b))

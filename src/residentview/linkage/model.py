@@ -254,6 +254,13 @@ def model_columns(model: dict) -> set[str]:
     return set(re.findall(r'\\"([a-z0-9_]+)_[lr]\\"', text))
 
 
+def _no_pairs() -> pd.DataFrame:
+    """No scored pairs, typed as scored pairs are: the report rounds the probabilities."""
+    return pd.DataFrame({"unique_id_l": pd.Series(dtype="int64"), "unique_id_r": pd.Series(dtype="int64"),
+                         "match_weight": pd.Series(dtype="float64"),
+                         "match_probability": pd.Series(dtype="float64")})
+
+
 def link_records(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path] = None) -> Linkage:
     """Score candidate pairs among the person records. See `residentview.schema` for the frames."""
     return _link(records, settings, model_path)
@@ -266,7 +273,7 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
     diagnostics: dict = {"n_person_records": int(len(frame)), "compared_fields": sorted(fields)}
     if len(frame) < 2 or not (fields - {"source"}):
         diagnostics["note"] = "fewer than two person records or no shared fields: nothing to link"
-        return Linkage(pd.DataFrame(columns=list(PAIR_COLUMNS)), {"comparisons": []}, diagnostics)
+        return Linkage(_no_pairs(), {"comparisons": []}, diagnostics)
 
     n_records = len(frame)
     priors = {"Initial agrees": initial_prior(frame["first_name_key"])} if "first_name_key" in frame else {}
@@ -298,7 +305,7 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
             trainer = new_linker(train_sdf, _settings(comparisons, rules))
             diagnostics.update(train(trainer, columns, settings.seed, priors, len(sample_ids)))
             linker = new_linker(sdf, trainer.misc.save_model_to_json())
-        diagnostics["model"] = "trained"
+        diagnostics.setdefault("model", "trained")  # or the stated priors a tiny input gets
 
     predictions = _predict(linker, sdf, connection)
     pairs, review_pairs = _scored(connection, predictions, columns, settings.threshold)

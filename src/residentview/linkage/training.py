@@ -15,6 +15,9 @@ U_SAMPLE_PAIRS = 1_000_000
 EM_MAX_PAIRS = 1_500_000
 LAMBDA_RULE_RECALL = 0.7  # deterministic rules find most, not all, true matches
 PRIOR_CAP = 0.5  # λ when the deterministic rules find (nearly) every pair of a tiny input
+# Fewer records than this give too few pairs for random sampling to see any level but total
+# disagreement, or for EM to see a true pair: such an input is scored with stated priors instead.
+MIN_TRAINING_RECORDS = 20
 
 
 def deterministic_rules(columns: set[str]) -> list:
@@ -71,6 +74,29 @@ PRIOR_M = {
     "All other comparisons": 0.05,
 }
 DEFAULT_PRIOR_M = 0.01
+
+# How often two different people agree, used only when there are too few records to estimate it:
+# a comparison's most specific level (exact agreement) by comparison, a partial level by label.
+PRIOR_U_EXACT = {
+    "first_name": 0.01,
+    "last_name": 0.005,
+    "middle_names": 0.02,
+    "date_of_birth": 0.0003,
+    "location": 0.0005,
+    "sex": 0.5,
+    "phone": 0.00001,
+    "email": 0.00001,
+}
+PRIOR_U_IDENTIFIER = 0.000001  # NHS and NI numbers and other reference numbers
+PRIOR_U_PARTIAL = {
+    "Initial agrees": 0.05,
+    "Jaro-Winkler >= 0.8": 0.02,
+    "Sounds alike (Metaphone)": 0.02,
+    "Within a year": 0.02,
+    "Same postcode district": 0.05,
+    "Same postcode sector": 0.02,
+}
+DEFAULT_PRIOR_U_PARTIAL = 0.005
 
 
 @contextmanager
@@ -161,6 +187,28 @@ def _round_parameters(linker, digits: int = 10) -> None:
     )
 
 
+def set_stated_priors(linker, priors: dict | None = None) -> None:
+    """Every m and u of `linker` set to a stated prior (PRIOR_M, PRIOR_U_*), for an input too small
+    to estimate them: agreement on a comparison's most specific level counts for a match, total
+    disagreement against, partial agreement a little either way."""
+    priors = {**PRIOR_M, **(priors or {})}
+    for comparison in linker._settings_obj.comparisons:
+        name = comparison.output_column_name
+        levels = [lv for lv in comparison.comparison_levels if not lv.is_null_level]
+        for position, level in enumerate(levels[:-1]):
+            label = level.label_for_charts
+            if position == 0:
+                level.m_probability = priors.get(label, priors["Exact match"])
+                level.u_probability = PRIOR_U_EXACT.get(name, PRIOR_U_IDENTIFIER)
+            else:
+                level.m_probability = priors.get(label, DEFAULT_PRIOR_M)
+                level.u_probability = PRIOR_U_PARTIAL.get(label, DEFAULT_PRIOR_U_PARTIAL)
+        rest = levels[-1]
+        rest.m_probability = priors["All other comparisons"]
+        rest.u_probability = max(0.5, 1.0 - sum(lv.u_probability for lv in levels[:-1]))
+    _round_parameters(linker)
+
+
 def prior_when_no_rule_matches(n_records: int) -> float:
     """λ when the deterministic rules find no pair at all: as if they had found one (the least
     they could have seen), at their assumed recall. Zero would make every pair impossible, and
@@ -169,8 +217,9 @@ def prior_when_no_rule_matches(n_records: int) -> float:
     return min(PRIOR_CAP, 1.0 / LAMBDA_RULE_RECALL / pairs)
 
 
-def _estimate_prior(linker, columns: set[str], n_records: int) -> list[str]:
-    """λ from the deterministic rules; what was assumed instead, when they cannot give it."""
+def _estimate_prior(linker, columns: set[str], n_records: int, level: int = logging.WARNING) -> list[str]:
+    """λ from the deterministic rules; what was assumed instead, when they cannot give it (logged
+    at `level`)."""
     rules = deterministic_rules(columns)
     settings = linker._settings_obj
     if not rules:
@@ -191,12 +240,14 @@ def _estimate_prior(linker, columns: set[str], n_records: int) -> list[str]:
         else:
             settings._probability_two_random_records_match = PRIOR_CAP
             note = f"λ: the deterministic rules found nearly every pair; set to {PRIOR_CAP}"
-    log.warning("training: %s", note)
+    log.log(level, "training: %s", note)
     return [note]
 
 
 def train(linker, columns: set[str], seed: int, priors: dict | None = None, n_records: int = 0) -> dict:
     """Train `linker` in place (on `n_records` records). Returns diagnostics for run.json and the report."""
+    if n_records < MIN_TRAINING_RECORDS:
+        return _untrained(linker, columns, priors, n_records)
     training = linker.training
     diagnostics: dict = {}
     prior_notes = _estimate_prior(linker, columns, n_records)
@@ -205,6 +256,13 @@ def train(linker, columns: set[str], seed: int, priors: dict | None = None, n_re
     prior = linker._settings_obj._probability_two_random_records_match
     sessions = []
     for rule in em_rules(columns):
+        # A session takes the comparisons its rule fixes out of the linker's own settings and
+        # puts them back only when it succeeds: a failed one would leave the model without them.
+        if _trains_nothing(linker, rule):
+            log.info("training: EM on %s skipped: every comparison reads a column it blocks on",
+                     rule.get_blocking_rule("duckdb").blocking_rule_sql)
+            continue
+        before = linker._settings_obj.core_model_settings.copy()
         try:
             with em_values_clamped():
                 training.estimate_parameters_using_expectation_maximisation(
@@ -212,7 +270,9 @@ def train(linker, columns: set[str], seed: int, priors: dict | None = None, n_re
                 )
             sessions.append(str(rule.get_blocking_rule("duckdb").blocking_rule_sql))
         except Exception as exc:  # EM fails when a rule yields no pairs or fixes every comparison
-            log.warning("training: EM session skipped (%s)", type(exc).__name__)
+            linker._settings_obj.core_model_settings = before
+            log.warning("training: EM session on %s skipped (%s)",
+                        rule.get_blocking_rule("duckdb").blocking_rule_sql, type(exc).__name__)
     diagnostics["em_sessions"] = sessions
     linker._settings_obj._probability_two_random_records_match = prior
     diagnostics["fallbacks"] = prior_notes + fill_untrained(linker, U_SAMPLE_PAIRS, priors)
@@ -220,3 +280,34 @@ def train(linker, columns: set[str], seed: int, priors: dict | None = None, n_re
         linker._settings_obj._probability_two_random_records_match
     )
     return diagnostics
+
+
+def _trains_nothing(linker, rule) -> bool:
+    """Whether blocking on `rule` fixes every comparison (each reads a column the rule does), as
+    blocking on a surname does when names are all the sources share: EM would have nothing to
+    estimate, and Splink fails on the empty query rather than say so."""
+    try:
+        from splink.internals.parse_sql import get_columns_used_from_sql
+
+        used = set(get_columns_used_from_sql(rule.get_blocking_rule("duckdb").blocking_rule_sql, "duckdb"))
+        return all(used & {c.input_name for c in comparison._input_columns_used_by_case_statement}
+                   for comparison in linker._settings_obj.comparisons)
+    except (ImportError, AttributeError, TypeError):  # a Splink without these internals: let EM try
+        return False
+
+
+def _untrained(linker, columns: set[str], priors: dict | None, n_records: int) -> dict:
+    """Diagnostics for an input too small to train on: stated m and u, λ as `_estimate_prior`
+    gives it, and one warning saying so."""
+    prior_notes = _estimate_prior(linker, columns, n_records, level=logging.INFO)
+    set_stated_priors(linker, priors)
+    prior = linker._settings_obj._probability_two_random_records_match
+    note = (f"too few records to train ({n_records}, fewer than {MIN_TRAINING_RECORDS}): "
+            f"stated prior m and u probabilities used, λ = {prior:.3g}")
+    log.warning("training: %s", note)
+    return {
+        "em_sessions": [],
+        "fallbacks": [note, *prior_notes],
+        "probability_two_random_records_match": prior,
+        "model": "stated priors (too few records to train)",
+    }

@@ -162,6 +162,8 @@ def build_model_view(model: Optional[dict], column_names: set[str]) -> tuple[Opt
     """A ModelView, or None and the reason it could not be built (shown in the report)."""
     if model is None:
         return None, "model.json is missing or unreadable"
+    if not model.get("comparisons"):  # one record, or no field two sources share: nothing scored
+        return None, "no model: there was nothing to compare (fewer than two records, or no shared fields)"
     try:
         return ModelView(model, column_names), None
     except Exception as exc:  # an unreadable model must not stop the rest of the report
