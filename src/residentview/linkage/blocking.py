@@ -1,7 +1,21 @@
-"""Blocking rules generated from the fields present, counted with Splink's blocking analysis and
-kept bounded: a rule that would create too many comparisons is tightened with the postcode
-district, or dropped when it cannot be. The same fields always give the same rules, in the same
-order."""
+"""Blocking rules chosen by measuring the data in front of us.
+
+Candidate rules come from the fields present, of two kinds:
+
+* **precise rules** — an identifier, a name with the date of birth, a name within a postcode…:
+  each finds pairs the others miss, at little cost;
+* **loose families** — the postcode alone, the date of birth alone, the UPRN or address alone, a
+  postcode cut short, the first word of an address, names spelt as heard: each a ladder from its
+  loosest rule to tighter ones (the postcode with either initial, with both). These are what
+  put a corrupted name beside its twin.
+
+Every rule's comparisons are counted with Splink's blocking analysis. Each loose family keeps the
+loosest step that fits the **comparison budget** (`comparison_budget`: a few tens of
+comparisons per record); a precise rule that a kept loose rule already covers is dropped as
+covered, and its comparisons count no more. A rule over the per-rule cap is tightened with the
+postcode district, or dropped when it cannot be. Nothing is dropped silently: every rule tried is
+listed with its count and why it was kept or dropped (`run.json`, and the report). The same
+fields always give the same rules, in the same order."""
 
 from __future__ import annotations
 
@@ -9,22 +23,33 @@ import logging
 from dataclasses import dataclass
 
 from splink import block_on
-from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
 log = logging.getLogger(__name__)
 
 FIRST_INITIAL = "substr(first_name_key, 1, 1)"
 LAST_INITIAL = "substr(last_name_key, 1, 1)"
+# The postcode as written, without spaces, to its fifth character: a postcode cut one character
+# short at its end ("LS6 2A") still meets the whole one ("LS6 2AB").
+POSTCODE_PREFIX = "substr(replace(postcode, ' ', ''), 1, 5)"
 RARE_FULL_NAME = 10  # records sharing one full name; at most 45 comparisons per name
 SIMILAR_FIRST_NAMES = 0.8  # Jaro-Winkler below which the comparison calls two first names different
+
+# The comparison budget: this many comparisons per person record, and never fewer than the
+# floor. Scoring a pair costs microseconds, so 40 per record is a few seconds at a million
+# records and 40 million pairs held as ids fit a laptop; below the floor a small input is
+# compared nearly all-against-all. See `comparison_budget`.
+BUDGET_PER_RECORD = 40
+BUDGET_FLOOR = 2_000_000
+SAMPLED_PAIRS = 300_000  # pairs the counting may make for a full budget: see `_Counter`
 
 
 @dataclass(frozen=True)
 class Rule:
-    """A blocking rule as the columns (or SQL expressions) both records must share."""
+    """A blocking rule: the columns (or SQL expressions) both records must share, and the whole
+    condition in Splink's `l.`/`r.` SQL when it says more than that (swapped names)."""
 
     keys: tuple[str, ...]
-    sql: str = ""  # for rules that are not plain equality on keys (swapped names)
+    sql: str = ""
 
     def creator(self):
         return self.sql if self.sql else block_on(*self.keys)
@@ -33,6 +58,20 @@ class Rule:
     def name(self) -> str:
         return self.sql if self.sql else " & ".join(self.keys)
 
+    def covers(self, other: "Rule") -> bool:
+        """Every pair `other` finds, this rule finds too: it asks only for equal keys, all of
+        which `other` asks for as well."""
+        return not self.sql and set(self.keys) <= set(other.keys)
+
+
+@dataclass(frozen=True)
+class Family:
+    """Loose rules for one kind of evidence, as a ladder of steps from the loosest to the
+    tightest; the rules of a step are taken together."""
+
+    name: str
+    steps: tuple[tuple[Rule, ...], ...]
+
 
 def _partly_swapped_within(key: str) -> list[Rule]:
     """Records agreeing on `key` where one's forename is the other's surname: two rules, one for
@@ -40,10 +79,8 @@ def _partly_swapped_within(key: str) -> list[Rule]:
     `key` alone and filters every pair sharing it: at a million records, every pair within a
     postcode, six seconds of work to find 26,000 pairs."""
     return [
-        Rule((key, "first_name_key", "last_name_key"),
-             sql=f"l.{key} = r.{key} AND l.first_name_key = r.last_name_key"),
-        Rule((key, "first_name_key", "last_name_key"),
-             sql=f"l.{key} = r.{key} AND l.last_name_key = r.first_name_key"),
+        Rule((key,), sql=f"l.{key} = r.{key} AND l.first_name_key = r.last_name_key"),
+        Rule((key,), sql=f"l.{key} = r.{key} AND l.last_name_key = r.first_name_key"),
     ]
 
 
@@ -80,7 +117,7 @@ def _numbers(columns: set[str]) -> list[str]:
 
 
 def candidate_rules(columns: set[str]) -> list[Rule]:
-    """Rules for the fields present, each one catching matches the others miss."""
+    """The precise rules for the fields present, each one catching matches the others miss."""
     has = columns.__contains__
     rules: list[Rule] = []
     for col in (*_numbers(columns), "email", "phone"):
@@ -120,10 +157,7 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
         rare = (f" AND greatest(l.full_name_count, r.full_name_count) <= {RARE_FULL_NAME}"
                 if has("full_name_count") else "")
         rules.append(
-            Rule(
-                ("first_name_key", "last_name_key"),
-                sql="l.first_name_key = r.last_name_key AND l.last_name_key = r.first_name_key" + rare,
-            )
+            Rule((), sql="l.first_name_key = r.last_name_key AND l.last_name_key = r.first_name_key" + rare)
         )
     if has("uprn") and has("first_name_key"):
         rules.append(Rule(("uprn", FIRST_INITIAL)))
@@ -133,7 +167,7 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
         # whose first names are forms of one name are rare, so the rule stays small.
         rules.append(
             Rule(
-                ("uprn", "first_name_aliases"),
+                ("uprn",),
                 sql="l.uprn = r.uprn AND "
                 "list_has_any(l.first_name_aliases, r.first_name_aliases)",
             )
@@ -147,7 +181,7 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
         no_uprn = " AND (l.uprn IS NULL OR r.uprn IS NULL)" if has("uprn") else ""
         rules.append(
             Rule(
-                ("postcode", "house_number", FIRST_INITIAL),
+                ("postcode", "house_number"),
                 sql="l.postcode = r.postcode AND l.house_number = r.house_number AND "
                 "substr(l.first_name_key, 1, 1) = substr(r.first_name_key, 1, 1)" + no_uprn,
             )
@@ -162,13 +196,13 @@ def candidate_rules(columns: set[str]) -> list[Rule]:
     if has("previous_last_name_key") and has("first_name_key"):
         rules.append(
             Rule(
-                ("previous_last_name_key", "first_name_key"),
+                ("first_name_key",),
                 sql="l.previous_last_name_key = r.last_name_key AND l.first_name_key = r.first_name_key",
             )
         )
         rules.append(
             Rule(
-                ("previous_last_name_key", "first_name_key"),
+                ("first_name_key",),
                 sql="r.previous_last_name_key = l.last_name_key AND l.first_name_key = r.first_name_key",
             )
         )
@@ -185,33 +219,211 @@ def _tightened(rule: Rule, columns: set[str]) -> Rule | None:
     return None
 
 
-def bounded_rules(sdf, columns: set[str], n_records: int, max_pairs: int) -> tuple[list[Rule], list[dict]]:
-    """Count each candidate rule's comparisons and keep the total bounded. Returns the rules and a
-    log of counts for the report."""
-    rules = candidate_rules(columns)
-    if not rules:
-        return [], []
-    proportion = 1.0 if n_records <= 200_000 else max(0.02, 200_000 / n_records)
-    kept: list[Rule] = []
-    counts: list[dict] = []
-    for rule in rules:
-        current: Rule | None = rule
-        while current is not None:
-            record = count_comparisons_from_blocking_rules(
-                sdf, blocking_rules=current.creator(), link_type="dedupe_only",
-                record_sample_proportion=proportion,
-            )[0]
-            n = int(record["marginal_comparison_count"])
-            if n <= max_pairs:
-                kept.append(current)
-                counts.append({"rule": current.name, "comparisons": n})
+def _either_initial(*keys: str) -> tuple[Rule, ...]:
+    """`keys` with the first name's initial, and `keys` with the surname's: a typo rarely hits
+    both first letters."""
+    return Rule((*keys, FIRST_INITIAL)), Rule((*keys, LAST_INITIAL))
+
+
+def loose_families(columns: set[str]) -> list[Family]:
+    """The loose rules for the fields present, most useful first. Each family's first step is
+    the loosest: one shared value and nothing else asked of the names, so that names corrupted
+    past recognition by any key still meet at their address or their date of birth."""
+    has = columns.__contains__
+    names = has("first_name_key") and has("last_name_key")
+    both_initials = (FIRST_INITIAL, LAST_INITIAL)
+    families: list[Family] = []
+    for key, label in (("postcode", "same postcode"), ("uprn", "same UPRN"), ("address_key", "same address")):
+        if not has(key):
+            continue
+        steps: list[tuple[Rule, ...]] = [(Rule((key,)),)]
+        if names:
+            steps += [_either_initial(key), (Rule((key, *both_initials)),)]
+        families.append(Family(label, tuple(steps)))
+    if has("dob"):
+        steps = [(Rule(("dob",)),)]
+        if names:
+            district = (Rule(("dob", "postcode_district")),) if has("postcode_district") else ()
+            steps += [district + _either_initial("dob"), (Rule(("dob", *both_initials)),)]
+        families.append(Family("same date of birth", tuple(steps)))
+    if has("postcode") and names:
+        families.append(Family("postcode cut short", (_either_initial(POSTCODE_PREFIX),
+                                                      (Rule((POSTCODE_PREFIX, *both_initials)),))))
+    if has("address_key"):
+        # One address written two ways (street_word: see linkage.frame) ("..., EASTBROOK" and "..., EASTBROOK, WEST YORKSHIRE"),
+        # the postcode blank on one: the house number and the street.
+        if has("house_number") and has("street_word"):
+            families.append(Family("house number and street", ((Rule(("house_number", "street_word")),),)))
+        if names and has("street_word"):
+            # The house number mangled too: the street's name and both initials are left.
+            families.append(Family("street and initials", ((Rule(("street_word", *both_initials)),),)))
+    if names:
+        # A mover with no date of birth on one record ('J FOX' at her old address, JOAN FOX at
+        # her new): the surname and an initial, across the area or within its district.
+        steps = [(Rule(("last_name_key", FIRST_INITIAL)),)]
+        if has("postcode_district"):
+            steps.append((Rule(("last_name_key", FIRST_INITIAL, "postcode_district")),))
+        families.append(Family("surname and initial", tuple(steps)))
+        # ... or with a typo in the surname too (GAVIGNA for GAVIGAN), or in the surname alone.
+        for label, keys in (("surname spelt as heard and initial", ("last_name_phonetic", FIRST_INITIAL)),
+                            ("first name and surname initial", ("first_name_key", LAST_INITIAL))):
+            if all(k in columns for k in keys if not k.startswith("substr")):
+                steps = [(Rule(keys),)]
+                if has("postcode_district"):
+                    steps.append((Rule((*keys, "postcode_district")),))
+                families.append(Family(label, tuple(steps)))
+    if has("first_name_phonetic") and has("last_name_phonetic"):
+        area = ("postcode_district",) if has("postcode_district") else ()
+        steps = [(Rule(("first_name_phonetic", "last_name_phonetic")),)]
+        if area:
+            steps.append((Rule(("first_name_phonetic", "last_name_phonetic", *area)),))
+        families.append(Family("names spelt as heard", tuple(steps)))
+    return families
+
+
+def comparison_budget(n_records: int) -> int:
+    """How many comparisons the rules may make between them: BUDGET_PER_RECORD per record, at
+    least BUDGET_FLOOR. Per record, not per pair of records, so the budget grows with the input
+    as the pairs of one person do, not as all pairs do."""
+    return max(BUDGET_FLOOR, BUDGET_PER_RECORD * n_records)
+
+
+class _Counter:
+    """Comparisons counted as Splink's blocking analysis counts them — by making the pairs of
+    each rule's SQL on a sample of the records and scaling up by the square of the share
+    sampled — but each rule's pairs made once and kept, so that a set of rules is counted by
+    one union of small tables. (Splink's analysis of a set makes every rule's pairs again for
+    each set asked about: a dozen sets of twenty rules took 12 s at 100,000 records.)"""
+
+    def __init__(self, connection, table: str, budget: int):
+        self.connection = connection
+        # Records sampled so that rules filling the budget make about SAMPLED_PAIRS pairs: at a
+        # million records, a share of 0.09. Pairs scale with the square of the share.
+        self.share = min(1.0, (SAMPLED_PAIRS / max(budget, 1)) ** 0.5)
+        every = f"SELECT * FROM {table}"
+        sample = every if self.share >= 1.0 else f"{every} WHERE hash(unique_id) % 1000000 < {round(self.share * 1e6)}"
+        self.sample = "__rv_blocking_sample"
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE {self.sample} AS {sample}")
+        self.tables: dict[str, str] = {}
+        self.counts: dict[tuple[str, ...], int] = {}
+
+    def _pairs(self, rule: Rule) -> str:
+        if rule.name not in self.tables:
+            name = f"__rv_blocking_pairs_{len(self.tables)}"
+            self.connection.execute(
+                f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT l.unique_id AS a, r.unique_id AS b "
+                f"FROM {self.sample} AS l JOIN {self.sample} AS r ON ({rule_sql(rule)}) AND l.unique_id < r.unique_id"
+            )
+            self.tables[rule.name] = name
+        return self.tables[rule.name]
+
+    def __call__(self, rule: Rule) -> int:
+        return self.together([rule])
+
+    def together(self, rules: list[Rule]) -> int:
+        """The comparisons `rules` make between them, a pair found by several counted once."""
+        key = tuple(sorted({r.name for r in rules}))
+        if key not in self.counts:
+            tables = sorted({self._pairs(r) for r in rules})
+            if not tables:
+                return 0
+            union = " UNION ".join(f"SELECT a, b FROM {t}" for t in tables)
+            (sampled,) = self.connection.execute(f"SELECT count(*) FROM ({union})").fetchone()
+            self.counts[key] = int(round(sampled / self.share ** 2))
+        return self.counts[key]
+
+    def close(self) -> None:
+        for table in [self.sample, *self.tables.values()]:
+            self.connection.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def rule_sql(rule: Rule) -> str:
+    """A rule's condition in Splink's `l.`/`r.` SQL, as DuckDB runs it."""
+    return rule.sql or rule.creator().get_blocking_rule("duckdb").blocking_rule_sql
+
+
+def _bounded(rule: Rule, columns: set[str], count: _Counter, max_pairs: int, log_rows: list[dict]) -> Rule | None:
+    """`rule`, or the tightened form of it that makes at most `max_pairs` comparisons."""
+    current: Rule | None = rule
+    while current is not None:
+        n = count(current)
+        if n <= max_pairs:
+            return current
+        log_rows.append({"rule": current.name, "kind": "precise", "comparisons": n, "kept": False,
+                         "reason": f"over the per-rule cap of {max_pairs:,}; tightened"})
+        current = _tightened(current, columns)
+    log_rows.append({"rule": rule.name, "kind": "precise", "comparisons": None, "kept": False,
+                     "reason": "over the per-rule cap even when tightened"})
+    log.warning("blocking rule %s dropped: too many comparisons even when tightened", rule.name)
+    return None
+
+
+@dataclass
+class Blocking:
+    """The rules chosen (`rules`, in the order they run), a row per rule tried (`tried`: its
+    comparisons, whether it was kept and why), the kept rules' comparisons together (counted
+    once per pair; estimated from a sample on large inputs) and the budget."""
+
+    rules: list[Rule]
+    tried: list[dict]
+    comparisons: int
+    budget: int
+
+    def summary(self) -> dict:
+        return {"budget": self.budget, "comparisons": self.comparisons, "rules_kept": len(self.rules),
+                "rules_tried": len(self.tried)}
+
+
+def choose_rules(connection, table: str, columns: set[str], n_records: int, max_pairs: int,
+                 budget: int | None = None) -> Blocking:
+    """The rules to find candidate pairs among the records of `table` (in DuckDB `connection`)
+    with, chosen as the module's docstring says."""
+    budget = comparison_budget(n_records) if budget is None else budget
+    count = _Counter(connection, table, budget)
+    try:
+        return _choose(count, columns, max_pairs, budget)
+    finally:
+        count.close()
+
+
+def _choose(count: "_Counter", columns: set[str], max_pairs: int, budget: int) -> Blocking:
+    rows: list[dict] = []
+    precise = [r for r in (_bounded(rule, columns, count, max_pairs, rows) for rule in candidate_rules(columns)) if r]
+    loose: list[Rule] = []
+
+    def cost(extra: tuple[Rule, ...] = ()) -> int:
+        chosen = loose + list(extra)
+        return count.together([r for r in precise if not any(c.covers(r) for c in chosen)] + chosen)
+
+    for family in loose_families(columns):
+        for position, step in enumerate(family.steps):
+            over_cap = [r for r in step if count(r) > max_pairs]
+            total = cost(step) if not over_cap else None
+            if not over_cap and total <= budget:
+                loose.extend(step)
+                rows.extend({"rule": r.name, "kind": f"loose: {family.name}", "comparisons": count(r), "kept": True,
+                             "reason": "the loosest step of its family within the budget"
+                             if position == 0 else "tightened to fit the budget"} for r in step)
                 break
-            log.info("blocking rule %s would create %d comparisons; tightening", current.name, n)
-            current = _tightened(current, columns)
+            reason = (f"over the per-rule cap of {max_pairs:,}" if over_cap
+                      else f"the rules would make {total:,} comparisons, over the budget of {budget:,}")
+            rows.extend({"rule": r.name, "kind": f"loose: {family.name}", "comparisons": count(r), "kept": False,
+                         "reason": reason + ("; tightened" if position + 1 < len(family.steps) else "; family dropped")}
+                        for r in step)
+            log.info("blocking: %s step %d not kept (%s)", family.name, position + 1, reason)
+
+    kept_precise = []
+    for rule in precise:
+        covering = next((c for c in loose if c.covers(rule)), None)
+        if covering is not None:
+            rows.append({"rule": rule.name, "kind": "precise", "comparisons": count(rule), "kept": False,
+                         "reason": f"covered by {covering.name}"})
         else:
-            counts.append({"rule": rule.name, "comparisons": None, "dropped": True})
-            log.warning("blocking rule %s dropped: too many comparisons even when tightened", rule.name)
-    return kept, counts
+            kept_precise.append(rule)
+            rows.append({"rule": rule.name, "kind": "precise", "comparisons": count(rule), "kept": True,
+                         "reason": "finds pairs the loose rules miss"})
+    kept = kept_precise + loose
+    return Blocking(kept, rows, count.together(kept), budget)
 
 
 def blocked_pairs_sql(rule_sqls: list[str], table: str, unique_id: str = "unique_id") -> str:

@@ -17,7 +17,7 @@ from splink import DuckDBAPI, Linker, SettingsCreator
 
 from residentview.config import LinkageConfig
 from residentview.errors import ConfigError
-from residentview.linkage.blocking import blocked_pairs_sql, bounded_rules
+from residentview.linkage.blocking import blocked_pairs_sql, choose_rules
 from residentview.linkage.comparisons import build_comparisons, compared_fields
 from residentview.linkage.frame import COMPARED_FIELDS, linking_frame, load_sql, with_derived
 from residentview.linkage.training import initial_prior, train
@@ -283,9 +283,12 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
         diagnostics["training_sample"] = int(len(sample_ids))
     sdf, train_sdf, connection = _load(frame, sample_ids)
     del frame  # DuckDB holds the records now
-    rules, counts = bounded_rules(sdf, columns, n_records, settings.max_pairs_per_rule)
-    diagnostics["blocking_rules"] = counts
-    log.info("blocking: %d rules, %s comparisons", len(rules), f"{sum(c['comparisons'] or 0 for c in counts):,}")
+    blocking = choose_rules(connection, "records_table", columns, n_records, settings.max_pairs_per_rule)
+    rules = blocking.rules
+    diagnostics["blocking_rules"] = blocking.tried
+    diagnostics["blocking"] = blocking.summary()
+    log.info("blocking: %d of %d rules kept, about %s comparisons (budget %s)", len(rules), len(blocking.tried),
+             f"{blocking.comparisons:,}", f"{blocking.budget:,}")
 
     if model_path is not None:
         model = _load_model(model_path)
