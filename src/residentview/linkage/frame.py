@@ -48,6 +48,14 @@ REPLACED = {
 }
 ADDED = {
     "address_tokens": (("address_key",), "list_sort(list_distinct(string_split(address_key, ' ')))"),
+    # The street's name, or its first word: the first word of three letters or more after a
+    # house number ("FLAT 6 23 PARKIN DRIVE" -> PARKIN, "565O HILL PARADE" -> HILL), else the
+    # address's first such word; whatever the house number, the town or a county added say.
+    "street_word": (
+        ("address_key",),
+        "coalesce(nullif(regexp_extract(address_key, '[0-9]+[^ ]* ([A-Z]{3,})', 1), ''), "
+        "nullif(regexp_extract(address_key, '[A-Z]{3,}'), ''))",
+    ),
     # How many records carry this exact full name: lets blocking compare rare full names across
     # the whole borough without comparing every JOHN SMITH with every other.
     "full_name_count": (
