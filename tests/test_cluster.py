@@ -413,3 +413,48 @@ def test_a_mistyped_two_letter_name_keeps_its_person_but_not_another_letter():
     assert residents(cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)) == {frozenset({0, 1})}
     recs = records(("AMY", "2019-12-22", None, None), ("MY", "2019-12-22", None, None))
     assert residents(cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)) == {frozenset({0}), frozenset({1})}
+
+
+@pytest.mark.parametrize("a,b", [
+    ("PAUL", "PUAO"),        # two letters wrong
+    ("AGNIESZKA", "AG"),     # cut short
+    ("FAISAL", "FOSLA"),     # Jaro-Winkler from 0.7, first letter kept
+    ("LAURA", "LZEUA"),
+])
+def test_a_first_name_with_heavy_damage_fits_a_pair_the_model_is_sure_of(a, b):
+    recs = records((a, None, None, None), (b, None, None, None))
+    assert residents(cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)) == {frozenset({0, 1})}
+
+
+@pytest.mark.parametrize("a,b", [("LAUREN", "CHARLENE"), ("ANDREA", "LINDA"), ("JOHN", "PETER")])
+def test_names_that_merely_look_alike_are_still_two_people(a, b):
+    recs = records((a, None, None, None), (b, None, None, None))
+    assert residents(cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)) == {frozenset({0}), frozenset({1})}
+
+
+def test_a_damaged_first_name_does_not_outweigh_a_date_of_birth_no_typo_explains():
+    recs = records(("SUSIE", "1984-02-11", None, None), ("SSUIE", "1961-09-27", None, None))
+    assert residents(cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)) == {frozenset({0}), frozenset({1})}
+
+
+def test_a_damaged_first_name_does_not_outweigh_different_nhs_numbers():
+    recs = records(("SUSIE", None, "9434765919", None), ("SSUIE", None, "4010232137", None))
+    assert residents(cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95)) == {frozenset({0}), frozenset({1})}
+
+
+def test_a_damaged_name_must_fit_every_name_the_resident_is_known_by():
+    # SUSAN and SUSIE-cut-short "SUS" are one resident; a twin JOANNE does not join them
+    # through a damaged spelling of another name.
+    recs = records(("SUSAN", "2012-04-05", None, None), ("SUS", "2012-04-05", None, None),
+                   ("JOANNE", "2012-04-05", None, None))
+    out = cluster_records(recs, pairs((0, 1, 0.99), (1, 2, 0.97)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1}), frozenset({2})}
+
+
+@pytest.mark.parametrize("other", ["1990-06-21", "1990-12-06", "1990-12-07", "1909-12-06"])
+def test_a_date_of_birth_one_typo_apart_does_not_split_a_pair_the_model_is_sure_of(other):
+    # equal but for one digit, day and month swapped, two digits transposed
+    recs = records(("JOHN", "1990-12-06", None, None), ("JOHN", other, None, None),
+                   ("JOHN", "1990-12-06", None, None))
+    out = cluster_records(recs, pairs((0, 1, 0.99), (1, 2, 0.99)), threshold=0.95)
+    assert residents(out) == {frozenset({0, 1, 2})}

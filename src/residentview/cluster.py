@@ -12,7 +12,9 @@ or two partners sharing a copied NI number. So clustering is constrained:
    valid NHS numbers, NI numbers more than a typo apart, dates of birth that no typo explains
    (unless a shared reference number ties the records), or a record confirmed before the other
    was born. First names are judged against the whole resident (`names_fit`): names that do
-   not fit and that no shared number ties together are twins or siblings.
+   not fit and that no shared number ties together are twins or siblings. A name with heavy
+   but recognisable damage (two letters wrong, cut short, Jaro-Winkler from 0.7 under the same
+   first letter) fits when nothing else conflicts.
 
 Records that are not people, or that no pair reached, are residents on their own.
 """
@@ -36,6 +38,10 @@ from residentview.standardise.names import alias_initials
 log = logging.getLogger(__name__)
 
 FIRST_NAME_SIMILAR = 0.8  # Jaro-Winkler at which two first names may be one name mistyped
+# Heavy but recognisable damage to a first name (`first_names_damaged`), accepted on a pair the
+# model is sure of when nothing else conflicts: Jaro-Winkler from 0.7 under the same first
+# letter, two letters wrong in a name of four or more, or one name cut short of the other.
+FIRST_NAME_DAMAGED = 0.7
 DOB_TYPO_MAX_DAYS = 365
 # Systems of adults (council tax, the electoral register, benefits) are told apart from systems
 # of children or of everyone by the data itself (`adult_sources`).
@@ -151,6 +157,22 @@ def first_names_compatible(a: _Person, b: _Person) -> bool:
     return jellyfish.jaro_winkler_similarity(a.first, b.first) >= FIRST_NAME_SIMILAR
 
 
+def first_names_damaged(a: str, b: str) -> bool:
+    """Two full first names that may be one name badly damaged: one cut short of the other
+    (CHRIS, CHRISTOPHER; ALEXA, ALEXANDRA), two letters wrong in a name of four or more (SSUIE,
+    SUSAN's SUSIE; ASUNNN, ADUNNI), or Jaro-Winkler from FIRST_NAME_DAMAGED with the first letter
+    kept. Weaker than `first_names_compatible`: only a resident the model is sure of and that
+    nothing else conflicts with may take in such a name (`names_fit`). Names that merely look
+    alike with another first letter (LAUREN, CHARLENE; ANDREA, LINDA) are not damage."""
+    if len(a) < 2 or len(b) < 2:
+        return False
+    if a.startswith(b) or b.startswith(a):
+        return True
+    if min(len(a), len(b)) >= 4 and jellyfish.damerau_levenshtein_distance(a, b) <= 2:
+        return True
+    return a[0] == b[0] and jellyfish.jaro_winkler_similarity(a, b) >= FIRST_NAME_DAMAGED
+
+
 def _dated_before_birth(a: _Person, b: _Person) -> bool:
     return a.seen is not None and b.dob is not None and a.seen < b.dob - pd.Timedelta(days=DOB_TYPO_MAX_DAYS)
 
@@ -213,7 +235,11 @@ def _fits(x: _Person, group: list[_Person]) -> bool:
     its full names when it has any, else its initials."""
     full = _full_names(group)
     pool = full if (full and len(x.first) > 1) else [y for y in group if y.first]
-    return not pool or any(first_names_compatible(x, y) or share_a_number(x.ids, y.ids) for y in pool)
+    return not pool or any(
+        first_names_compatible(x, y) or share_a_number(x.ids, y.ids)
+        or (len(x.first) > 1 and len(y.first) > 1 and first_names_damaged(x.first, y.first))
+        for y in pool
+    )
 
 
 def names_fit(group_a: list[_Person], group_b: list[_Person]) -> bool:
@@ -223,7 +249,10 @@ def names_fit(group_a: list[_Person], group_b: list[_Person]) -> bool:
     Every name of one resident must fit a name of the other (either way round: a resident
     already known by two names, tied by a reference number, may take in a record under either
     of them). Different first names with nothing to reconcile them are twins or siblings —
-    unless a reference number ties the records."""
+    unless a reference number ties the records. A name badly damaged (`first_names_damaged`)
+    still fits: names_fit is asked only of groups the model joined at the threshold and that no
+    NHS or NI number, date of birth, sex or age rule (`cannot_link`) keeps apart — on noisy data
+    reading such a name as another person split far more true pairs than it kept siblings apart."""
     def speakers(group):
         return _full_names(group) or [p for p in group if p.first]
 
