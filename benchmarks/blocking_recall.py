@@ -36,7 +36,7 @@ def _true_pairs(person: pd.Series) -> int:
     return int((sizes * (sizes - 1) / 2).sum())
 
 
-def blocking_recall(dataset: str, data: Path = HERE / "data") -> dict:
+def blocking_recall(dataset: str, data: Path = HERE / "data", per_record: int | None = None) -> dict:
     """Blocking recall and comparison counts for one dataset (see the module's docstring)."""
     from residentview.config import load_config
     from residentview.linkage import candidate_pairs
@@ -45,6 +45,8 @@ def blocking_recall(dataset: str, data: Path = HERE / "data") -> dict:
 
     folder = prepare(dataset, data)
     config = load_config(folder / "config.yaml")
+    if per_record is not None:
+        config.linkage.comparisons_per_record = per_record
     started = time.perf_counter()
     raw, _ = read_sources(config)
     records = standardise(raw, config).records
@@ -104,10 +106,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=HERE / "data")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "blocking")
     parser.add_argument("--rules", action="store_true", help="print every rule tried and what it found")
+    parser.add_argument("--per-record", type=int, help="the comparison budget per record (default: the config's)")
     args = parser.parse_args(argv)
     results = []
     for dataset in args.datasets:
-        result = blocking_recall(dataset, args.data)
+        result = blocking_recall(dataset, args.data, args.per_record)
         results.append(result)
         print(f"{dataset}: blocking recall {result['blocking_recall']:.4f} "
               f"({result['true_pairs_compared']:,} of {result['true_pairs']:,} true pairs), "

@@ -14,7 +14,7 @@ import pytest
 
 import residentview as rv
 from residentview.config import load_config
-from residentview.linkage.blocking import candidate_rules
+from residentview.linkage.blocking import candidate_rules, choose_rules, loose_families
 from residentview.linkage.comparisons import build_comparisons, compared_fields
 from residentview.linkage.frame import linking_frame
 from residentview.synthetic import generate
@@ -250,10 +250,15 @@ def test_the_council_tax_is_recognised_as_a_system_of_adults_and_schools_are_not
     assert measured["school_census"]["share_dated_under_age"] > 0.5
 
 
-def test_blocking_counts_are_logged_and_bounded(linked):
+def test_every_blocking_rule_tried_is_logged_with_its_count_and_why_and_the_kept_ones_fit_the_budget(linked):
     result, *_ = linked
-    counts = result.diagnostics["blocking_rules"]
-    assert counts and all(c["comparisons"] is None or c["comparisons"] <= 20_000_000 for c in counts)
+    tried, summary = result.diagnostics["blocking_rules"], result.diagnostics["blocking"]
+    assert tried and all({"rule", "kind", "comparisons", "kept", "reason"} <= set(row) for row in tried)
+    kept = [row for row in tried if row["kept"]]
+    assert kept and all(row["comparisons"] <= 20_000_000 for row in kept)
+    assert summary["comparisons"] <= summary["budget"] and summary["rules_kept"] == len(kept)
+    # A rule not kept says why: none vanishes.
+    assert all(row["kept"] or row["reason"] for row in tried)
 
 
 def test_same_input_in_any_row_order_gives_identical_links(linked, tmp_path):
@@ -811,3 +816,90 @@ def test_random_tiny_extracts_with_random_blanks_never_crash(tmp_path, a, b):
         sources["b"] = _tiny_source(tmp_path, "b", [(f"b{i}", *r) for i, r in enumerate(b)])
     result = rv.link({"name": "random", "sources": sources}, progress=False)
     _assert_every_record_once(result, len(a) + len(b))
+
+
+# --- blocking chosen by measuring -------------------------------------------------------------
+
+
+def _loaded(frame: pd.DataFrame):
+    from residentview.linkage.frame import with_derived
+    from residentview.linkage.model import _load
+
+    _, _, connection = _load(frame)
+    return connection, with_derived(set(frame.columns))
+
+
+def _street(n_streets: int, per_street: int) -> pd.DataFrame:
+    """Households on streets, one postcode per street: a first name per person, a surname per
+    household of two."""
+    rows = []
+    for street in range(n_streets):
+        for person in range(per_street):
+            rows.append({"first_name_key": f"P{person:03d}X", "last_name_key": f"S{street:03d}{person // 2:02d}",
+                         "postcode": f"LS{street % 9 + 1} {street % 10}AB", "postcode_district": f"LS{street % 9 + 1}"})
+    frame = pd.DataFrame(rows)
+    return frame.assign(unique_id=range(len(frame)), source="a")
+
+
+def test_a_corrupted_name_is_compared_with_its_twin_at_the_same_postcode():
+    # WILLIAMS and WIRL, MATTHEWS and MA, no date of birth: only the postcode ties them.
+    frame = pd.DataFrame({
+        "unique_id": range(6), "source": ["a", "b", "a", "b", "a", "b"],
+        "first_name_key": ["JOHN", "JHON", "MARY", "MRAY", "ANN", "ANNE"],
+        "last_name_key": ["WILLIAMS", "WIRL", "MATTHEWS", "MA", "PATEL", "PATEL"],
+        "postcode": ["LS1 1AA", "LS1 1AA", "LS2 2BB", "LS2 2BB", "LS9 9ZZ", "LS8 8YY"],
+    })
+    connection, columns = _loaded(frame)
+    blocking = choose_rules(connection, "records_table", columns, len(frame), 20_000_000)
+    assert "postcode & first names might be one" in [r.name for r in blocking.rules]
+    from residentview.linkage.blocking import blocked_pairs_sql, rule_sql
+    pairs = {tuple(p) for p in connection.execute(
+        f"SELECT join_key_l, join_key_r FROM ({blocked_pairs_sql([rule_sql(r) for r in blocking.rules], 'records_table')})"
+    ).fetchall()}
+    assert {(0, 1), (2, 3), (4, 5)} <= pairs
+
+
+def test_loose_families_take_their_loosest_step_that_fits_the_budget_and_say_why_the_looser_did_not():
+    frame = _street(n_streets=20, per_street=40)  # 800 records; 15,600 same-postcode pairs
+    connection, columns = _loaded(frame)
+    roomy = choose_rules(connection, "records_table", columns, len(frame), 20_000_000, budget=1_000_000)
+    assert "postcode & first names might be one" in [r.name for r in roomy.rules]
+    tight = choose_rules(connection, "records_table", columns, len(frame), 20_000_000, budget=5_000)
+    names = [r.name for r in tight.rules]
+    assert not any(name.startswith("postcode") for name in names)
+    dropped = next(row for row in tight.tried if row["rule"] == "postcode & first names might be one")
+    assert not dropped["kept"] and "over the budget of 5,000" in dropped["reason"] and dropped["comparisons"] == 15_600
+    # The precise rules stay, loose or tight.
+    assert "first_name_key & postcode" in names and "first_name_key & postcode" in [r.name for r in roomy.rules]
+
+
+def test_loose_rules_compare_only_first_names_that_might_be_one():
+    import duckdb
+
+    from residentview.linkage.blocking import first_names_might_be_one
+
+    people = pd.DataFrame({
+        "uid": range(7),
+        "first_name_key": ["WILLIAM", "WILYIAMS", "BILL", "J", "MARY", "SMITH", "PETER"],
+        "last_name_key": ["SMITH", "SMITH", "SMITH", "SMITH", "SMITH", "WILLIAM", "SMITH"],
+        "first_name_aliases": [["WILLIAM", "BILL"], ["WILYIAMS"], ["BILL", "WILLIAM"], ["J"], ["MARY"], ["SMITH"],
+                               ["PETER"]],
+    })
+    con = duckdb.connect()
+    con.register("p", people)
+    condition = first_names_might_be_one(set(people.columns))
+    found = {tuple(x) for x in con.execute(f"SELECT l.uid, r.uid FROM p l JOIN p r ON l.uid < r.uid AND ({condition})").fetchall()}
+    assert {(0, 1), (0, 2), (0, 3), (0, 5)} <= found  # damaged, a nickname, an initial, swapped
+    assert (0, 4) not in found and (4, 6) not in found  # WILLIAM and MARY, MARY and PETER: a household
+
+
+def test_every_loose_family_starts_from_one_shared_value_and_tightens_from_there():
+    columns = {"first_name_key", "last_name_key", "dob", "postcode", "postcode_district", "uprn", "address_key",
+               "house_number", "street_word", "first_name_phonetic", "last_name_phonetic"}
+    families = {f.name: f for f in loose_families(columns)}
+    for name, key in (("same postcode", "postcode"), ("same UPRN", "uprn"), ("same address", "address_key"),
+                      ("same date of birth", "dob")):
+        loosest, *tighter = families[name].steps
+        assert [r.keys for r in loosest] == [(key,)]
+        assert all(len(r.keys) > 1 for step in tighter for r in step)
+    assert [f.name for f in loose_families({"first_name_key"})] == []

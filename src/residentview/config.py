@@ -211,6 +211,8 @@ class LinkageConfig(BaseModel):
     model: Optional[Path] = None
     seed: int = 42
     max_pairs_per_rule: int = Field(20_000_000, gt=0)
+    # The blocking budget: comparisons per person record (linkage.blocking.comparison_budget).
+    comparisons_per_record: int = Field(10, gt=0)
     training_sample_size: int = Field(300_000, gt=0)
 
 

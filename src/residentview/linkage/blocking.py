@@ -3,24 +3,27 @@
 Candidate rules come from the fields present, of two kinds:
 
 * **precise rules** — an identifier, a name with the date of birth, a name within a postcode…:
-  each finds pairs the others miss, at little cost;
-* **loose families** — the postcode alone, the date of birth alone, the UPRN or address alone, a
-  postcode cut short, the first word of an address, names spelt as heard: each a ladder from its
-  loosest rule to tighter ones (the postcode with either initial, with both). These are what
-  put a corrupted name beside its twin.
+  each finds pairs the others miss, at little cost; always kept (tightened with the postcode
+  district if one would pass the per-rule cap, dropped, and said so, if even that does not
+  bring it under);
+* **loose families** — the postcode alone, the UPRN or address alone, the date of birth alone,
+  a postcode cut short, the house number and street, names spelt as heard, the surname and an
+  initial…: each a ladder from its loosest rule to tighter ones (the postcode with either
+  initial, then with both). These are what put a corrupted name beside its twin. Each compares
+  only records whose first names might be one (`first_names_might_be_one`).
 
-Every rule's comparisons are counted with Splink's blocking analysis. Each loose family keeps the
-loosest step that fits the **comparison budget** (`comparison_budget`: a few tens of
-comparisons per record); a precise rule that a kept loose rule already covers is dropped as
-covered, and its comparisons count no more. A rule over the per-rule cap is tightened with the
-postcode district, or dropped when it cannot be. Nothing is dropped silently: every rule tried is
-listed with its count and why it was kept or dropped (`run.json`, and the report). The same
-fields always give the same rules, in the same order."""
+Every rule's comparisons are counted as Splink's blocking analysis counts them (`_Counter`).
+Each loose family, in turn, keeps the loosest step with which all the rules kept so far make at
+most the **comparison budget** (`comparison_budget`: the config's
+`linkage.comparisons_per_record` per record); a family none of whose steps fits is dropped.
+Nothing is dropped silently: every rule tried is listed with its count and why it was kept or
+dropped (`run.json`, and the report). The same fields always give the same rules, in the same
+order."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from splink import block_on
 
@@ -34,34 +37,67 @@ POSTCODE_PREFIX = "substr(replace(postcode, ' ', ''), 1, 5)"
 RARE_FULL_NAME = 10  # records sharing one full name; at most 45 comparisons per name
 SIMILAR_FIRST_NAMES = 0.8  # Jaro-Winkler below which the comparison calls two first names different
 
-# The comparison budget: this many comparisons per person record, and never fewer than the
-# floor. Scoring a pair costs microseconds, so 40 per record is a few seconds at a million
-# records and 40 million pairs held as ids fit a laptop; below the floor a small input is
+# The comparison budget: comparisons per person record (the config's
+# linkage.comparisons_per_record), and never fewer than the floor, below which a small input is
 # compared nearly all-against-all. See `comparison_budget`.
-BUDGET_PER_RECORD = 40
-BUDGET_FLOOR = 2_000_000
+BUDGET_PER_RECORD = 10
+BUDGET_FLOOR = 1_000_000
 SAMPLED_PAIRS = 300_000  # pairs the counting may make for a full budget: see `_Counter`
 
 
 @dataclass(frozen=True)
 class Rule:
-    """A blocking rule: the columns (or SQL expressions) both records must share, and the whole
-    condition in Splink's `l.`/`r.` SQL when it says more than that (swapped names)."""
+    """A blocking rule: the columns (or SQL expressions) both records must share; the whole
+    condition in Splink's `l.`/`r.` SQL when it says more than that (swapped names); and, for
+    the loose rules, `names`: a condition on the first names (`first_names_might_be_one`)."""
 
     keys: tuple[str, ...]
     sql: str = ""
+    names: str = ""
 
     def creator(self):
-        return self.sql if self.sql else block_on(*self.keys)
+        if not self.sql and not self.names:
+            return block_on(*self.keys)
+        return rule_sql(self)
 
     @property
     def name(self) -> str:
-        return self.sql if self.sql else " & ".join(self.keys)
+        base = self.sql if self.sql else " & ".join(self.keys)
+        return f"{base} & first names might be one" if self.names else base
 
-    def covers(self, other: "Rule") -> bool:
-        """Every pair `other` finds, this rule finds too: it asks only for equal keys, all of
-        which `other` asks for as well."""
-        return not self.sql and set(self.keys) <= set(other.keys)
+
+
+def rule_sql(rule: Rule) -> str:
+    """A rule's condition in Splink's `l.`/`r.` SQL, as DuckDB runs it."""
+    sql = rule.sql or block_on(*rule.keys).get_blocking_rule("duckdb").blocking_rule_sql
+    return f"({sql}) AND ({rule.names})" if rule.names else sql
+
+
+def first_names_might_be_one(columns: set[str]) -> str:
+    """SQL: the two records' first names might be one person's — one missing or an initial,
+    alike (Jaro-Winkler from 0.7, the lowest level the name comparisons have: WILLIAM and
+    WILYIAMS, MATTHEW and MA), forms of one name (BILL and WILLIAM), one the other's middle
+    name, or the names swapped. Loose rules compare only such pairs. At one postcode, or on
+    one date of birth, most pairs are neighbours, household members or strangers whose first
+    names are wholly unlike: they fall to 'all other' on the first name, never reach the review
+    band, and cost as much to score as any pair (at 100,000 records, nine tenths of the
+    postcode's pairs and most of the scoring time). A surname is not asked about: it is what
+    a household shares, and what the heaviest damage hits as often as the first name."""
+    if "first_name_key" not in columns:
+        return ""
+    alike = [
+        "l.first_name_key IS NULL", "r.first_name_key IS NULL",
+        "length(l.first_name_key) = 1", "length(r.first_name_key) = 1",
+        "jaro_winkler_similarity(l.first_name_key, r.first_name_key) >= 0.7",
+    ]
+    if "last_name_key" in columns:
+        alike += ["l.first_name_key = r.last_name_key", "l.last_name_key = r.first_name_key"]
+    if "first_name_aliases" in columns:
+        alike.append("list_has_any(l.first_name_aliases, r.first_name_aliases)")
+    if "middle_names_key" in columns:
+        alike += [f"contains(' ' || {a}.middle_names_key || ' ', ' ' || {b}.first_name_key || ' ')"
+                  for a, b in (("l", "r"), ("r", "l"))]
+    return " OR ".join(alike)
 
 
 @dataclass(frozen=True)
@@ -227,8 +263,9 @@ def _either_initial(*keys: str) -> tuple[Rule, ...]:
 
 def loose_families(columns: set[str]) -> list[Family]:
     """The loose rules for the fields present, most useful first. Each family's first step is
-    the loosest: one shared value and nothing else asked of the names, so that names corrupted
-    past recognition by any key still meet at their address or their date of birth."""
+    the loosest: one shared value and no name key, so that names too damaged for any key still
+    meet at their address or their date of birth. Every loose rule compares only records whose
+    first names might be one (`first_names_might_be_one`)."""
     has = columns.__contains__
     names = has("first_name_key") and has("last_name_key")
     both_initials = (FIRST_INITIAL, LAST_INITIAL)
@@ -250,13 +287,19 @@ def loose_families(columns: set[str]) -> list[Family]:
         families.append(Family("postcode cut short", (_either_initial(POSTCODE_PREFIX),
                                                       (Rule((POSTCODE_PREFIX, *both_initials)),))))
     if has("address_key"):
-        # One address written two ways (street_word: see linkage.frame) ("..., EASTBROOK" and "..., EASTBROOK, WEST YORKSHIRE"),
-        # the postcode blank on one: the house number and the street.
+        # One address written two ways ("..., EASTBROOK" and "..., EASTBROOK, WEST YORKSHIRE"),
+        # the postcode blank on one: the house number and the street (linkage.frame's street_word).
         if has("house_number") and has("street_word"):
             families.append(Family("house number and street", ((Rule(("house_number", "street_word")),),)))
         if names and has("street_word"):
             # The house number mangled too: the street's name and both initials are left.
             families.append(Family("street and initials", ((Rule(("street_word", *both_initials)),),)))
+    if has("first_name_phonetic") and has("last_name_phonetic"):
+        area = ("postcode_district",) if has("postcode_district") else ()
+        steps = [(Rule(("first_name_phonetic", "last_name_phonetic")),)]
+        if area:
+            steps.append((Rule(("first_name_phonetic", "last_name_phonetic", *area)),))
+        families.append(Family("names spelt as heard", tuple(steps)))
     if names:
         # A mover with no date of birth on one record ('J FOX' at her old address, JOAN FOX at
         # her new): the surname and an initial, across the area or within its district.
@@ -272,20 +315,16 @@ def loose_families(columns: set[str]) -> list[Family]:
                 if has("postcode_district"):
                     steps.append((Rule((*keys, "postcode_district")),))
                 families.append(Family(label, tuple(steps)))
-    if has("first_name_phonetic") and has("last_name_phonetic"):
-        area = ("postcode_district",) if has("postcode_district") else ()
-        steps = [(Rule(("first_name_phonetic", "last_name_phonetic")),)]
-        if area:
-            steps.append((Rule(("first_name_phonetic", "last_name_phonetic", *area)),))
-        families.append(Family("names spelt as heard", tuple(steps)))
-    return families
+    alike = first_names_might_be_one(columns)
+    return [Family(f.name, tuple(tuple(replace(rule, names=alike) for rule in step) for step in f.steps))
+            for f in families]
 
 
-def comparison_budget(n_records: int) -> int:
-    """How many comparisons the rules may make between them: BUDGET_PER_RECORD per record, at
-    least BUDGET_FLOOR. Per record, not per pair of records, so the budget grows with the input
-    as the pairs of one person do, not as all pairs do."""
-    return max(BUDGET_FLOOR, BUDGET_PER_RECORD * n_records)
+def comparison_budget(n_records: int, per_record: int = BUDGET_PER_RECORD) -> int:
+    """How many comparisons the rules may make between them: `per_record` per record, at least
+    BUDGET_FLOOR. Per record, not per pair of records, so the budget grows with the input as the
+    pairs of one person do, not as all pairs do."""
+    return max(BUDGET_FLOOR, per_record * n_records)
 
 
 class _Counter:
@@ -337,11 +376,6 @@ class _Counter:
             self.connection.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def rule_sql(rule: Rule) -> str:
-    """A rule's condition in Splink's `l.`/`r.` SQL, as DuckDB runs it."""
-    return rule.sql or rule.creator().get_blocking_rule("duckdb").blocking_rule_sql
-
-
 def _bounded(rule: Rule, columns: set[str], count: _Counter, max_pairs: int, log_rows: list[dict]) -> Rule | None:
     """`rule`, or the tightened form of it that makes at most `max_pairs` comparisons."""
     current: Rule | None = rule
@@ -377,7 +411,7 @@ class Blocking:
 def choose_rules(connection, table: str, columns: set[str], n_records: int, max_pairs: int,
                  budget: int | None = None) -> Blocking:
     """The rules to find candidate pairs among the records of `table` (in DuckDB `connection`)
-    with, chosen as the module's docstring says."""
+    with, chosen as the module's docstring says; `budget` defaults to `comparison_budget`."""
     budget = comparison_budget(n_records) if budget is None else budget
     count = _Counter(connection, table, budget)
     try:
@@ -392,8 +426,7 @@ def _choose(count: "_Counter", columns: set[str], max_pairs: int, budget: int) -
     loose: list[Rule] = []
 
     def cost(extra: tuple[Rule, ...] = ()) -> int:
-        chosen = loose + list(extra)
-        return count.together([r for r in precise if not any(c.covers(r) for c in chosen)] + chosen)
+        return count.together(precise + loose + list(extra))
 
     for family in loose_families(columns):
         for position, step in enumerate(family.steps):
@@ -412,17 +445,9 @@ def _choose(count: "_Counter", columns: set[str], max_pairs: int, budget: int) -
                         for r in step)
             log.info("blocking: %s step %d not kept (%s)", family.name, position + 1, reason)
 
-    kept_precise = []
-    for rule in precise:
-        covering = next((c for c in loose if c.covers(rule)), None)
-        if covering is not None:
-            rows.append({"rule": rule.name, "kind": "precise", "comparisons": count(rule), "kept": False,
-                         "reason": f"covered by {covering.name}"})
-        else:
-            kept_precise.append(rule)
-            rows.append({"rule": rule.name, "kind": "precise", "comparisons": count(rule), "kept": True,
-                         "reason": "finds pairs the loose rules miss"})
-    kept = kept_precise + loose
+    rows.extend({"rule": rule.name, "kind": "precise", "comparisons": count(rule), "kept": True,
+                 "reason": "precise: always kept"} for rule in precise)
+    kept = precise + loose
     return Blocking(kept, rows, count.together(kept), budget)
 
 

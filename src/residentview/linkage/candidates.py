@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from residentview.config import LinkageConfig
-from residentview.linkage.blocking import blocked_pairs_sql, choose_rules, rule_sql
+from residentview.linkage.blocking import blocked_pairs_sql, choose_rules, comparison_budget, rule_sql
 from residentview.linkage.frame import linking_frame, with_derived
 from residentview.linkage.model import _load
 
@@ -35,7 +35,8 @@ def candidate_pairs(records: pd.DataFrame, settings: LinkageConfig) -> Candidate
     record_ids = frame["unique_id"].copy()
     sdf, _, connection = _load(frame)
     del frame
-    blocking = choose_rules(connection, "records_table", columns, len(record_ids), settings.max_pairs_per_rule)
+    blocking = choose_rules(connection, "records_table", columns, len(record_ids), settings.max_pairs_per_rule,
+                            comparison_budget(len(record_ids), settings.comparisons_per_record))
     rules = blocking.rules
     if not rules:
         pairs = pd.DataFrame({"unique_id_l": [], "unique_id_r": [], "match_key": []})
