@@ -106,12 +106,15 @@ def _damaged_levels(column: str) -> list[dict]:
     order (Jaro-Winkler from 0.7). Their weights are learnt by EM like every other level: on
     clean data few true pairs land here and the levels count for little."""
     l, r = f'"{column}_l"', f'"{column}_r"'
+    alike = f"jaro_winkler_similarity({l}, {r}) >= 0.7"
     return [
-        _level(f"least(length({l}), length({r})) >= 4 AND damerau_levenshtein({l}, {r}) <= 2",
-               "Two letters wrong"),
+        # (Two slips that leave the names less alike than 0.7 are 'all other': the cheap test
+        # first, as for one slip.)
+        _level(f"{alike} AND abs(length({l}) - length({r})) <= 2 AND least(length({l}), length({r})) >= 4 "
+               f"AND damerau_levenshtein({l}, {r}) <= 2", "Two letters wrong"),
         _level(f"least(length({l}), length({r})) >= 2 AND (starts_with({l}, {r}) OR starts_with({r}, {l}))",
                "One cut short of the other"),
-        _level(f"jaro_winkler_similarity({l}, {r}) >= 0.7", "Jaro-Winkler >= 0.7"),
+        _level(alike, "Jaro-Winkler >= 0.7"),
     ]
 
 
@@ -128,8 +131,12 @@ def _sounds_alike_level(name: str) -> dict:
 
 def _one_typo_level(column: str) -> dict:
     # PAULA and POULA, RIBERT and ROBERT: one letter wrong, or two swapped, which Jaro-Winkler
-    # scores below 0.92 when the slip comes early in a short name.
+    # scores below 0.92 when the slip comes early in a short name. One slip in a name of four
+    # letters or more never takes Jaro-Winkler below 0.83, so the cheap test goes first and the
+    # edit distance is computed for the few pairs that pass it: loose blocking puts millions of
+    # unlike names side by side.
     return _level(
+        f'jaro_winkler_similarity("{column}_l", "{column}_r") >= 0.8 AND '
         f'abs(length("{column}_l") - length("{column}_r")) <= 1 AND '
         f'least(length("{column}_l"), length("{column}_r")) >= 4 AND '
         f'damerau_levenshtein("{column}_l", "{column}_r") <= 1',
@@ -310,14 +317,21 @@ def location_comparison(has_uprn: bool, has_address: bool, has_postcode: bool, c
             # The postcode blank or mistyped, the town misspelt: the number and the street agree.
             levels.append(_level('"house_number_l" = "house_number_r" AND "street_word_l" = "street_word_r"',
                                  "Same house number and street"))
+        # One address written two ways has one house number (or none written on one of them):
+        # a cheap test that spares the word sets of neighbours at one postcode, which loose
+        # blocking compares by the million.
+        one_number = ('("house_number_l" = "house_number_r" OR "house_number_l" IS NULL OR "house_number_r" IS NULL) AND '
+                      if has_part("house_number") else "")
         levels.append(
-            _level(f"{_TOKEN_CONTAINED} AND least(len(\"address_tokens_l\"), len(\"address_tokens_r\")) >= 3",
+            _level(f"{one_number}{_TOKEN_CONTAINED} AND least(len(\"address_tokens_l\"), len(\"address_tokens_r\")) >= 3",
                    "One address within the other")
         )
-        levels.append(_level(f"{_TOKEN_JACCARD} >= 0.7", "Address words mostly shared"))
+        levels.append(_level(f"{one_number}{_TOKEN_JACCARD} >= 0.7", "Address words mostly shared"))
     if has_postcode:
         levels.append(_level('"postcode_l" = "postcode_r"', "Same postcode", tf="postcode"))
     if has_address:
+        # (Not 'the same street word': where the number follows the street, as FEBRL writes
+        # addresses, that word is the suburb, and FEBRL 3 lost 18 true pairs with it.)
         levels.append(_level(f"{_TOKEN_JACCARD} >= 0.4", "Some address words shared"))
     if has_postcode:
         levels += [
