@@ -7,6 +7,7 @@ different NI numbers. Pairs are scored by a real Splink model with fixed m/u par
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -101,7 +102,11 @@ def make_run_folder(folder: Path) -> Path:
     }
     (folder / "run.json").write_text(json.dumps({"name": "fixture", "threshold": THRESHOLD,
                                                  "run_timestamp": "2026-01-01T00:00:00+00:00",
-                                                 "diagnostics": {"adult_sources": adult_sources}}), encoding="utf-8")
+                                                 "diagnostics": {"adult_sources": adult_sources,
+                                                                 "blocking_rules": BLOCKING_RULES,
+                                                                 "blocking": {"budget": 2_000_000,
+                                                                              "comparisons": 1_234_567}}}),
+                                          encoding="utf-8")
     records[["source", "record_id", "person_id"]].to_csv(folder.parent / "labels.csv", index=False)
     return folder
 
@@ -162,6 +167,25 @@ def test_the_model_section_says_which_sources_hold_adults_only(report_html):
     assert "register" in section and "yes" in section
     assert "<td>271</td>" in section and "271.0" not in section  # a count stays a count
     assert "bills" in section
+
+
+BLOCKING_RULES = [
+    {"rule": "postcode", "kind": "loose: same postcode", "comparisons": 1_200_000, "kept": True,
+     "reason": "the loosest step of its family within the budget"},
+    {"rule": "dob", "kind": "loose: same date of birth", "comparisons": 3_500_000, "kept": False,
+     "reason": "the rules would make 4,700,000 comparisons, over the budget of 2,000,000; tightened"},
+    {"rule": "first_name_key & postcode", "kind": "precise", "comparisons": 20_000, "kept": False,
+     "reason": "covered by postcode"},
+]
+
+
+def test_the_model_section_lists_every_blocking_rule_tried_and_why_it_was_kept_or_dropped(report_html):
+    section = report_html[report_html.index("Blocking rules: 1 kept of 3 tried"):]
+    section = section[:section.index("</table>")]
+    assert "Budget 2,000,000 comparisons" in section and "about 1,234,567" in section
+    for rule in BLOCKING_RULES:
+        assert f"<td>{html.escape(rule['rule'])}</td>" in section and rule["reason"] in section
+    assert "3,500,000" in section and "covered by postcode" in section
 
 
 def test_suspicious_residents_are_named_with_their_reason(report_html):

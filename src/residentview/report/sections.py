@@ -144,7 +144,7 @@ def model(page: Page, inputs: ReportInputs) -> None:
             "not accepted; a large gap means the field separates matches from non-matches.")
         body += table(contributions, {"accepted pairs": decimal(2), "rejected pairs": decimal(2),
                                       "accepted pairs where null": share})
-    body += _adult_sources(inputs.outputs.run) + _kept_references(inputs.outputs.run)
+    body += _blocking(inputs.outputs.run) + _adult_sources(inputs.outputs.run) + _kept_references(inputs.outputs.run)
     body += "<details><summary>Parameters of every comparison level</summary>" + table(
         view.comparison_levels[["comparison", "level", "label", "m", "u", "match_weight"]],
         {"m": decimal(4), "u": decimal(6), "match_weight": decimal(2)},
@@ -166,6 +166,30 @@ def _clustering_measured(run: dict, key: str, title: str, explanation: str, labe
     ], dtype=object)  # as measured: a count some sources lack stays a whole number
     shares = {heading: share for heading in columns.values() if "share" in heading}
     return f"<h3>{title}</h3>" + note(explanation) + table(frame, shares)
+
+
+def _blocking(run: dict) -> str:
+    """Every blocking rule tried (run.json diagnostics.blocking_rules): its comparisons, whether
+    it was kept and why, under the comparison budget."""
+    diagnostics = run.get("diagnostics") or {}
+    tried = diagnostics.get("blocking_rules") or []
+    if not tried:
+        return ""
+    summary = diagnostics.get("blocking") or {}
+    text = ("Candidate pairs are found by blocking rules chosen from the fields present. Loose rules (the "
+            "postcode alone, the date of birth alone…) are kept at their loosest form that fits the "
+            "comparison budget; a precise rule a kept loose rule already covers is not run again.")
+    if summary:
+        text += (f" Budget {summary.get('budget', 0):,} comparisons; the kept rules make about "
+                 f"{summary.get('comparisons', 0):,} between them.")
+    frame = pd.DataFrame([
+        {"rule": row.get("rule"), "kind": row.get("kind", ""), "comparisons": row.get("comparisons"),
+         "kept": "yes" if row.get("kept", True) else "no", "why": row.get("reason", "")}
+        for row in tried
+    ], dtype=object)
+    return ("<details><summary>Blocking rules: "
+            f"{int((frame['kept'] == 'yes').sum())} kept of {len(frame)} tried</summary>"
+            + note(text) + table(frame, {"comparisons": count}) + "</details>")
 
 
 def _adult_sources(run: dict) -> str:
