@@ -212,7 +212,7 @@ class LinkageConfig(BaseModel):
     seed: int = 42
     max_pairs_per_rule: int = Field(20_000_000, gt=0)
     # The blocking budget: comparisons per person record (linkage.blocking.comparison_budget).
-    comparisons_per_record: int = Field(10, gt=0)
+    comparisons_per_record: int = Field(5, gt=0)
     training_sample_size: int = Field(300_000, gt=0)
 
 

@@ -40,9 +40,10 @@ SIMILAR_FIRST_NAMES = 0.8  # Jaro-Winkler below which the comparison calls two f
 # The comparison budget: comparisons per person record (the config's
 # linkage.comparisons_per_record), and never fewer than the floor, below which a small input is
 # compared nearly all-against-all. See `comparison_budget`.
-BUDGET_PER_RECORD = 10
+BUDGET_PER_RECORD = 5
 BUDGET_FLOOR = 1_000_000
-SAMPLED_PAIRS = 300_000  # pairs the counting may make for a full budget: see `_Counter`
+SAMPLED_PAIRS = 100_000  # pairs the counting may make for a full budget: see `_Counter`
+HOPELESS = 10  # times the budget past which a rule's key groups alone rule it out: see `_Counter`
 
 
 @dataclass(frozen=True)
@@ -330,21 +331,41 @@ def comparison_budget(n_records: int, per_record: int = BUDGET_PER_RECORD) -> in
 class _Counter:
     """Comparisons counted as Splink's blocking analysis counts them — by making the pairs of
     each rule's SQL on a sample of the records and scaling up by the square of the share
-    sampled — but each rule's pairs made once and kept, so that a set of rules is counted by
-    one union of small tables. (Splink's analysis of a set makes every rule's pairs again for
-    each set asked about: a dozen sets of twenty rules took 12 s at 100,000 records.)"""
+    sampled — with each rule's pairs made once, and the pairs of the rules kept so far held in
+    one table, so that what a step would add is one anti-join. (Splink's analysis of a set
+    makes every rule's pairs again for each set asked about: a dozen sets of twenty rules took
+    12 s at 100,000 records.) A rule whose keys alone put far more pairs together than any
+    budget allows is counted by its key groups, without making its pairs."""
 
-    def __init__(self, connection, table: str, budget: int):
+    def __init__(self, connection, table: str, budget: int, max_pairs: int):
         self.connection = connection
         # Records sampled so that rules filling the budget make about SAMPLED_PAIRS pairs: at a
-        # million records, a share of 0.09. Pairs scale with the square of the share.
+        # million records, a share of 0.14. Pairs scale with the square of the share.
         self.share = min(1.0, (SAMPLED_PAIRS / max(budget, 1)) ** 0.5)
+        self.hopeless = HOPELESS * max(budget, max_pairs)
         every = f"SELECT * FROM {table}"
         sample = every if self.share >= 1.0 else f"{every} WHERE hash(unique_id) % 1000000 < {round(self.share * 1e6)}"
-        self.sample = "__rv_blocking_sample"
+        self.sample, self.kept = "__rv_blocking_sample", "__rv_blocking_kept"
         connection.execute(f"CREATE OR REPLACE TEMP TABLE {self.sample} AS {sample}")
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE {self.kept} (a BIGINT, b BIGINT)")
+        self.kept_pairs = 0
         self.tables: dict[str, str] = {}
-        self.counts: dict[tuple[str, ...], int] = {}
+        self.counts: dict[str, int] = {}
+
+    def _scaled(self, sampled: int) -> int:
+        return int(round(sampled / self.share ** 2))
+
+    def _sharing_keys(self, rule: Rule) -> int | None:
+        """How many pairs share a plain rule's keys (before any condition on names)."""
+        if rule.sql:
+            return None
+        keys = ", ".join(rule.keys)
+        present = " AND ".join(f"({k}) IS NOT NULL" for k in rule.keys)
+        (pairs,) = self.connection.execute(
+            f"SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM "
+            f"(SELECT count(*) AS n FROM {self.sample} WHERE {present} GROUP BY {keys})"
+        ).fetchone()
+        return self._scaled(int(pairs))
 
     def _pairs(self, rule: Rule) -> str:
         if rule.name not in self.tables:
@@ -356,23 +377,45 @@ class _Counter:
             self.tables[rule.name] = name
         return self.tables[rule.name]
 
-    def __call__(self, rule: Rule) -> int:
-        return self.together([rule])
+    def __call__(self, rule: Rule, limit: int | None = None) -> int:
+        """The comparisons `rule` makes alone; when its keys alone put more than HOPELESS times
+        `limit` pairs together (default: the budget or the per-rule cap, the larger), the count
+        of those pairs instead."""
+        if rule.name not in self.counts:
+            sharing = self._sharing_keys(rule)
+            hopeless = self.hopeless if limit is None else HOPELESS * limit
+            if sharing is not None and sharing > hopeless:
+                self.counts[rule.name] = sharing  # past any budget whatever its names condition removes
+            else:
+                (sampled,) = self.connection.execute(f"SELECT count(*) FROM {self._pairs(rule)}").fetchone()
+                self.counts[rule.name] = self._scaled(int(sampled))
+        return self.counts[rule.name]
 
-    def together(self, rules: list[Rule]) -> int:
-        """The comparisons `rules` make between them, a pair found by several counted once."""
-        key = tuple(sorted({r.name for r in rules}))
-        if key not in self.counts:
-            tables = sorted({self._pairs(r) for r in rules})
-            if not tables:
-                return 0
-            union = " UNION ".join(f"SELECT a, b FROM {t}" for t in tables)
-            (sampled,) = self.connection.execute(f"SELECT count(*) FROM ({union})").fetchone()
-            self.counts[key] = int(round(sampled / self.share ** 2))
-        return self.counts[key]
+    def with_step(self, rules) -> int:
+        """The comparisons the kept rules and `rules` make between them, each pair once."""
+        return self._scaled(self.kept_pairs + self._new(rules, count_only=True))
+
+    def keep(self, rules) -> None:
+        self.kept_pairs += self._new(rules, count_only=False)
+
+    def total(self) -> int:
+        return self._scaled(self.kept_pairs)
+
+    def _new(self, rules, count_only: bool) -> int:
+        tables = sorted({self._pairs(r) for r in rules})
+        if not tables:
+            return 0
+        union = " UNION ".join(f"SELECT a, b FROM {t}" for t in tables)
+        new = f"SELECT n.a, n.b FROM ({union}) n ANTI JOIN {self.kept} k ON n.a = k.a AND n.b = k.b"
+        if count_only:
+            return int(self.connection.execute(f"SELECT count(*) FROM ({new})").fetchone()[0])
+        before = self.kept_pairs
+        self.connection.execute(f"INSERT INTO {self.kept} {new}")
+        (after,) = self.connection.execute(f"SELECT count(*) FROM {self.kept}").fetchone()
+        return int(after) - before
 
     def close(self) -> None:
-        for table in [self.sample, *self.tables.values()]:
+        for table in [self.sample, self.kept, *self.tables.values()]:
             self.connection.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -413,7 +456,7 @@ def choose_rules(connection, table: str, columns: set[str], n_records: int, max_
     """The rules to find candidate pairs among the records of `table` (in DuckDB `connection`)
     with, chosen as the module's docstring says; `budget` defaults to `comparison_budget`."""
     budget = comparison_budget(n_records) if budget is None else budget
-    count = _Counter(connection, table, budget)
+    count = _Counter(connection, table, budget, max_pairs)
     try:
         return _choose(count, columns, max_pairs, budget)
     finally:
@@ -423,32 +466,31 @@ def choose_rules(connection, table: str, columns: set[str], n_records: int, max_
 def _choose(count: "_Counter", columns: set[str], max_pairs: int, budget: int) -> Blocking:
     rows: list[dict] = []
     precise = [r for r in (_bounded(rule, columns, count, max_pairs, rows) for rule in candidate_rules(columns)) if r]
+    count.keep(precise)
+    rows.extend({"rule": rule.name, "kind": "precise", "comparisons": count(rule), "kept": True,
+                 "reason": "precise: always kept"} for rule in precise)
     loose: list[Rule] = []
-
-    def cost(extra: tuple[Rule, ...] = ()) -> int:
-        return count.together(precise + loose + list(extra))
-
     for family in loose_families(columns):
         for position, step in enumerate(family.steps):
-            over_cap = [r for r in step if count(r) > max_pairs]
-            total = cost(step) if not over_cap else None
-            if not over_cap and total <= budget:
+            over_cap = [r for r in step if count(r, min(budget, max_pairs)) > max_pairs]
+            over_budget = [r for r in step if count(r) > budget]
+            total = count.with_step(step) if not (over_cap or over_budget) else None
+            kind = f"loose: {family.name}"
+            if total is not None and total <= budget:
+                count.keep(step)
                 loose.extend(step)
-                rows.extend({"rule": r.name, "kind": f"loose: {family.name}", "comparisons": count(r), "kept": True,
+                rows.extend({"rule": r.name, "kind": kind, "comparisons": count(r), "kept": True,
                              "reason": "the loosest step of its family within the budget"
                              if position == 0 else "tightened to fit the budget"} for r in step)
                 break
             reason = (f"over the per-rule cap of {max_pairs:,}" if over_cap
+                      else f"over the budget of {budget:,} alone" if over_budget
                       else f"the rules would make {total:,} comparisons, over the budget of {budget:,}")
-            rows.extend({"rule": r.name, "kind": f"loose: {family.name}", "comparisons": count(r), "kept": False,
+            rows.extend({"rule": r.name, "kind": kind, "comparisons": count(r), "kept": False,
                          "reason": reason + ("; tightened" if position + 1 < len(family.steps) else "; family dropped")}
                         for r in step)
             log.info("blocking: %s step %d not kept (%s)", family.name, position + 1, reason)
-
-    rows.extend({"rule": rule.name, "kind": "precise", "comparisons": count(rule), "kept": True,
-                 "reason": "precise: always kept"} for rule in precise)
-    kept = precise + loose
-    return Blocking(kept, rows, count.together(kept), budget)
+    return Blocking(precise + loose, rows, count.total(), budget)
 
 
 def blocked_pairs_sql(rule_sqls: list[str], table: str, unique_id: str = "unique_id") -> str:
