@@ -131,11 +131,40 @@ def run_residentview(config) -> pd.DataFrame:
     return pd.DataFrame({"source": links["source"], "record_id": links["record_id"], "cluster": links["resident_id"]})
 
 
-def run_splink(config) -> pd.DataFrame:
-    import splink.comparison_library as cl
+def _splink_clusters(frame: pd.DataFrame, table: pd.DataFrame, comparisons, blocking, u_pairs: float,
+                     em_rules) -> pd.DataFrame:
+    """Plain Splink on `table` (a unique_id column and the compared ones): λ from a
+    deterministic rule, u by random sampling, m by EM on `em_rules`, predict at 0.5 and cluster
+    at 0.95. Returns source, record_id and cluster for the records of `frame`."""
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
     logging.getLogger("splink").setLevel(logging.ERROR)
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=blocking,
+        retain_intermediate_calculation_columns=False,
+    )
+    linker = Linker(DuckDBAPI().register(table, dataset_display_name="records"), settings, log_level=logging.ERROR)
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("first_name", "last_name", "dob")], recall=0.7
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=u_pairs, seed=1)
+    for rule in em_rules:
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(rule)
+        except Exception as exc:  # e.g. no pairs in a block on a tiny dataset: keep the other pass
+            logging.getLogger(__name__).warning("EM on %s skipped: %s", rule, type(exc).__name__)
+    predictions = linker.inference.predict(threshold_match_probability=0.5)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, 0.95).as_pandas_dataframe()
+    clusters = clusters[["unique_id", "cluster_id"]].merge(frame[["unique_id", "source", "record_id"]], on="unique_id")
+    return pd.DataFrame({"source": clusters["source"], "record_id": clusters["record_id"], "cluster": clusters["cluster_id"].astype(str)})
+
+
+def run_splink(config) -> pd.DataFrame:
+    import splink.comparison_library as cl
+    from splink import block_on
+
     frame = analyst_clean(config)
     ids = identifier_columns(frame)
     comparisons = [
@@ -152,36 +181,15 @@ def run_splink(config) -> pd.DataFrame:
         block_on("postcode", "first_name"),
         *[block_on(column) for column in ids],
     ]
-    settings = SettingsCreator(
-        link_type="dedupe_only",
-        comparisons=comparisons,
-        blocking_rules_to_generate_predictions=blocking,
-        retain_intermediate_calculation_columns=False,
-    )
-    db_api = DuckDBAPI()
-    table = db_api.register(frame.drop(columns=["source", "record_id"]), dataset_display_name="records")
-    linker = Linker(table, settings, log_level=logging.ERROR)
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("first_name", "last_name", "dob")], recall=0.7
-    )
-    linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=1)
-    for rule in (block_on("dob"), block_on("postcode")):
-        try:
-            linker.training.estimate_parameters_using_expectation_maximisation(rule)
-        except Exception as exc:  # e.g. no pairs in a block on a tiny dataset: keep the other pass
-            logging.getLogger(__name__).warning("EM on %s skipped: %s", rule, type(exc).__name__)
-    predictions = linker.inference.predict(threshold_match_probability=0.5)
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, 0.95).as_pandas_dataframe()
-    clusters = clusters[["unique_id", "cluster_id"]].merge(frame[["unique_id", "source", "record_id"]], on="unique_id")
-    return pd.DataFrame({"source": clusters["source"], "record_id": clusters["record_id"], "cluster": clusters["cluster_id"].astype(str)})
+    return _splink_clusters(frame, frame.drop(columns=["source", "record_id"]), comparisons, blocking, 2e6,
+                            (block_on("dob"), block_on("postcode")))
 
 
 def run_splink_lean(config) -> pd.DataFrame:
     """Plain Splink 5 as a lean analyst model for a simple people file (see the module docstring)."""
     import splink.comparison_library as cl
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    from splink import block_on
 
-    logging.getLogger("splink").setLevel(logging.ERROR)
     frame = analyst_clean(config)
     # No house-number comparison: given the postcode, agreeing on it is far likelier than its
     # overall u says, so it adds evidence twice and joins family members at one address
@@ -200,32 +208,12 @@ def run_splink_lean(config) -> pd.DataFrame:
         block_on("postcode", "substr(first_name, 1, 1)"),
         block_on("postcode", "last_name"),
     ]
-    settings = SettingsCreator(
-        link_type="dedupe_only",
-        comparisons=comparisons,
-        blocking_rules_to_generate_predictions=blocking,
-        retain_intermediate_calculation_columns=False,
-    )
-    db_api = DuckDBAPI()
-    columns = ["unique_id", "first_name", "last_name", "dob", "postcode"]
-    table = db_api.register(frame[columns], dataset_display_name="records")
-    linker = Linker(table, settings, log_level=logging.ERROR)
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("first_name", "last_name", "dob")], recall=0.7
-    )
-    linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=1)
     # EM on two small blocks: same surname and DOB (trains first name and postcode), same first
     # name and postcode (trains surname and DOB). Not on a block of one address: it holds whole
     # households, and EM then learns "same family", not "same person".
-    for rule in (block_on("last_name", "dob"), block_on("postcode", "first_name")):
-        try:
-            linker.training.estimate_parameters_using_expectation_maximisation(rule)
-        except Exception as exc:  # e.g. no pairs in a block on a tiny dataset: keep the other pass
-            logging.getLogger(__name__).warning("EM on %s skipped: %s", rule, type(exc).__name__)
-    predictions = linker.inference.predict(threshold_match_probability=0.5)
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, 0.95).as_pandas_dataframe()
-    clusters = clusters[["unique_id", "cluster_id"]].merge(frame[["unique_id", "source", "record_id"]], on="unique_id")
-    return pd.DataFrame({"source": clusters["source"], "record_id": clusters["record_id"], "cluster": clusters["cluster_id"].astype(str)})
+    table = frame[["unique_id", "first_name", "last_name", "dob", "postcode"]]
+    return _splink_clusters(frame, table, comparisons, blocking, 1e6,
+                            (block_on("last_name", "dob"), block_on("postcode", "first_name")))
 
 
 def run_recordlinkage(config) -> pd.DataFrame:
