@@ -479,6 +479,14 @@ def choose_rules(connection, table: str, columns: set[str], n_records: int, max_
         count.close()
 
 
+def choose_records_rules(connection, columns: set[str], n_records: int, settings) -> Blocking:
+    """`choose_rules` for the linking table `records_table`, under the config's `linkage`
+    settings (per-rule cap and comparisons per record): what `link_records` and
+    `candidate_pairs` both block with."""
+    return choose_rules(connection, "records_table", columns, n_records, settings.max_pairs_per_rule,
+                        comparison_budget(n_records, settings.comparisons_per_record))
+
+
 def _choose(count: "_Counter", columns: set[str], max_pairs: int, budget: int) -> Blocking:
     rows: list[dict] = []
     precise = [r for r in (_bounded(rule, columns, count, max_pairs, rows) for rule in candidate_rules(columns)) if r]

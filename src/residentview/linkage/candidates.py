@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from residentview.config import LinkageConfig
-from residentview.linkage.blocking import blocked_pairs_sql, choose_rules, comparison_budget, rule_sql
+from residentview.linkage.blocking import blocked_pairs_sql, choose_records_rules, rule_sql
 from residentview.linkage.frame import linking_frame, with_derived
 from residentview.linkage.model import _load
 
@@ -33,10 +33,9 @@ def candidate_pairs(records: pd.DataFrame, settings: LinkageConfig) -> Candidate
     frame = linking_frame(records)
     columns = with_derived(set(frame.columns))
     record_ids = frame["unique_id"].copy()
-    sdf, _, connection = _load(frame)
+    _, _, connection = _load(frame)
     del frame
-    blocking = choose_rules(connection, "records_table", columns, len(record_ids), settings.max_pairs_per_rule,
-                            comparison_budget(len(record_ids), settings.comparisons_per_record))
+    blocking = choose_records_rules(connection, columns, len(record_ids), settings)
     rules = blocking.rules
     if not rules:
         pairs = pd.DataFrame({"unique_id_l": [], "unique_id_r": [], "match_key": []})
@@ -47,4 +46,3 @@ def candidate_pairs(records: pd.DataFrame, settings: LinkageConfig) -> Candidate
         ).df()
     connection.close()
     return CandidatePairs(pairs, blocking.tried, [r.name for r in rules], record_ids, blocking.budget)
-

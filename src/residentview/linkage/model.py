@@ -17,7 +17,7 @@ from splink import DuckDBAPI, Linker, SettingsCreator
 
 from residentview.config import LinkageConfig
 from residentview.errors import ConfigError
-from residentview.linkage.blocking import blocked_pairs_sql, choose_rules, comparison_budget
+from residentview.linkage.blocking import blocked_pairs_sql, choose_records_rules
 from residentview.linkage.comparisons import build_comparisons, compared_fields
 from residentview.linkage.frame import COMPARED_FIELDS, linking_frame, load_sql, with_derived
 from residentview.linkage.training import initial_prior, train
@@ -283,8 +283,7 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
         diagnostics["training_sample"] = int(len(sample_ids))
     sdf, train_sdf, connection = _load(frame, sample_ids)
     del frame  # DuckDB holds the records now
-    blocking = choose_rules(connection, "records_table", columns, n_records, settings.max_pairs_per_rule,
-                            comparison_budget(n_records, settings.comparisons_per_record))
+    blocking = choose_records_rules(connection, columns, n_records, settings)
     rules = blocking.rules
     diagnostics["blocking_rules"] = blocking.tried
     diagnostics["blocking"] = blocking.summary()
