@@ -208,6 +208,114 @@ def test_measured_precision_and_recall_appear_only_with_labels(run_folder, repor
     assert "Measured against labels" in labelled and "measured precision" in labelled
 
 
+# Resident ids against the previous run -----------------------------------------------------------
+# Real runs of the `linkable_pair` extracts (30 people; the even ones in both sources) into one
+# folder. id_changes.parquet keeps every run's changes; the report must count this run's only.
+
+ID_CARDS = ("kept the same id", "new", "merged", "split", "retired")
+
+
+def link_into_output(config: Path) -> Path:
+    import residentview as rv
+
+    return rv.link(config, progress=False).write(config.parent / "out")
+
+
+def resident_id_cards(folder: Path) -> dict[str, int]:
+    """The summary's cards comparing this run's resident ids with the previous run's."""
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    summary = page[page.index('id="summary"'):page.index('id="quality"')]
+    found = dict((label, int(number.replace(",", ""))) for number, label in re.findall(
+        r'<div class="card"><b>([\d,]+)</b>(kept the same id|new|merged|split|retired)</div>', summary))
+    return found
+
+
+def edit_benefits(config: Path, edit) -> None:
+    path = config.parent / "benefits.csv"
+    frame = pd.read_csv(path, dtype=str, encoding="cp1252")
+    edit(frame)
+    frame.to_csv(path, index=False, encoding="cp1252")
+
+
+def unlink_first_benefits_record(frame: pd.DataFrame) -> None:
+    """B0000 (person 0) no longer looks like anyone: a resident of its own."""
+    frame.loc[frame["Année"] == "B0000", ["Prénom", "Nom.de famille", "Naissance"]] = ["Xavier", "QUILL", "17/09/1933"]
+
+
+def test_a_first_run_says_it_is_the_first_run_into_its_folder(linkable_pair):
+    from residentview.report.run_outputs import id_changes_this_run, read_run_outputs
+
+    folder = link_into_output(linkable_pair)
+    page = html.unescape((folder / "report.html").read_text(encoding="utf-8"))
+    assert ("This is the first run into this folder: there is no previous run to compare with, "
+            "so all 30 residents were given new ids.") in page
+    assert "since the previous run" not in page and resident_id_cards(folder) == {}
+    figures = id_changes_this_run(read_run_outputs(folder))
+    assert (figures.first_run, figures.total, figures.kept, figures.new) == (True, 30, 0, 30)
+
+
+def test_an_identical_rerun_keeps_every_resident_id_and_changes_none(linkable_pair):
+    from residentview.report.run_outputs import id_changes_this_run, read_run_outputs
+
+    first = link_into_output(linkable_pair)
+    ids_before = pd.read_parquet(first / "resident_links.parquet")["resident_id"]
+    folder = link_into_output(linkable_pair)
+    assert pd.read_parquet(folder / "resident_links.parquet")["resident_id"].equals(ids_before)
+    # id_changes.parquet still holds the first run's 30 new ids: they are not this run's.
+    assert len(pd.read_parquet(folder / "id_changes.parquet")) == 30
+    expected = {"kept the same id": 30, "new": 0, "merged": 0, "split": 0, "retired": 0}
+    assert resident_id_cards(folder) == expected
+    assert "first run" not in (folder / "report.html").read_text(encoding="utf-8")
+    figures = id_changes_this_run(read_run_outputs(folder))
+    assert (figures.first_run, figures.total, figures.new_from_previous) == (False, 30, 0)
+    # `residentview report OUTDIR` reads the same figures back from the files.
+    rebuild_report(folder)
+    assert resident_id_cards(folder) == expected
+
+
+def test_a_rerun_counts_this_runs_merge_and_retirement_and_not_earlier_runs(linkable_pair):
+    edit_benefits(linkable_pair, unlink_first_benefits_record)
+    link_into_output(linkable_pair)  # 31 residents: person 0 is two
+    # Person 0's benefits record joins the register record again (two residents merge into one),
+    # and person 1, on the register only, leaves (a resident retired).
+    edit_benefits(linkable_pair, lambda frame: frame.update(pd.DataFrame(
+        {"Prénom": ["John"], "Nom.de famille": ["SMITH"], "Naissance": ["01/01/1950"]},
+        index=frame.index[frame["Année"] == "B0000"])))
+    register = pd.read_csv(linkable_pair.parent / "register.csv", dtype=str)
+    register[register["Ref No"] != "00001"].to_csv(linkable_pair.parent / "register.csv", index=False)
+    folder = link_into_output(linkable_pair)
+    assert resident_id_cards(folder) == {"kept the same id": 29, "new": 0, "merged": 1, "split": 0, "retired": 1}
+    page = html.unescape((folder / "report.html").read_text(encoding="utf-8"))
+    assert "Of this run's 29 residents, 29 kept the id they had in the previous run and 0 are new." in page
+    # Run again unchanged: the merge and retirement stay in the history, not in this run's figures.
+    folder = link_into_output(linkable_pair)
+    assert resident_id_cards(folder) == {"kept the same id": 29, "new": 0, "merged": 0, "split": 0, "retired": 0}
+
+
+def test_a_split_counts_the_part_given_a_new_id(tmp_path):
+    # Hand-clustered: one resident of three records splits 2 + 1; the single record gets a new id.
+    from residentview.resident_view import build_resident_view
+    from residentview.report.run_outputs import id_changes_this_run, read_run_outputs
+
+    records = _records().drop(columns=["resident_id", "person_id"]).iloc[:3]
+    folder = tmp_path / "out"
+    folder.mkdir()
+    stamps = ["2026-01-01T00:00:00+00:00", "2026-02-01T00:00:00+00:00"]
+    for stamp, keys in zip(stamps, ([0, 0, 0], [0, 0, 2])):
+        clusters = pd.DataFrame({"unique_id": records["unique_id"], "cluster_key": keys, "match_probability": 1.0})
+        view = build_resident_view(records, clusters, folder, run_timestamp=pd.Timestamp(stamp))
+        for name in ("links", "residents", "households", "id_changes"):
+            getattr(view, name).to_parquet(folder / f"{'resident_links' if name == 'links' else name}.parquet")
+        (folder / "run.json").write_text(json.dumps({"run_timestamp": stamp, "previous": str(folder)}))
+    write_report(folder)
+    figures = id_changes_this_run(read_run_outputs(folder))
+    assert (figures.total, figures.kept, figures.new, figures.split, figures.new_from_previous) == (2, 1, 0, 1, 1)
+    assert resident_id_cards(folder) == {"kept the same id": 1, "new": 0, "merged": 0, "split": 1, "retired": 0}
+    page = html.unescape((folder / "report.html").read_text(encoding="utf-8"))
+    assert ("Residents given a new id although their records were in the previous run (records split off from, "
+            "or brought together from, other residents): 1.") in page
+
+
 # Metrics ---------------------------------------------------------------------------------------
 def test_measured_accuracy_counts_pairs_across_residents_and_people():
     links = pd.DataFrame({"source": ["s"] * 4, "record_id": ["1", "2", "3", "4"], "resident_id": ["A", "A", "A", "B"]})

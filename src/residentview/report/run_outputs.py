@@ -49,6 +49,82 @@ class RunOutputs:
         return stamp.tz_localize(None) if stamp.tzinfo is None else stamp.tz_convert(None)
 
 
+@dataclass(frozen=True)
+class IdChangesThisRun:
+    """How this run's ids of one kind (residents or households) compare with the previous run's,
+    from the rows of id_changes stamped with this run's timestamp (the file holds every run's).
+
+    `kept`, `new` and `new_from_previous` count this run's residents (they add up to `total`);
+    `merged`, `split` and `retired` count the previous run's ids (see resident_view/ids.py)."""
+
+    entity: str
+    first_run: bool  # nothing to compare with: no previous run was read and no earlier history
+    total: int  # residents (households) in this run
+    kept: int  # ... whose id carried over from the previous run (split ones included)
+    new: int  # ... none of whose members were in the previous run
+    merged: int  # previous ids retired because their members joined another resident
+    split: int  # previous ids some of whose members moved to another resident (the id lives on)
+    retired: int  # previous ids none of whose members remain
+
+    @property
+    def new_from_previous(self) -> int:
+        """This run's residents given a new id although their members were in the previous run:
+        parts split off, or made of parts of several, previous residents."""
+        return self.total - self.kept - self.new
+
+
+def _utc(value: object) -> Optional[pd.Timestamp]:
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    if pd.isna(stamp):
+        return None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def id_changes_this_run(outputs: "RunOutputs", entity: str = "resident") -> Optional[IdChangesThisRun]:
+    """This run's id changes for `entity` ('resident' or 'household'); None when the outputs
+    cannot tell (no id_changes, no run timestamp in run.json, or no ids of that kind)."""
+    changes, stamp = outputs.id_changes, _utc(outputs.run.get("run_timestamp"))
+    if changes is None or stamp is None or not {"run_timestamp", "change", "old_id", "new_id"} <= set(changes.columns):
+        return None
+    if entity == "resident":
+        frame, id_column = outputs.residents, "resident_id"
+        current = pd.Index(outputs.links["resident_id"].dropna().astype(str).unique())
+    else:
+        frame, id_column = outputs.households, "household_id"
+        if frame is None or id_column not in frame:
+            return None
+        current = pd.Index(frame[id_column].dropna().astype(str).unique())
+
+    # Histories written before households had ids of their own hold resident changes only.
+    kinds = changes["entity"].fillna("resident") if "entity" in changes else pd.Series("resident", index=changes.index)
+    stamps = pd.to_datetime(changes["run_timestamp"], utc=True, errors="coerce")
+    this_run = changes[(kinds == entity) & (stamps == stamp)]
+    earlier = changes[(kinds == entity) & (stamps < stamp)]
+
+    # Every id was a new_id in the run that issued it, so an id of this run seen in an earlier
+    # run's rows was carried over; so was one issued before this run (id_issued_at).
+    issued_before = pd.concat([earlier["old_id"], earlier["new_id"]]).dropna().astype(str)
+    kept = current.isin(issued_before)
+    if frame is not None and {id_column, "id_issued_at"} <= set(frame.columns):
+        issued_at = pd.to_datetime(frame.set_index(frame[id_column].astype(str))["id_issued_at"], utc=True, errors="coerce")
+        issued_at = issued_at[~issued_at.index.duplicated()].reindex(current)
+        kept |= (issued_at < stamp).to_numpy()
+
+    def previous_ids(change: str) -> int:
+        return int(this_run.loc[this_run["change"] == change, "old_id"].nunique())
+
+    n_new = int((this_run["change"] == "new").sum())
+    first_run = (earlier.empty and not outputs.run.get("previous") and not kept.any()
+                 and (this_run["change"] == "new").all())
+    return IdChangesThisRun(
+        entity=entity, first_run=bool(first_run), total=len(current), kept=int(kept.sum()), new=n_new,
+        merged=previous_ids("merged"), split=previous_ids("split"), retired=previous_ids("retired"),
+    )
+
+
 def _read_parquet(path: Path, problems: list[str], columns: Optional[tuple[str, ...]] = None) -> Optional[pd.DataFrame]:
     if not path.is_file():
         problems.append(f"{path.name} is missing")

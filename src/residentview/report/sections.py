@@ -16,7 +16,7 @@ from residentview.report.html_page import (
 )
 from residentview.report.model_view import ModelView, comparison_names, comparison_weights
 from residentview.report.review_queue import REVIEW_BAND, ReviewQueue
-from residentview.report.run_outputs import DEFAULT_THRESHOLD, RunOutputs
+from residentview.report.run_outputs import DEFAULT_THRESHOLD, IdChangesThisRun, RunOutputs, id_changes_this_run
 
 CLUSTERS_SHOWN = 5
 MEMBERS_SHOWN = 20  # per resident: a runaway cluster of thousands must not swamp the page
@@ -74,8 +74,7 @@ def summary(page: Page, inputs: ReportInputs) -> None:
     body += note(", ".join(facts) + ".")
     if households is None or not len(households):
         body += missing("No households in this run (households.parquet is missing or empty).")
-    if outputs.id_changes is not None and len(outputs.id_changes):
-        body += note(f"{len(outputs.id_changes):,} resident id changes since the previous run (id_changes.parquet).")
+    body += _id_changes(outputs)
     body += "<h3>Records per source</h3>" + table(
         metrics.summary_by_source(flags),
         {"records": count, "residents": count, "linked to another record": share_bar,
@@ -85,6 +84,55 @@ def summary(page: Page, inputs: ReportInputs) -> None:
     if outputs.problems:
         body += note("Inputs not available to this report: " + "; ".join(outputs.problems) + ".")
     page.section("summary", "Summary", body)
+
+
+def _id_changes(outputs: RunOutputs) -> str:
+    """This run's resident ids against the previous run's: kept, new, merged, split, retired.
+    Only this run's rows of id_changes count (the file holds every run's)."""
+    residents = id_changes_this_run(outputs, "resident")
+    if residents is None:
+        return "" if outputs.id_changes is None else missing(
+            "Changes to resident ids cannot be shown: id_changes.parquet or run.json lacks the run's timestamp.")
+    households = id_changes_this_run(outputs, "household")
+    if households is not None and not (households.total or households.merged or households.split or households.retired):
+        households = None  # no households now or before
+    if residents.first_run:
+        text = (f"This is the first run into this folder: there is no previous run to compare with, so all "
+                f"{residents.total:,} residents were given new ids")
+        text += f" (and all {households.total:,} households)." if households is not None else "."
+        return "<h3>Resident ids</h3>" + note(text)
+    body = "<h3>Resident ids compared with the previous run</h3>" + cards({
+        "kept the same id": count(residents.kept),
+        "new": count(residents.new),
+        "merged": count(residents.merged),
+        "split": count(residents.split),
+        "retired": count(residents.retired),
+    })
+    body += note(
+        f"Of this run's {residents.total:,} residents, {residents.kept:,} kept the id they had in the previous run "
+        f"and {residents.new:,} are new. "
+        "Kept: the same id as in the previous run, even if the resident gained or lost records. "
+        "New: none of the resident's records were in the previous run. "
+        "Merged: a previous resident found to be the same person as another; its records now sit under the "
+        "other's id and its own id is retired. "
+        "Split: a previous resident some of whose records moved to a different resident; it keeps its id on "
+        "its larger part. "
+        "Retired: a previous resident none of whose records are in this run. "
+        "The figures are for this run only; id_changes.parquet holds the changes of every run.")
+    if residents.new_from_previous:
+        body += note("Residents given a new id although their records were in the previous run (records split "
+                     "off from, or brought together from, other residents): "
+                     f"{residents.new_from_previous:,}.")
+    if households is not None:
+        body += note(_household_changes(households))
+    return body
+
+
+def _household_changes(households: IdChangesThisRun) -> str:
+    if households.first_run:
+        return f"Households: all {households.total:,} were given new ids (there were none to compare with)."
+    return (f"Households, counted the same way: {households.kept:,} kept the same id, {households.new:,} new, "
+            f"{households.merged:,} merged, {households.split:,} split, {households.retired:,} retired.")
 
 
 def data_quality(page: Page, inputs: ReportInputs) -> None:
