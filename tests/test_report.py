@@ -373,9 +373,9 @@ def test_records_get_their_resident_whichever_order_links_come_in():
 
 
 # review_queue.csv -------------------------------------------------------------------------------
-def test_review_queue_has_an_empty_decision_column(queue):
+def test_review_queue_has_an_empty_decision_column_first(queue):
     assert len(queue) > 0
-    assert queue.columns[-1] == "decision" and (queue["decision"] == "").all()
+    assert list(queue.columns[:2]) == ["decision", "note"] and (queue["decision"] == "").all()
 
 
 def test_review_queue_shows_both_records_and_each_comparison_weight(queue):
@@ -424,7 +424,7 @@ def test_report_from_a_folder_with_only_resident_links_says_what_is_missing(tmp_
                   "match_probability": [1.0, 1.0]}).to_parquet(tmp_path / "resident_links.parquet")
     html = write_report(tmp_path).read_text(encoding="utf-8")
     assert "pairs.parquet is missing" in html and "model.json is missing" in html
-    assert (tmp_path / "review_queue.csv").read_text().startswith("review_id")
+    assert (tmp_path / "review_queue.csv").read_text().startswith("decision,note,review_id")
 
 
 def test_report_survives_a_model_splink_cannot_read_and_pairs_without_weights(run_folder, tmp_path):

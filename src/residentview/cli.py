@@ -286,5 +286,62 @@ def report(outdir: Path, labels: Path | None) -> None:
     _say(f"report: {path}")
 
 
+@main.group()
+def review() -> None:
+    """Reviewers' decisions: import them into an output folder."""
+
+
+@review.command(name="apply")
+@click.argument("outdir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--reviewer", help="Name recorded with decisions whose row names no reviewer.")
+@handles_errors
+def review_apply(outdir: Path, file: Path, reviewer: str | None) -> None:
+    """Import the decisions in FILE (a filled-in review_queue.csv, or any CSV with source_l,
+    record_id_l, source_r, record_id_r, decision) into OUTDIR. They take effect at the next run.
+
+    A file with a bad row imports nothing: each bad row is listed with its line number."""
+    from residentview.review.apply import apply_decisions
+    from residentview.review.store import pair_label
+
+    applied = apply_decisions(outdir, file, reviewer)
+    counts = applied.imported.counts
+    if not len(applied.imported.rows):
+        _say(f"nothing new in {file}: {applied.imported.n_repeated} decision(s) already held, "
+             f"{applied.imported.n_blank} row(s) without a decision")
+    else:
+        _say(f"imported {len(applied.imported.rows):,} decision(s) from {file} into {outdir}: "
+             + ", ".join(f"{n:,} {word}" for word, n in counts.items())
+             + "; they take effect at the next `residentview link`")
+    overruled = applied.in_force.overruled
+    if len(overruled):
+        click.echo(f"warning: {len(overruled)} decision(s) contradict later ones (A = B, B = C but A ≠ C); "
+                   "the later decision wins:", err=True)
+        for row in overruled.itertuples(index=False):
+            click.echo(f"  overruled: {row.decision} {pair_label(row)} (decision {row.decision_id}, "
+                       f"{row.reviewer or 'no reviewer'})", err=True)
+
+
+@main.group()
+def audit() -> None:
+    """The output folder's audit log (audit.jsonl)."""
+
+
+@audit.command(name="verify")
+@click.argument("outdir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@handles_errors
+def audit_verify(outdir: Path) -> None:
+    """Check that OUTDIR's audit log is intact: exit 0 when it is, 2 when not."""
+    from residentview.audit import verify
+
+    check = verify(outdir)
+    if check.intact:
+        _say(f"audit log intact: {check.n_entries:,} entries")
+        return
+    for problem in check.problems:
+        click.echo(f"  {problem}", err=True)
+    _fail(f"error: {outdir}/audit.jsonl is broken: {len(check.problems)} problem(s) above", EXIT_BAD_INPUT)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

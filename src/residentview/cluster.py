@@ -506,12 +506,28 @@ def _dates_meet(group_a: list, group_b: list, people: dict[int, _Person]) -> boo
     return any(dob_compatible(x, y) for x in dates_a for y in dates_b)
 
 
+def _apart(pairs: Optional[pd.DataFrame]) -> dict[int, set]:
+    """unique_id -> the records a reviewer said are someone else (`non-match` decisions)."""
+    apart: dict[int, set] = {}
+    if pairs is None:
+        return apart
+    for left, right in zip(pairs["unique_id_l"].tolist(), pairs["unique_id_r"].tolist()):
+        apart.setdefault(int(left), set()).add(int(right))
+        apart.setdefault(int(right), set()).add(int(left))
+    return apart
+
+
 @cycle_collector_paused()  # see _people
-def _constrained(edges: pd.DataFrame, people: dict[int, _Person]) -> dict[int, int]:
-    """Greedy merge, strongest pair first, refusing merges that would join conflicting records."""
+def _constrained(edges: pd.DataFrame, people: dict[int, _Person], must: Optional[pd.DataFrame] = None,
+                 apart: Optional[dict[int, set]] = None) -> dict[int, int]:
+    """Greedy merge, strongest pair first, refusing merges that would join conflicting records.
+    A reviewer's word comes first: `must` pairs (unique_id_l, unique_id_r) are joined before
+    any other and whatever their evidence; two groups holding records a reviewer set `apart`
+    (unique_id -> unique_ids) are never joined."""
     parent = {uid: uid for uid in people}
     members = {uid: [uid] for uid in people}
     numbers = {uid: set(p.ids) for uid, p in people.items()}
+    banned = {uid: set(others) for uid, others in (apart or {}).items() if uid in people}
 
     def find(x):
         while parent[x] != x:
@@ -519,9 +535,25 @@ def _constrained(edges: pd.DataFrame, people: dict[int, _Person]) -> dict[int, i
             x = parent[x]
         return x
 
+    def join(a, b):
+        if len(members[a]) < len(members[b]):
+            a, b = b, a
+        parent[b] = a
+        members[a].extend(members.pop(b))
+        numbers[a] |= numbers.pop(b)
+        if b in banned:
+            banned.setdefault(a, set()).update(banned.pop(b))
+
+    if must is not None:
+        for left, right in zip(must["unique_id_l"].tolist(), must["unique_id_r"].tolist()):
+            a, b = find(int(left)), find(int(right))
+            if a != b:
+                join(a, b)
     for left, right in zip(edges["unique_id_l"].to_numpy(), edges["unique_id_r"].to_numpy()):
         a, b = find(int(left)), find(int(right))
         if a == b:
+            continue
+        if (a in banned and not banned[a].isdisjoint(members[b])) or (b in banned and not banned[b].isdisjoint(members[a])):
             continue
         tied = share_a_number(numbers[a], numbers[b])
         meet = _dates_meet(members[a], members[b], people)
@@ -529,41 +561,67 @@ def _constrained(edges: pd.DataFrame, people: dict[int, _Person]) -> dict[int, i
             continue
         if not names_fit([people[x] for x in members[a]], [people[y] for y in members[b]]):
             continue
-        if len(members[a]) < len(members[b]):
-            a, b = b, a
-        parent[b] = a
-        members[a].extend(members.pop(b))
-        numbers[a] |= numbers.pop(b)
+        join(a, b)
     return {uid: find(uid) for uid in people}
 
 
-def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float) -> pd.DataFrame:
+EDGE_COLUMNS = ["unique_id_l", "unique_id_r", "match_weight", "match_probability"]
+
+
+def _decided_edges(must_link: Optional[pd.DataFrame], edges: pd.DataFrame) -> pd.DataFrame:
+    """A reviewer's `match` pairs as edges stronger than any score (probability 1)."""
+    if must_link is None or not len(must_link):
+        return edges.iloc[:0]
+    return pd.DataFrame({
+        "unique_id_l": must_link["unique_id_l"].to_numpy(np.int64),
+        "unique_id_r": must_link["unique_id_r"].to_numpy(np.int64),
+        "match_weight": np.inf, "match_probability": 1.0,
+    })
+
+
+def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float,
+                    must_link: Optional[pd.DataFrame] = None,
+                    cannot_link: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """One row per record: unique_id, cluster_key (lowest member unique_id), match_probability
-    (the strongest pair tying the record to its resident; 1.0 for a resident of one record)."""
+    (the strongest pair tying the record to its resident; 1.0 for a resident of one record).
+
+    Reviewers' decisions are inputs like the scored pairs: `must_link` pairs (unique_id_l,
+    unique_id_r) share a resident whatever their score, `cannot_link` pairs never do, not even
+    through other records. The two must not contradict each other (see `review.in_force`)."""
     ids = records["unique_id"].to_numpy(dtype=np.int64)
     n_ids = int(ids.max()) + 1 if len(ids) else 0
-    edges = pairs.loc[pairs["match_probability"] >= threshold, ["unique_id_l", "unique_id_r", "match_weight", "match_probability"]]
+    edges = pairs.loc[pairs["match_probability"] >= threshold, EDGE_COLUMNS]
+    decided = _decided_edges(must_link, edges)
+    if len(decided):
+        edges = pd.concat([decided, edges], ignore_index=True)
     edges = edges.sort_values(["match_weight", "unique_id_l", "unique_id_r"], ascending=[False, True, True], kind="mergesort")
     left, right = edges["unique_id_l"].to_numpy(np.int64), edges["unique_id_r"].to_numpy(np.int64)
 
-    labels = pd.Series(_components(n_ids, left, right)[ids], index=records.index)
+    component = _components(n_ids, left, right)
+    labels = pd.Series(component[ids], index=records.index)
     root = pd.Series(ids, index=records.index).groupby(labels).transform("min").to_numpy()
     root_of = dict(zip(ids.tolist(), root.tolist()))
 
     context, measured, references = _context(records, left, right)
     suspects = _may_conflict(records, labels, context)
+    apart = _apart(cannot_link)
+    if cannot_link is not None and len(cannot_link):
+        cl, cr = cannot_link["unique_id_l"].to_numpy(np.int64), cannot_link["unique_id_r"].to_numpy(np.int64)
+        suspects |= set(component[cl][component[cl] == component[cr]].tolist())
     people: dict[int, _Person] = {}
     if suspects:
         suspect_ids = ids[labels.isin(suspects).to_numpy()]
         people = _people(records, suspect_ids, context)
         inside = np.isin(left, suspect_ids)
-        assigned = _constrained(edges[inside], people)
+        scored = ~np.isinf(edges["match_weight"].to_numpy())  # the decided edges go first, as `must`
+        must = decided[np.isin(decided["unique_id_l"].to_numpy(np.int64), suspect_ids)] if len(decided) else None
+        assigned = _constrained(edges[inside & scored], people, must, apart)
         group = pd.Series(assigned)
         lowest = group.index.to_series().groupby(group.values).transform("min")
         root_of.update(dict(zip(lowest.index.tolist(), lowest.tolist())))
 
     key = np.array([root_of[i] for i in ids.tolist()], dtype=np.int64)
-    attached = _attach_initials(records, pairs, key, threshold, context, people)
+    attached = _attach_initials(records, pairs, key, threshold, context, people, apart)
     if len(attached):
         key = _lowest_member_keys(ids, key, attached)
         edges = pd.concat([edges, attached[edges.columns]], ignore_index=True)
@@ -591,7 +649,7 @@ def _same_place(records: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarr
 
 @cycle_collector_paused()  # see _people
 def _attach_initials(records: pd.DataFrame, pairs: pd.DataFrame, key: np.ndarray, threshold: float,
-                     context: _Context, known: dict[int, _Person]) -> pd.DataFrame:
+                     context: _Context, known: dict[int, _Person], apart: dict[int, set]) -> pd.DataFrame:
     """'MR T THOMPSON' on the council tax at the home of THOMAS THOMPSON: an initial and a surname
     score like any member of the household, below the threshold. A record that is a resident on
     its own, gives only an initial and no date of birth, and scored at least ATTACH_FLOOR with
@@ -629,13 +687,13 @@ def _attach_initials(records: pd.DataFrame, pairs: pd.DataFrame, key: np.ndarray
     people = {**known, **_people(records, missing, context)} if len(missing) else known
 
     def fits(record: int, group: list) -> bool:
+        if not apart.get(record, set()).isdisjoint(group):
+            return False  # a reviewer said this record is someone else than one of them
         x = people[record]
-        tied = share_a_number(x.ids, set().union(*(p.ids for p in group)))
-        return not any(cannot_link(x, y, tied) for y in group) and names_fit([x], group)
+        tied = share_a_number(x.ids, set().union(*(people[m].ids for m in group)))
+        return not any(cannot_link(x, people[m], tied) for m in group) and names_fit([x], [people[m] for m in group])
 
-    fitting = [
-        fits(r, [people[m] for m in members[k].tolist()]) for r, k in zip(best["record"].tolist(), best["resident"].tolist())
-    ]
+    fitting = [fits(r, members[k].tolist()) for r, k in zip(best["record"].tolist(), best["resident"].tolist())]
     best = best.loc[np.array(fitting, dtype=bool)]
     best = best[~best["record"].duplicated(keep=False)]  # exactly one resident it could stand for
     keep = []
@@ -643,7 +701,7 @@ def _attach_initials(records: pd.DataFrame, pairs: pd.DataFrame, key: np.ndarray
     for record, resident in zip(best["record"].tolist(), best["resident"].tolist()):
         ok = not joined.get(resident) or fits(record, joined[resident])
         if ok:
-            joined.setdefault(resident, []).append(people[record])
+            joined.setdefault(resident, []).append(record)
         keep.append(ok)
     attached = best[np.array(keep, dtype=bool)]
     if len(attached):

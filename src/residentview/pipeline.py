@@ -7,6 +7,7 @@ outputs of CONTRACT §3 atomically. Persistence of resident ids: the previous ru
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -23,6 +24,9 @@ from residentview.linkage import link_records
 from residentview.outputs import staged_output
 from residentview.progress import pipeline_progress
 from residentview.resident_view import ResidentView, build_resident_view, write_view
+from residentview.review.apply import decisions_to_honour, write_decisions
+from residentview.review.in_force import DecisionsInForce, decisions_in_force, no_decisions, violations
+from residentview.review.store import as_store_table, empty_store
 from residentview.sources import SourceSummary, read_sources
 from residentview.standardise import standardise
 
@@ -50,6 +54,9 @@ class LinkResult:
     review_pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
+    decisions: pd.DataFrame = field(default_factory=empty_store)  # the store, with this run's imports
+    new_decisions: set = field(default_factory=set)  # decision_ids imported by this run
+    in_force: DecisionsInForce = field(default_factory=no_decisions)
 
     @property
     def links(self) -> pd.DataFrame:
@@ -68,7 +75,11 @@ class LinkResult:
         return self.view.id_changes
 
     def _rebase(self, previous: Path) -> None:
-        """Carry resident ids over from a previous run found in the folder being written to."""
+        """Carry resident ids over from a previous run found in the folder being written to, and
+        honour the decisions kept there."""
+        self.decisions, self.new_decisions = decisions_to_honour(previous)
+        self.in_force, self.clusters = _clustered(self.records, self.pairs, self.config.linkage.threshold,
+                                                  self.decisions, self.diagnostics)
         self.view = build_resident_view(
             self.records, self.clusters, previous,
             self.config.resident_view.source_priority, self.run_timestamp,
@@ -86,6 +97,7 @@ class LinkResult:
             "n_households": int(len(self.view.households)),
             "previous": str(self.previous) if self.previous else None,
             "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
+            "decisions": self.diagnostics.get("decisions", {}),
             "diagnostics": self.diagnostics,
         }
 
@@ -96,12 +108,12 @@ class LinkResult:
             self._rebase(folder)
         with staged_output(folder) as staging:
             if report:
-                self._write_files_and_report(staging)
+                self._write_files_and_report(staging, folder)
             else:
-                self._write_files(staging)
+                self._write_files(staging, folder)
         return folder
 
-    def _write_files_and_report(self, staging: Path) -> None:
+    def _write_files_and_report(self, staging: Path, folder: Path) -> None:
         from residentview.report import write_report
         from residentview.report.run_outputs import run_outputs_in_memory
 
@@ -109,24 +121,27 @@ class LinkResult:
         # same frames (read only by both): Parquet, DuckDB and file writes release the GIL, so
         # at a million records much of their time hides behind the report's.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            files = pool.submit(self._write_files, staging)
+            files = pool.submit(self._write_files, staging, folder)
             try:
                 write_report(staging, outputs=run_outputs_in_memory(
                     staging, self.view.links, self.records, self.view.residents, self.view.households,
                     self.view.id_changes, self.quality, self.pairs, self.model, self.run_info(),
+                    decisions=self.decisions,
                 ))
             finally:
                 files.result()  # its error, if any, surfaces here (after the report's own)
 
-    def _write_files(self, staging: Path) -> None:
-        """Every output but the report."""
+    def _write_files(self, staging: Path, folder: Optional[Path] = None) -> None:
+        """Every output but the report. `folder`: where they are going (for the audit log)."""
         # resident_links, residents, households, id_changes, data_quality and the database
-        write_view(staging, self.view, self.quality)
+        write_view(staging, self.view, self.quality, {"decisions": as_store_table(self.decisions)})
         self.records.to_parquet(staging / "records.parquet", index=False)
         self.pairs.to_parquet(staging / "pairs.parquet", index=False)
         self.review_pairs.to_parquet(staging / "review_pairs.parquet", index=False)
         (staging / "model.json").write_text(json.dumps(self.model, indent=2), encoding="utf-8")
         (staging / "run.json").write_text(json.dumps(self.run_info(), indent=2, default=str), encoding="utf-8")
+        write_decisions(folder if folder is not None else staging, staging, self.decisions, self.new_decisions,
+                        [run_entry(self, staging)])
 
 
 def link(
@@ -145,6 +160,8 @@ def link(
     if not has_previous_run(previous_dir):
         previous_dir = None
     run_timestamp = pd.Timestamp.now(tz="UTC").floor("s")
+    # Before any work: a bad row in a filled-in review queue stops the run here, not after it.
+    decisions, new_decisions = decisions_to_honour(previous_dir)
 
     with pipeline_progress(5, progress) as step:
         started = time.perf_counter()
@@ -165,9 +182,8 @@ def link(
 
         mark = time.perf_counter()
         step("clustering")
-        clusters = cluster_records(std.records, linkage.pairs, cfg.linkage.threshold)
-        linkage.diagnostics["adult_sources"] = clusters.attrs.get("adult_sources", {})
-        linkage.diagnostics["kept_references"] = clusters.attrs.get("kept_references", {})
+        in_force, clusters = _clustered(std.records, linkage.pairs, cfg.linkage.threshold, decisions,
+                                        linkage.diagnostics)
         timings["cluster"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
@@ -183,5 +199,46 @@ def link(
         config=cfg, records=std.records, quality=std.quality, pairs=pairs, clusters=clusters,
         model=linkage.model, view=view, summaries=summaries, run_timestamp=run_timestamp,
         previous=previous_dir, review_pairs=linkage.review_pairs, timings=timings,
-        diagnostics=linkage.diagnostics,
+        diagnostics=linkage.diagnostics, decisions=decisions, new_decisions=new_decisions, in_force=in_force,
     )
+
+
+def _clustered(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float, decisions: pd.DataFrame,
+               diagnostics: dict) -> tuple[DecisionsInForce, pd.DataFrame]:
+    """Cluster with the reviewers' decisions in force; what was honoured goes into `diagnostics`."""
+    in_force = decisions_in_force(decisions, records)
+    clusters = cluster_records(records, pairs, threshold, in_force.must_link, in_force.cannot_link)
+    broken = violations(in_force, clusters.set_index("unique_id")["cluster_key"])
+    if any(broken.values()):  # cannot happen: clustering joins must-links first and checks every merge
+        raise RuntimeError(f"clustering broke reviewers' decisions: {broken}")
+    diagnostics["adult_sources"] = clusters.attrs.get("adult_sources", {})
+    diagnostics["kept_references"] = clusters.attrs.get("kept_references", {})
+    diagnostics["decisions"] = {**in_force.summary(), "in_store": int(len(decisions)), "broken": 0}
+    if len(in_force.overruled):
+        log.warning("%d decisions contradict later ones and are overruled (see the report)", len(in_force.overruled))
+    return in_force, clusters
+
+
+def run_entry(result: LinkResult, staging: Path) -> dict:
+    """The audit log's entry for a run: who ran what on which inputs, and what came out."""
+    from residentview.audit import os_user, versions
+    from residentview.review.store import file_digest
+
+    config = result.config
+    inputs = {}
+    for name in config.sources:
+        path = config.source_path(name)
+        inputs[name] = {"file": path.name, "sha256": file_digest(path)}
+    settings = json.dumps(config.model_dump(mode="json"), sort_keys=True, default=str).encode("utf-8")
+    return {
+        "event": "link", "user": os_user(), "versions": versions(),
+        "config_sha256": hashlib.sha256(settings).hexdigest(),
+        "model_sha256": file_digest(staging / "model.json"),
+        "inputs": inputs,
+        "counts": {"records": int(len(result.records)), "residents": int(result.view.links["resident_id"].nunique()),
+                   "households": int(len(result.view.households)),
+                   "by_source": {s.source: s.n_records for s in result.summaries}},
+        "threshold": config.linkage.threshold,
+        "decisions": result.diagnostics.get("decisions", {}),
+        "run_timestamp": result.run_timestamp.isoformat(),
+    }

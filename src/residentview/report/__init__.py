@@ -13,12 +13,16 @@ from typing import Optional, Union
 
 import pandas as pd
 
+from residentview.audit import os_user
 from residentview.outputs import staged_output
 from residentview.report import linkage_metrics as metrics
 from residentview.report import sections
 from residentview.report.html_page import Page
 from residentview.report.model_view import build_model_view, comparison_names, input_columns
-from residentview.report.review_queue import build_review_queue, empty_review_queue
+from residentview.report.review_queue import build_review_queue, empty_review_queue, undecided
+from residentview.review.apply import decisions_to_honour, update_database, write_decisions
+from residentview.review.in_force import decided_pairs
+from residentview.review.store import empty_store
 from residentview.report.run_outputs import RunOutputs, read_labels, read_run_outputs
 from residentview.report.sections import ReportInputs
 
@@ -44,8 +48,10 @@ def _prepare(folder: Path, labels: Optional[Path], outputs: Optional[RunOutputs]
                           suspicious=suspicious, model_view=model_view, model_problem=model_problem,
                           queue=None, labels=label_frame)
     if inputs.pairs is not None and members is not None:
+        decided = (decided_pairs(outputs.decisions, records) if outputs.decisions is not None
+                   else decided_pairs(empty_store(), records))
         inputs.queue = build_review_queue(
-            inputs.pairs, members, suspicious, outputs.threshold,
+            undecided(inputs.pairs, decided), members, suspicious, outputs.threshold,
             model_view.levels if model_view else None, comparison_names(inputs.pairs, model_view),
         )
     return inputs
@@ -79,7 +85,14 @@ def write_report(folder: Union[str, Path], labels: Optional[Union[str, Path]] = 
 def rebuild_report(outdir: Union[str, Path], labels: Optional[Union[str, Path]] = None) -> Path:
     """`residentview report OUTDIR`: rebuild report.html and review_queue.csv in place, atomically."""
     outdir = Path(outdir)
-    inputs = _prepare(outdir, _labels_path(labels))  # bad input fails here, before anything is staged
+    # Decisions filled into the queue about to be replaced are imported first: none is lost.
+    decisions, new_decisions = decisions_to_honour(outdir)
+    outputs = read_run_outputs(outdir)
+    outputs.decisions = decisions
+    inputs = _prepare(outdir, _labels_path(labels), outputs)  # bad input fails here, before anything is staged
     with staged_output(outdir) as staging:
         _write(inputs, staging)
+        if new_decisions:
+            write_decisions(outdir, staging, decisions, new_decisions, [{"event": "report", "user": os_user()}])
+            update_database(outdir, staging, decisions)
     return outdir / "report.html"

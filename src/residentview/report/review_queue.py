@@ -118,7 +118,9 @@ def build_review_queue(pairs: pd.DataFrame, members: pd.DataFrame, suspicious: p
     )
     rows["match_probability"] = rows["match_probability"].round(6)
     rows["match_weight"] = rows["match_weight"].round(3)
-    rows["decision"] = ""
+    # First, where a reviewer filling the file in sees them (`residentview review apply` reads them).
+    rows.insert(0, "note", "")
+    rows.insert(0, "decision", "")
     return ReviewQueue(
         rows=rows,
         n_near_threshold=int(near.sum()),
@@ -128,5 +130,15 @@ def build_review_queue(pairs: pd.DataFrame, members: pd.DataFrame, suspicious: p
 
 
 def empty_review_queue() -> pd.DataFrame:
-    return pd.DataFrame(columns=["review_id", "reason", "match_probability", "match_weight",
-                                 "unique_id_l", "unique_id_r", "decision"])
+    return pd.DataFrame(columns=["decision", "note", "review_id", "reason", "match_probability", "match_weight",
+                                 "unique_id_l", "unique_id_r", "source_l", "record_id_l", "source_r", "record_id_r"])
+
+
+def undecided(pairs: pd.DataFrame, decided: pd.DataFrame) -> pd.DataFrame:
+    """`pairs` without those a reviewer has already decided (unique_id_l / unique_id_r either way round)."""
+    if not len(decided) or not len(pairs):
+        return pairs
+    low = np.minimum(pairs["unique_id_l"].to_numpy(np.int64), pairs["unique_id_r"].to_numpy(np.int64))
+    high = np.maximum(pairs["unique_id_l"].to_numpy(np.int64), pairs["unique_id_r"].to_numpy(np.int64))
+    seen = pd.MultiIndex.from_arrays([decided["unique_id_l"].to_numpy(np.int64), decided["unique_id_r"].to_numpy(np.int64)])
+    return pairs[~pd.MultiIndex.from_arrays([low, high]).isin(seen)]

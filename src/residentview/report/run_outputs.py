@@ -34,6 +34,7 @@ class RunOutputs:
     model: Optional[dict] = None
     run: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    decisions: Optional[pd.DataFrame] = None  # the reviewers' decisions store (review/store.py)
 
     @property
     def threshold(self) -> float:
@@ -184,12 +185,24 @@ def read_run_outputs(folder: Path) -> RunOutputs:
         model=_read_json(folder / "model.json", problems),
         run=_read_json(folder / "run.json", problems) or {},
         problems=problems,
+        decisions=_read_decisions(folder, problems),
     )
+
+
+def _read_decisions(folder: Path, problems: list[str]) -> Optional[pd.DataFrame]:
+    from residentview.review.store import read_store
+
+    try:
+        return read_store(folder)
+    except DataError as exc:
+        problems.append(str(exc))
+        return None
 
 
 def run_outputs_in_memory(folder: Path, links: pd.DataFrame, records: Optional[pd.DataFrame],
                           residents: pd.DataFrame, households: pd.DataFrame, id_changes: pd.DataFrame,
-                          quality: pd.DataFrame, pairs: pd.DataFrame, model: dict, run: dict) -> RunOutputs:
+                          quality: pd.DataFrame, pairs: pd.DataFrame, model: dict, run: dict,
+                          decisions: Optional[pd.DataFrame] = None) -> RunOutputs:
     """The outputs a run has just written to `folder`, from the frames it wrote rather than read
     back: at a million records reading them again took 4 s and 2 GB. Shaped as
     `read_run_outputs` shapes them (the report is the same either way)."""
@@ -203,6 +216,7 @@ def run_outputs_in_memory(folder: Path, links: pd.DataFrame, records: Optional[p
         residents=fresh_index(residents), households=fresh_index(households),
         id_changes=fresh_index(id_changes), quality=fresh_index(quality),
         pairs=fresh_index(pairs), model=model, run=json.loads(json.dumps(run, default=str)),
+        decisions=decisions,
     )
 
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from residentview.resident_view.database import DATABASE_FILE, as_arrow_table, write_tables
@@ -144,10 +145,12 @@ def write_database(folder: Path, view: ResidentView, quality: pd.DataFrame) -> P
     return write_tables(Path(folder) / DATABASE_FILE, view_tables(view, quality))
 
 
-def write_view(folder: Path, view: ResidentView, quality: pd.DataFrame) -> None:
+def write_view(folder: Path, view: ResidentView, quality: pd.DataFrame,
+               database_only: Optional[dict[str, Union[pd.DataFrame, pa.Table]]] = None) -> None:
     """Write each of the view's tables as `<name>.parquet` and all of them to the database,
-    converting each frame to Arrow once for both."""
+    converting each frame to Arrow once for both. `database_only`: more tables for the database
+    whose files are written elsewhere (the decisions store)."""
     tables = {name: as_arrow_table(frame) for name, frame in view_tables(view, quality).items()}
     for name, table in tables.items():
         pq.write_table(table, Path(folder) / f"{name}.parquet")
-    write_tables(Path(folder) / DATABASE_FILE, tables)
+    write_tables(Path(folder) / DATABASE_FILE, tables | (database_only or {}))
