@@ -458,3 +458,78 @@ def test_a_date_of_birth_one_typo_apart_does_not_split_a_pair_the_model_is_sure_
                    ("JOHN", "1990-12-06", None, None))
     out = cluster_records(recs, pairs((0, 1, 0.99), (1, 2, 0.99)), threshold=0.95)
     assert residents(out) == {frozenset({0, 1, 2})}
+
+
+# Reviewers' decisions: must-link and cannot-link pairs ------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from residentview.review.in_force import decisions_in_force, violations  # noqa: E402
+from residentview.review.store import appended, empty_store  # noqa: E402
+
+
+def decided(*pairs_):
+    """(left, right) unique_id pairs as a decisions frame for cluster_records."""
+    return pd.DataFrame(list(pairs_), columns=["unique_id_l", "unique_id_r"])
+
+
+def test_a_match_decision_joins_records_scored_below_the_threshold():
+    recs = records(("JOHN", "1980-01-02", None, None), ("JON", None, None, None))
+    out = cluster_records(recs, pairs((0, 1, 0.3)), threshold=0.95, must_link=decided((0, 1)))
+    assert residents(out) == {frozenset({0, 1})}
+    assert out["match_probability"].tolist() == [1.0, 1.0]
+
+
+def test_a_match_decision_wins_over_conflicting_numbers():
+    recs = records(("AMY", "2010-05-06", "9434765919", None), ("AMY", "2010-05-06", "4010232137", None))
+    out = cluster_records(recs, pairs((0, 1, 0.99)), threshold=0.95, must_link=decided((0, 1)))
+    assert residents(out) == {frozenset({0, 1})}
+
+
+def test_a_non_match_decision_splits_even_through_a_chain_of_other_records():
+    recs = records(*[("JOHN", "1980-01-02", None, None)] * 3)
+    out = cluster_records(recs, pairs((0, 1, 0.999), (1, 2, 0.998)), threshold=0.95, cannot_link=decided((0, 2)))
+    assert len(residents(out)) == 2
+    assert frozenset({0, 2}) not in {frozenset(r & {0, 2}) for r in residents(out)}
+
+
+def test_a_non_match_decision_keeps_an_initial_from_joining_the_only_resident_at_its_address():
+    recs = records(("THOMAS", "1970-03-04", None, None), ("T", None, None, None))
+    recs["address"], recs["postcode"] = "1 HIGH STREET", "AB1 2CD"
+    free = cluster_records(recs, pairs((0, 1, 0.5)), threshold=0.95)
+    assert residents(free) == {frozenset({0, 1})}  # attached as the only THOMAS at the address
+    kept_apart = cluster_records(recs, pairs((0, 1, 0.5)), threshold=0.95, cannot_link=decided((0, 1)))
+    assert residents(kept_apart) == {frozenset({0}), frozenset({1})}
+
+
+N_RECORDS = 8
+FIRSTS = ["JOHN", "JON", "MARY", "J", None]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    people=st.lists(st.tuples(st.sampled_from(FIRSTS), st.sampled_from([None, "1980-01-02", "1981-02-03"]),
+                              st.sampled_from([None, "9434765919", "4010232137"])),
+                    min_size=N_RECORDS, max_size=N_RECORDS),
+    scored=st.lists(st.tuples(st.integers(0, N_RECORDS - 1), st.integers(0, N_RECORDS - 1), st.floats(0.01, 0.999)),
+                    max_size=20),
+    said=st.lists(st.tuples(st.integers(0, N_RECORDS - 1), st.integers(0, N_RECORDS - 1),
+                            st.sampled_from(["match", "non-match", "unsure"])), max_size=12),
+)
+def test_decisions_in_force_are_always_honoured_and_every_record_is_in_one_resident(people, scored, said):
+    recs = records(*[(first, dob, nhs, None) for first, dob, nhs in people])
+    recs["record_id"] = recs["unique_id"].astype(str)
+    edges = pairs(*[(min(a, b), max(a, b), p) for a, b, p in scored if a != b])
+    rows = pd.DataFrame([{"source_l": "src", "record_id_l": str(a), "source_r": "src", "record_id_r": str(b),
+                          "decision": word} for a, b, word in said if a != b],
+                        columns=["source_l", "record_id_l", "source_r", "record_id_r", "decision"])
+    in_force = decisions_in_force(appended(empty_store(), rows), recs)
+    out = cluster_records(recs, edges, threshold=0.95, must_link=in_force.must_link, cannot_link=in_force.cannot_link)
+    assert sorted(out["unique_id"]) == list(range(N_RECORDS))
+    assert violations(in_force, out.set_index("unique_id")["cluster_key"]) == {"match": 0, "non-match": 0}
+    # Every decision is either in force or overruled by a later one.
+    active = {*in_force.must_link["decision_id"], *in_force.cannot_link["decision_id"]}
+    overruled = set(in_force.overruled["decision_id"])
+    latest_words = rows.assign(decision_id=range(1, len(rows) + 1))
+    assert not active & overruled
+    assert active | overruled <= set(latest_words["decision_id"])

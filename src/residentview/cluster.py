@@ -593,7 +593,7 @@ def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float
     edges = pairs.loc[pairs["match_probability"] >= threshold, EDGE_COLUMNS]
     decided = _decided_edges(must_link, edges)
     if len(decided):
-        edges = pd.concat([decided, edges], ignore_index=True)
+        edges = pd.concat([decided, edges], ignore_index=True) if len(edges) else decided
     edges = edges.sort_values(["match_weight", "unique_id_l", "unique_id_r"], ascending=[False, True, True], kind="mergesort")
     left, right = edges["unique_id_l"].to_numpy(np.int64), edges["unique_id_r"].to_numpy(np.int64)
 
@@ -725,4 +725,4 @@ def _membership(ids: np.ndarray, key: np.ndarray, edges: pd.DataFrame) -> np.nda
         e[["unique_id_l", "match_probability"]].set_axis(["unique_id", "p"], axis=1),
         e[["unique_id_r", "match_probability"]].set_axis(["unique_id", "p"], axis=1),
     ]).groupby("unique_id")["p"].max()
-    return best.reindex(ids).fillna(1.0).to_numpy(dtype=float)
+    return best.reindex(ids).astype(float).fillna(1.0).to_numpy(dtype=float)

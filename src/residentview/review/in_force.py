@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from residentview.review.store import PAIR_COLUMNS, latest
+from residentview.review.store import PAIR_COLUMNS, empty_store, latest
 
 PAIR_IDS = ("unique_id_l", "unique_id_r")
 
@@ -39,7 +39,7 @@ class DecisionsInForce:
 def no_decisions() -> DecisionsInForce:
     pairs = pd.DataFrame({"unique_id_l": pd.Series(dtype="int64"), "unique_id_r": pd.Series(dtype="int64"),
                           "decision_id": pd.Series(dtype="int64")})
-    return DecisionsInForce(pairs, pairs.copy(), pd.DataFrame(columns=list(PAIR_COLUMNS)), 0, 0)
+    return DecisionsInForce(pairs, pairs.copy(), empty_store(), 0, 0)
 
 
 def _with_unique_ids(decisions: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:

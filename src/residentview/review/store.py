@@ -104,9 +104,9 @@ def latest(store: pd.DataFrame) -> pd.DataFrame:
 
 
 def appended(store: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
-    """`new` decisions (store columns but decision_id) after those in `store`, numbered on."""
+    """`new` decisions (the pair and decision at least) after those in `store`, numbered on."""
     start = int(store["decision_id"].max()) + 1 if len(store) else 1
-    new = new.assign(decision_id=np.arange(start, start + len(new), dtype=np.int64))
+    new = new.assign(decision_id=np.arange(start, start + len(new), dtype=np.int64)).reindex(columns=list(STORE_COLUMNS))
     frames = [frame[list(STORE_COLUMNS)] for frame in (store, new) if len(frame)]
     return pd.concat(frames, ignore_index=True) if frames else empty_store()
 
