@@ -325,3 +325,37 @@ def test_a_decisions_store_changed_outside_residentview_is_found(linked, tmp_pat
     store.to_parquet(out / DECISIONS_FILE, index=False)
     check = verify(out)
     assert not check.intact and any("decisions.parquet" in p for p in check.problems)
+
+
+# the model measured on the decisions, and the report ---------------------------------------------
+def test_precision_and_recall_are_measured_on_the_decided_pairs_beside_the_models_estimate():
+    from residentview.review.in_force import DecisionsInForce
+    from residentview.review.measured import measure_on_decisions
+
+    must = pd.DataFrame({"unique_id_l": range(0, 20, 2), "unique_id_r": range(1, 21, 2), "decision_id": range(10)})
+    cannot = pd.DataFrame({"unique_id_l": range(100, 110), "unique_id_r": range(200, 210), "decision_id": range(10, 20)})
+    # 8 of the 10 matches scored 0.99, 2 scored 0.5; 3 of the 10 non-matches scored 0.97, 7 were never scored.
+    pairs = pd.concat([
+        pd.DataFrame({"unique_id_l": must["unique_id_l"], "unique_id_r": must["unique_id_r"],
+                      "match_probability": [0.99] * 8 + [0.5] * 2}),
+        pd.DataFrame({"unique_id_l": cannot["unique_id_l"][:3], "unique_id_r": cannot["unique_id_r"][:3],
+                      "match_probability": [0.97] * 3}),
+    ])
+    measured = measure_on_decisions(DecisionsInForce(must, cannot, empty_store(), 0, 0), pairs, 0.95)
+    assert measured.precision == pytest.approx(8 / 11) and measured.recall == pytest.approx(8 / 10)
+    assert measured.expected_precision == pytest.approx((8 * 0.99 + 3 * 0.97) / 11)
+    assert measured.expected_recall == pytest.approx((8 * 0.99 + 3 * 0.97) / (8 * 0.99 + 3 * 0.97 + 1.0))
+    assert measured.best_threshold == 0.98  # above the non-matches' 0.97, below the matches' 0.99
+    assert measured.best_f1 == pytest.approx(2 * 1 * 0.8 / 1.8)
+
+
+def test_the_report_shows_the_decisions_in_force_and_those_overruled(linked, tmp_path):
+    _, out = linked
+    path = decisions_csv(tmp_path / "d.csv", [("all:00001", "all:00003", "match"), ("all:00003", "all:00005", "match"),
+                                              ("all:00001", "all:00005", "non-match")], {"reviewer": "carol"})
+    assert run_cli("review", "apply", out, path).exit_code == 0
+    assert run_cli("report", out).exit_code == 0
+    html = (out / "report.html").read_text()
+    section = html[html.index('id="decisions"'):]
+    assert "Decisions that contradict later ones" in section
+    assert "all:00001 / all:00003" in section and "carol" in section

@@ -17,6 +17,8 @@ from residentview.report.html_page import (
 from residentview.report.model_view import ModelView, comparison_names, comparison_weights
 from residentview.report.review_queue import REVIEW_BAND, ReviewQueue
 from residentview.report.run_outputs import DEFAULT_THRESHOLD, IdChangesThisRun, RunOutputs, id_changes_this_run
+from residentview.review.in_force import decisions_in_force
+from residentview.review.measured import f1_score, measure_on_decisions
 
 CLUSTERS_SHOWN = 5
 MEMBERS_SHOWN = 20  # per resident: a runaway cluster of thousands must not swamp the page
@@ -484,3 +486,63 @@ def review(page: Page, inputs: ReportInputs) -> None:
         reasons = queue.rows["reason"].str.split("; ").explode().str.replace(r":.*", "", regex=True).value_counts()
         body += table(reasons.rename_axis("reason").reset_index(name="pairs"), {"pairs": count})
     page.section("review", "Review queue", body)
+
+
+def decisions(page: Page, inputs: ReportInputs) -> None:
+    """What reviewers decided, what this run honoured, and how the model fares on their decisions."""
+    title = "Reviewers' decisions"
+    store, records = inputs.outputs.decisions, inputs.outputs.records
+    if store is None or not len(store):
+        page.section("decisions", title, note(
+            "No decisions yet. Fill the decision column of review_queue.csv (match, non-match or unsure) and "
+            "run <code>residentview review apply OUTDIR review_queue.csv</code>, or simply run again into this "
+            "folder: a filled-in queue is imported before it is replaced. Every later run honours them."))
+        return
+    if records is None or not {"unique_id", "source", "record_id"} <= set(records.columns):
+        page.section("decisions", title, missing("records.parquet is missing: the decisions cannot be matched to records."))
+        return
+    in_force = decisions_in_force(store, records)
+    summary = in_force.summary()
+    body = cards({
+        "decisions made": count(len(store)),
+        "pairs kept together (match)": count(summary["match"]),
+        "pairs kept apart (non-match)": count(summary["non-match"]),
+        "unsure": count(summary["unsure"]),
+        "overruled by a later decision": count(summary["overruled"]),
+        "on records no longer in the sources": count(summary["inactive"]),
+    })
+    body += note("Every run into this folder honours the decisions in force: the records of a match share a "
+                 "resident whatever the model scores, and the records of a non-match never do, not even "
+                 "through other records. A later decision on the same pair replaces an earlier one; decisions "
+                 "are never deleted (decisions.parquet, and the decisions table of resident_view.duckdb).")
+    measured = measure_on_decisions(in_force, inputs.pairs, inputs.outputs.threshold)
+    if measured is not None:
+        rows = pd.DataFrame({
+            "at the threshold": ["precision", "recall", "F1"],
+            "measured on the decisions": [measured.precision, measured.recall, measured.f1_at_threshold],
+            "the model's own estimate, same pairs": [measured.expected_precision, measured.expected_recall,
+                                                     f1_score(measured.expected_precision, measured.expected_recall)],
+        })
+        body += f"<h3>The model against {measured.n_match + measured.n_non_match:,} decided pairs</h3>"
+        body += table(rows, {"measured on the decisions": decimal(3), "the model's own estimate, same pairs": decimal(3)})
+        if measured.best_threshold is not None:
+            body += note(
+                f"On these pairs a threshold of {measured.best_threshold:g} would give F1 {measured.best_f1:.3f} "
+                f"(at {inputs.outputs.threshold:g}: {measured.f1_at_threshold or 0:.3f}). The pairs reviewers see are "
+                "the uncertain ones, not a random sample of all pairs: read these figures as the model's accuracy "
+                "where it is least sure, and change the threshold only when they hold over several rounds.")
+    if len(in_force.overruled):
+        overruled = in_force.overruled.assign(
+            pair=in_force.overruled["source_l"] + ":" + in_force.overruled["record_id_l"] + " / "
+            + in_force.overruled["source_r"] + ":" + in_force.overruled["record_id_r"],
+            decided_at=pd.to_datetime(in_force.overruled["decided_at"], utc=True).dt.strftime("%Y-%m-%d %H:%M"),
+        )
+        body += "<h3>Decisions that contradict later ones</h3>"
+        body += note("Matches that chain across a non-match (A = B and B = C, but A ≠ C) cannot all hold. The later "
+                     "decision wins; these earlier ones are overruled. Review the pairs again if that is wrong.")
+        body += table(overruled[["decision_id", "decision", "pair", "reviewer", "decided_at"]])
+    by_reviewer = store.assign(reviewer=store["reviewer"].fillna("(not named)")).pivot_table(
+        index="reviewer", columns="decision", values="decision_id", aggfunc="count", fill_value=0)
+    body += "<h3>By reviewer</h3>" + table(by_reviewer.reset_index())
+    page.section("decisions", title, body)
+
