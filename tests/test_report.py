@@ -391,9 +391,24 @@ def test_review_queue_includes_pairs_inside_suspicious_residents(queue):
     assert father_son["reason"].str.contains("suspicious resident").all()
 
 
-def test_review_queue_lists_the_most_uncertain_pairs_first(queue):
+def test_review_queue_starts_with_the_most_uncertain_pair(queue):
     distance = (queue["match_weight"] - metrics.probability_to_weight(THRESHOLD)).abs()
-    assert distance.is_monotonic_increasing
+    assert distance.iloc[0] == distance.min()
+
+
+def test_review_queue_spreads_its_first_pairs_across_kinds_of_pair():
+    # 10 pairs agreeing on first name, all nearer the threshold than 10 pairs that disagree on it.
+    n = 10
+    pairs = pd.DataFrame({"unique_id_l": np.arange(2 * n), "unique_id_r": np.arange(2 * n) + 2 * n,
+                          "match_probability": np.r_[np.linspace(0.95, 0.951, n), np.linspace(0.96, 0.97, n)],
+                          "gamma_first_name": np.r_[np.full(n, 3), np.zeros(n, dtype=int)]})
+    members = pd.DataFrame({"unique_id": np.arange(4 * n), "source": "s", "record_id": np.arange(4 * n).astype(str),
+                            "resident_id": [f"R{i}" for i in range(4 * n)]})
+    queue = build_review_queue(pairs, members, pd.DataFrame(columns=["resident_id", "reason"]), 0.95, None, [])
+    kinds = (queue.rows["unique_id_l"] < n).map({True: "agree", False: "disagree"})
+    assert kinds.iloc[:2].tolist() == ["agree", "disagree"]  # one of each before a second of either
+    assert queue.rows["unique_id_l"].iloc[0] == 0  # the most uncertain of all first
+    assert len(queue.rows) == 2 * n
 
 
 def test_review_queue_is_capped_keeping_room_for_suspicious_pairs():

@@ -78,8 +78,9 @@ class LinkResult:
         """Carry resident ids over from a previous run found in the folder being written to, and
         honour the decisions kept there."""
         self.decisions, self.new_decisions = decisions_to_honour(previous)
-        self.in_force, self.clusters = _clustered(self.records, self.pairs, self.config.linkage.threshold,
-                                                  self.decisions, self.diagnostics)
+        self.in_force = decisions_in_force(self.decisions, self.records)
+        self.clusters = _clustered(self.records, self.pairs, self.config.linkage.threshold, self.in_force,
+                                   self.decisions, self.diagnostics)
         self.view = build_resident_view(
             self.records, self.clusters, previous,
             self.config.resident_view.source_priority, self.run_timestamp,
@@ -177,13 +178,14 @@ def link(
 
         mark = time.perf_counter()
         step("linking")
-        linkage = link_records(std.records, cfg.linkage, cfg.model_path())
+        in_force = decisions_in_force(decisions, std.records)
+        linkage = link_records(std.records, cfg.linkage, cfg.model_path(), labels=in_force.labels())
         timings["link"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
         step("clustering")
-        in_force, clusters = _clustered(std.records, linkage.pairs, cfg.linkage.threshold, decisions,
-                                        linkage.diagnostics)
+        clusters = _clustered(std.records, linkage.pairs, cfg.linkage.threshold, in_force, decisions,
+                              linkage.diagnostics)
         timings["cluster"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
@@ -203,10 +205,10 @@ def link(
     )
 
 
-def _clustered(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float, decisions: pd.DataFrame,
-               diagnostics: dict) -> tuple[DecisionsInForce, pd.DataFrame]:
-    """Cluster with the reviewers' decisions in force; what was honoured goes into `diagnostics`."""
-    in_force = decisions_in_force(decisions, records)
+def _clustered(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float, in_force: DecisionsInForce,
+               decisions: pd.DataFrame, diagnostics: dict) -> pd.DataFrame:
+    """Cluster with the reviewers' decisions in force (of the store `decisions`); what was
+    honoured goes into `diagnostics`."""
     clusters = cluster_records(records, pairs, threshold, in_force.must_link, in_force.cannot_link)
     broken = violations(in_force, clusters.set_index("unique_id")["cluster_key"])
     if any(broken.values()):  # cannot happen: clustering joins must-links first and checks every merge
@@ -216,7 +218,7 @@ def _clustered(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float, dec
     diagnostics["decisions"] = {**in_force.summary(), "in_store": int(len(decisions)), "broken": 0}
     if len(in_force.overruled):
         log.warning("%d decisions contradict later ones and are overruled (see the report)", len(in_force.overruled))
-    return in_force, clusters
+    return clusters
 
 
 def run_entry(result: LinkResult, staging: Path) -> dict:

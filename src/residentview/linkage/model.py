@@ -20,7 +20,7 @@ from residentview.errors import ConfigError
 from residentview.linkage.blocking import blocked_pairs_sql, choose_records_rules
 from residentview.linkage.comparisons import build_comparisons, compared_fields
 from residentview.linkage.frame import COMPARED_FIELDS, linking_frame, load_sql, with_derived
-from residentview.linkage.training import initial_prior, train
+from residentview.linkage.training import initial_prior, learn_m_from_labels, train
 
 log = logging.getLogger(__name__)
 
@@ -157,30 +157,24 @@ def _review_pairs(relation, threshold: float) -> pd.DataFrame:
 BLOCKED_PAIRS_TABLE = "blocked_pairs"
 
 
-def _predict(linker: Linker, sdf, connection):
-    """Splink's predict at PREDICT_FLOOR, from candidate pairs found by `blocked_pairs_sql`
-    rather than by Splink's own blocking query (same pairs, half the time). The scoring is
-    Splink's, assembled as its `predict` assembles it; should this Splink lack a piece of it,
-    or a rule be one this SQL cannot run (one exploding an array column), Splink's predict
-    runs instead."""
+def _scoring_sqls(linker: Linker, threshold: Optional[float]):
+    """Splink's SQL that scores a table of id pairs (`__splink__blocked_id_pairs`), as its
+    `predict` assembles it; None when this Splink lacks a piece of it, or a rule is one this
+    module's SQL cannot run (one exploding an array column)."""
     try:
         from splink.internals.blocking import BlockingRule
         from splink.internals.comparison_vector_values import compute_comparison_vector_values_from_id_pairs_sqls
-        from splink.internals.pipeline import CTEPipeline
         from splink.internals.predict import predict_from_comparison_vectors_sqls_using_settings
-        from splink.internals.vertically_concatenate import enqueue_df_concat_with_tf
 
         settings = linker._settings_obj
         rules = settings._blocking_rules_to_generate_predictions
         info = settings.column_info_settings
-        plain = (rules and settings._link_type == "dedupe_only" and info.source_dataset_input_column is None
+        plain = (settings._link_type == "dedupe_only" and info.source_dataset_input_column is None
                  and all(type(rule) is BlockingRule for rule in rules))
         if not plain:
             log.debug("scoring with Splink's own blocking (rules this query cannot run)")
-            return linker.inference.predict(threshold_match_probability=PREDICT_FLOOR)
-        sql = blocked_pairs_sql([rule.blocking_rule_sql for rule in rules], sdf.physical_name,
-                                info.unique_id_input_column.unquote().name)
-        scoring = [
+            return None
+        return [
             *compute_comparison_vector_values_from_id_pairs_sqls(
                 settings._columns_to_select_for_blocking,
                 settings._columns_to_select_for_comparison_vector_values,
@@ -191,15 +185,21 @@ def _predict(linker: Linker, sdf, connection):
                 link_type=settings._link_type,
                 sql_dialect_str=linker._sql_dialect_str,
             ),
-            *predict_from_comparison_vectors_sqls_using_settings(settings, PREDICT_FLOOR, None),
+            *predict_from_comparison_vectors_sqls_using_settings(settings, threshold, None),
         ]
-        db_api = linker._db_api
     except (ImportError, AttributeError, TypeError) as exc:
         log.debug("scoring with Splink's own blocking (%s)", exc)
-        return linker.inference.predict(threshold_match_probability=PREDICT_FLOOR)
+        return None
 
-    connection.execute(f"CREATE OR REPLACE TABLE {BLOCKED_PAIRS_TABLE} AS {sql}")
+
+def _score_id_pairs(linker: Linker, connection, pairs_sql: str, scoring: list):
+    """Score the pairs `pairs_sql` selects (match_key, join_key_l < join_key_r) with `scoring`."""
+    from splink.internals.pipeline import CTEPipeline
+    from splink.internals.vertically_concatenate import enqueue_df_concat_with_tf
+
+    connection.execute(f"CREATE OR REPLACE TABLE {BLOCKED_PAIRS_TABLE} AS {pairs_sql}")
     try:
+        db_api = linker._db_api
         blocked = db_api.table_to_splink_dataframe("__splink__blocked_id_pairs", BLOCKED_PAIRS_TABLE)
         pipeline = CTEPipeline([blocked])
         enqueue_df_concat_with_tf(linker, pipeline)
@@ -207,6 +207,40 @@ def _predict(linker: Linker, sdf, connection):
         return db_api.sql_pipeline_to_splink_dataframe(pipeline)
     finally:
         connection.execute(f"DROP TABLE IF EXISTS {BLOCKED_PAIRS_TABLE}")
+
+
+def _predict(linker: Linker, sdf, connection):
+    """Splink's predict at PREDICT_FLOOR, from candidate pairs found by `blocked_pairs_sql`
+    rather than by Splink's own blocking query (same pairs, half the time). Should this Splink
+    lack a piece of the scoring, Splink's predict runs instead."""
+    rules = linker._settings_obj._blocking_rules_to_generate_predictions
+    scoring = _scoring_sqls(linker, PREDICT_FLOOR) if rules else None
+    if scoring is None:
+        return linker.inference.predict(threshold_match_probability=PREDICT_FLOOR)
+    uid = linker._settings_obj.column_info_settings.unique_id_input_column.unquote().name
+    sql = blocked_pairs_sql([rule.blocking_rule_sql for rule in rules], sdf.physical_name, uid)
+    return _score_id_pairs(linker, connection, sql, scoring)
+
+
+LABELS_TABLE = "labelled_pairs"
+
+
+def _labelled_levels(linker: Linker, connection, labels: pd.DataFrame) -> Optional[pd.DataFrame]:
+    """The comparison levels (gamma_* columns) of the pairs reviewers labelled as matches."""
+    matches = labels.loc[labels["label"].astype(bool), ["unique_id_l", "unique_id_r"]].astype("int64")
+    scoring = _scoring_sqls(linker, None)
+    if scoring is None or not len(matches):
+        return None
+    frame = pd.DataFrame({"join_key_l": matches.min(axis=1), "join_key_r": matches.max(axis=1)}).drop_duplicates()
+    connection.register(LABELS_TABLE, frame)
+    try:
+        scored = _score_id_pairs(linker, connection,
+                                 f"SELECT '0' AS match_key, join_key_l, join_key_r FROM {LABELS_TABLE}", scoring)
+        relation = scored.as_duckdbpyrelation()
+        gammas = [c for c in relation.columns if c.startswith("gamma_")]
+        return relation.project(", ".join(f'"{c}"' for c in gammas)).df()
+    finally:
+        connection.unregister(LABELS_TABLE)
 
 
 def _load(frame: pd.DataFrame, sample_ids: Optional[pd.Series] = None):
@@ -261,12 +295,16 @@ def _no_pairs() -> pd.DataFrame:
                          "match_probability": pd.Series(dtype="float64")})
 
 
-def link_records(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path] = None) -> Linkage:
-    """Score candidate pairs among the person records. See `residentview.schema` for the frames."""
-    return _link(records, settings, model_path)
+def link_records(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path] = None,
+                 labels: Optional[pd.DataFrame] = None) -> Linkage:
+    """Score candidate pairs among the person records. See `residentview.schema` for the frames.
+    `labels`: pairs reviewers decided (unique_id_l, unique_id_r, label: True for a match), whose
+    matches a model trained here learns its m probabilities from, beside EM's."""
+    return _link(records, settings, model_path, labels)
 
 
-def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path]) -> Linkage:
+def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path],
+          labels: Optional[pd.DataFrame] = None) -> Linkage:
     frame = linking_frame(records)
     fields = set(frame.attrs[COMPARED_FIELDS]) if COMPARED_FIELDS in frame.attrs else compared_fields(frame)
     columns = with_derived(set(frame.columns))
@@ -309,6 +347,10 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
             diagnostics.update(train(trainer, columns, settings.seed, priors, len(sample_ids)))
             linker = new_linker(sdf, trainer.misc.save_model_to_json())
         diagnostics.setdefault("model", "trained")  # or the stated priors a tiny input gets
+        if labels is not None and len(labels):
+            levels = _labelled_levels(linker, connection, labels)
+            if levels is not None:
+                diagnostics["learnt_from_decisions"] = learn_m_from_labels(linker, levels)
 
     predictions = _predict(linker, sdf, connection)
     pairs, review_pairs = _scored(connection, predictions, columns, settings.threshold)

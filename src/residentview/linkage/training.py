@@ -158,18 +158,65 @@ def fill_untrained(linker, u_sample_pairs: int, priors: dict | None = None) -> l
                 prior = round(priors.get(level.label_for_charts, DEFAULT_PRIOR_M), 6)
                 level.m_probability = prior
                 notes.append(f"{label}: m not estimated by EM; prior m = {prior}")
-        else_level = levels[-1]
-        floor = else_level.m_probability / else_level.u_probability
-        for level in levels[:-1]:
-            if level.m_probability / level.u_probability < floor:
-                # EM drove this level's m to ~0 (few true pairs there); agreeing in part must
-                # not count as more evidence against than disagreeing entirely.
-                level.m_probability = min(0.999, floor * level.u_probability)
-                notes.append(f"{comparison.output_column_name}: {level.label_for_charts}: weight raised to the 'all other' level's")
+    notes += _partial_agreement_not_below_disagreement(linker)
     _round_parameters(linker)
     for note in notes:
         log.info("training: %s", note)
     return notes
+
+
+def _partial_agreement_not_below_disagreement(linker) -> list[str]:
+    """Where training drove a level's m to ~0 (few true pairs there), raise its weight to the
+    'all other' level's: agreeing in part must not count as more evidence against than
+    disagreeing entirely."""
+    notes = []
+    for comparison in linker._settings_obj.comparisons:
+        levels = [lv for lv in comparison.comparison_levels if not lv.is_null_level]
+        else_level = levels[-1]
+        floor = else_level.m_probability / else_level.u_probability
+        for level in levels[:-1]:
+            if level.m_probability / level.u_probability < floor:
+                level.m_probability = min(0.999, floor * level.u_probability)
+                notes.append(f"{comparison.output_column_name}: {level.label_for_charts}: weight raised to the 'all other' level's")
+    return notes
+
+
+# How much EM's m probabilities count against reviewers' labelled matches, as if EM had seen this
+# many labelled pairs: EM's m rest on thousands of pairs it believes are matches, but on a model's
+# assumptions (fields independent given a match); a reviewer's labels rest on nothing but the
+# records, but are few and chosen where the model is unsure. With a few hundred labelled matches
+# the labels move m by about a third of the way.
+EM_PSEUDO_COUNT = 500
+MIN_LABELLED_PER_COMPARISON = 10
+
+
+def learn_m_from_labels(linker, levels) -> dict:
+    """Combine each comparison's m probabilities with those read off the pairs reviewers labelled
+    as matches (`levels`: their gamma_* columns): m = (K·m_EM + n·m_labels) / (K + n), where n is
+    the labelled matches the comparison has a value for and K is EM_PSEUDO_COUNT. A comparison
+    with fewer than MIN_LABELLED_PER_COMPARISON such matches keeps EM's m."""
+    learnt = {}
+    for comparison in linker._settings_obj.comparisons:
+        column = f"gamma_{comparison.output_column_name}"
+        if column not in levels:
+            continue
+        observed = levels[column][levels[column] != -1]
+        n = len(observed)
+        if n < MIN_LABELLED_PER_COMPARISON:
+            continue
+        counts = observed.value_counts()
+        for level in comparison.comparison_levels:
+            if level.is_null_level:
+                continue
+            from_labels = counts.get(level.comparison_vector_value, 0) / n
+            level.m_probability = max((EM_PSEUDO_COUNT * level.m_probability + n * from_labels) / (EM_PSEUDO_COUNT + n),
+                                      1e-9)
+        learnt[comparison.output_column_name] = n
+    notes = _partial_agreement_not_below_disagreement(linker)
+    _round_parameters(linker)
+    if learnt:
+        log.info("training: m probabilities combined with %s labelled matches per comparison", learnt)
+    return {"labelled_matches_per_comparison": learnt, "em_pseudo_count": EM_PSEUDO_COUNT, "notes": notes}
 
 
 def _round_parameters(linker, digits: int = 10) -> None:

@@ -1,8 +1,9 @@
-"""review_queue.csv: the pairs a person should look at, most uncertain first.
+"""review_queue.csv: the pairs a person should look at, those whose answers teach most first.
 
 A pair is queued when its match weight lies within `REVIEW_BAND` of the threshold's weight (the
 model could go either way) or when both records sit in a suspicious resident (conflicting dates of
-birth or identifiers). Each row shows both records side by side, what each comparison contributed,
+birth or identifiers). The most uncertain pair of each kind comes first (`_spread`), so that the
+first answers cover many kinds of pair; pairs already decided are left out. Each row shows both records side by side, what each comparison contributed,
 and an empty `decision` column (match / non-match / unsure) for the reviewer.
 """
 
@@ -49,7 +50,32 @@ def _capped(candidates: pd.DataFrame, cap: int) -> pd.DataFrame:
     suspicious = candidates[candidates["reason"].str.contains("suspicious", regex=False)]
     kept_suspicious = suspicious.head(int(cap * SUSPICIOUS_SHARE_OF_CAP))
     others = candidates.drop(kept_suspicious.index).head(cap - len(kept_suspicious))
-    return pd.concat([kept_suspicious, others]).sort_values("uncertainty", kind="stable")
+    return pd.concat([kept_suspicious, others]).sort_values(["turn", "uncertainty"], kind="stable")
+
+
+def _kind_of_pair(pairs: pd.DataFrame, members: pd.DataFrame) -> pd.Series:
+    """What a pair's answer teaches about: its two sources, and per comparison whether the pair
+    agrees fully, in part, not at all, or has no value — a label per kind of pair."""
+    source = pd.Series(members["source"].to_numpy(dtype=object), index=members["unique_id"].to_numpy(np.int64))
+    left = source.reindex(pairs["unique_id_l"].to_numpy(np.int64)).astype(str).to_numpy()
+    right = source.reindex(pairs["unique_id_r"].to_numpy(np.int64)).astype(str).to_numpy()
+    kind = pd.Series(np.where(left <= right, left + "|" + right, right + "|" + left), index=pairs.index)
+    for column in sorted(c for c in pairs.columns if c.startswith("gamma_")):
+        level = pairs[column].to_numpy()
+        top = level.max() if len(level) else 0
+        kind += np.select([level == -1, level == 0, level == top], ["|-", "|0", "|="], "|~")
+    return kind
+
+
+def _spread(candidates: pd.DataFrame, kinds: pd.Series) -> pd.DataFrame:
+    """Candidates in the order their answers teach most: the most uncertain pair of every kind
+    (`_kind_of_pair`) first, then the second most uncertain of every kind, and so on — so that
+    the first few hundred answers cover many kinds of disagreement and many pairs of sources
+    rather than hundreds of pairs alike, and the model learns from labels spread across its
+    comparison levels."""
+    ordered = candidates.sort_values("uncertainty", kind="stable")
+    turn = ordered.groupby(kinds.reindex(ordered.index).to_numpy(), sort=False).cumcount()
+    return ordered.assign(turn=turn.to_numpy()).sort_values(["turn", "uncertainty"], kind="stable")
 
 
 def _side_by_side(queue: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
@@ -98,7 +124,7 @@ def build_review_queue(pairs: pd.DataFrame, members: pd.DataFrame, suspicious: p
     candidates["match_weight"] = weight[chosen]
     candidates["uncertainty"] = uncertainty[chosen]
     candidates["reason"] = _pair_reasons(pairs, near, suspicious_reason)[chosen]
-    candidates = candidates.sort_values("uncertainty", kind="stable")
+    candidates = _spread(candidates, _kind_of_pair(pairs.loc[chosen], members))
     queue = _capped(candidates, cap)
 
     scored = pairs.loc[queue.index]
@@ -107,7 +133,7 @@ def build_review_queue(pairs: pd.DataFrame, members: pd.DataFrame, suspicious: p
         if levels is not None and f"gamma_{name}" in scored:
             labels = levels[levels["comparison"] == name].set_index("level")["label"]
             queue[f"{name}_level"] = scored[f"gamma_{name}"].map(labels).fillna("null (no effect)")
-    queue = queue.reset_index(drop=True)
+    queue = queue.drop(columns="turn").reset_index(drop=True)
     queue.insert(0, "review_id", np.arange(1, len(queue) + 1))
 
     comparison_columns = [c for name in comparisons for c in (f"{name}_level", f"{name}_weight") if c in queue]

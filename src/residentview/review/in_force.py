@@ -31,6 +31,11 @@ class DecisionsInForce:
         return {"match": int(len(self.must_link)), "non-match": int(len(self.cannot_link)),
                 "unsure": self.n_unsure, "overruled": int(len(self.overruled)), "inactive": self.n_inactive}
 
+    def labels(self) -> pd.DataFrame:
+        """The decided pairs as training labels: unique_id_l, unique_id_r, label (True: match)."""
+        return pd.concat([self.must_link.assign(label=True), self.cannot_link.assign(label=False)],
+                         ignore_index=True)[["unique_id_l", "unique_id_r", "label"]]
+
     @property
     def empty(self) -> bool:
         return not len(self.must_link) and not len(self.cannot_link)

@@ -50,8 +50,7 @@ def f1_score(precision: Optional[float], recall: Optional[float]) -> Optional[fl
 def decided_scores(in_force: DecisionsInForce, pairs: pd.DataFrame) -> pd.DataFrame:
     """Each decided pair's label (True: match) and the model's probability for it (0 when the
     model did not score it: not compared, or below the lowest score kept)."""
-    labelled = pd.concat([in_force.must_link.assign(label=True), in_force.cannot_link.assign(label=False)],
-                         ignore_index=True)
+    labelled = in_force.labels()
     low = np.minimum(labelled["unique_id_l"], labelled["unique_id_r"])
     high = np.maximum(labelled["unique_id_l"], labelled["unique_id_r"])
     scored = pairs.set_index(["unique_id_l", "unique_id_r"])["match_probability"]
