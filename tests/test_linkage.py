@@ -904,3 +904,30 @@ def test_every_loose_family_starts_from_one_shared_value_and_tightens_from_there
         assert [r.keys for r in loosest] == [(key,)]
         assert all(len(r.keys) > 1 for step in tighter for r in step)
     assert [f.name for f in loose_families({"first_name_key"})] == []
+
+
+# Learning from reviewers' labelled matches ------------------------------------------------------
+def test_labelled_matches_pull_m_probabilities_towards_what_they_show():
+    import splink.comparison_library as cl
+    from splink import DuckDBAPI, Linker, SettingsCreator
+
+    from residentview.linkage.training import EM_PSEUDO_COUNT, learn_m_from_labels
+
+    db = DuckDBAPI()
+    frame = pd.DataFrame({"unique_id": range(4), "x": ["a", "a", "b", "c"]})
+    linker = Linker(db.register(frame, dataset_display_name="records"),
+                    SettingsCreator(link_type="dedupe_only", comparisons=[cl.ExactMatch("x")]))
+    exact, other = [lv for lv in linker._settings_obj.comparisons[0].comparison_levels if not lv.is_null_level]
+    exact.m_probability, other.m_probability = 0.9, 0.1
+    exact.u_probability, other.u_probability = 0.01, 0.99
+    # 20 matches labelled by reviewers, all disagreeing on x (level 0), plus 5 with no value (-1).
+    levels = pd.DataFrame({"gamma_x": [0] * 20 + [-1] * 5})
+    learnt = learn_m_from_labels(linker, levels)
+    assert learnt["labelled_matches_per_comparison"] == {"x": 20}
+    k = EM_PSEUDO_COUNT
+    assert other.m_probability == pytest.approx((k * 0.1 + 20 * 1.0) / (k + 20))
+    assert exact.m_probability == pytest.approx(k * 0.9 / (k + 20))
+    # Too few labelled matches with a value: EM's m stands.
+    before = exact.m_probability
+    assert learn_m_from_labels(linker, pd.DataFrame({"gamma_x": [0] * 3}))["labelled_matches_per_comparison"] == {}
+    assert exact.m_probability == before
