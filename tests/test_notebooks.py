@@ -51,14 +51,20 @@ def test_notebooks_are_committed_without_outputs():
         assert not any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), name
 
 
-def test_review_notebook_runs_and_saves_decisions_beside_the_queue(demo_output):
-    queue = pd.read_csv(demo_output / "review_queue.csv")
+def test_review_notebook_imports_its_decisions_into_the_store(demo_output):
+    from residentview.review.store import read_store
+
+    queue = pd.read_csv(demo_output / "review_queue.csv", dtype=str, keep_default_na=False)
     assert len(queue) > 0, "the demo run should give the reviewer something to review"
     first, second = queue["review_id"].iloc[:2]
     execute("02_review_matches.ipynb", demo_output,
             replace=("decisions = {}", f'decisions = {{{first}: "match", {second}: "non-match"}}'))
-    decisions = pd.read_csv(demo_output / "review_decisions.csv", dtype=str)
-    assert decisions.set_index("review_id")["decision"].to_dict() == {str(first): "match", str(second): "non-match"}
-    queued = pd.read_csv(demo_output / "review_queue.csv", dtype=str).set_index("review_id")
-    assert decisions.set_index("review_id")["record_id_l"].to_dict() == queued.loc[[str(first), str(second)], "record_id_l"].to_dict()
+    store = read_store(demo_output)
+    decided = {(row.record_id_l, row.record_id_r): row.decision for row in store.itertuples()}
+    for review_id, word in ((first, "match"), (second, "non-match")):
+        row = queue.set_index("review_id").loc[review_id]
+        pair = tuple(sorted([(row["source_l"], row["record_id_l"]), (row["source_r"], row["record_id_r"])],
+                            key=lambda key: key[0] + "\x1f" + key[1]))
+        assert decided[(pair[0][1], pair[1][1])] == word
+    assert len(store) == 2
     assert (demo_output / "comparison_viewer.html").is_file()
