@@ -343,5 +343,35 @@ def audit_verify(outdir: Path) -> None:
     _fail(f"error: {outdir}/audit.jsonl is broken: {len(check.problems)} problem(s) above", EXIT_BAD_INPUT)
 
 
+@main.command()
+@click.argument("outdir", type=click.Path(path_type=Path))
+@click.argument("key")
+@click.option("--show-values", is_flag=True,
+              help="Also print the records' names, dates of birth and postcodes, and reviewers' notes.")
+@click.option("--all", "every_pair", is_flag=True, help="Every pair, not only the 10 strongest of each kind.")
+@handles_errors
+def explain(outdir: Path, key: str, show_values: bool, every_pair: bool) -> None:
+    """Why a resident's records are together, and why records that scored as one person with
+    them are not. KEY: a resident_id, or SOURCE:RECORD_ID of one of its records.
+
+    Prints its records, the pairs among them with what each comparison added to the match
+    weight (bars on a terminal, a table otherwise), the pairs at or above the threshold that
+    clustering refused and the rule that refused each, and the reviewers' decisions on its
+    records. Record keys and resident ids only, unless --show-values."""
+    from residentview.review.explain import explain as explain_resident
+    from residentview.review.explain import render
+
+    explanation = explain_resident(outdir, key, show_values=show_values, limit=None if every_pair else 10)
+    terminal = sys.stdout.isatty()
+    try:
+        for line in render(explanation, bars=terminal, colour=terminal):
+            click.echo(line)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `residentview explain ... | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
