@@ -359,3 +359,29 @@ def test_the_report_shows_the_decisions_in_force_and_those_overruled(linked, tmp
     section = html[html.index('id="decisions"'):]
     assert "Decisions that contradict later ones" in section
     assert "all:00001 / all:00003" in section and "carol" in section
+
+
+def test_a_decision_keeps_its_place_when_its_record_leaves_the_sources(linked, tmp_path):
+    config, out = linked
+    path = decisions_csv(tmp_path / "d.csv", [("all:00001", "all:00003", "match")])
+    assert run_cli("review", "apply", out, path).exit_code == 0
+    register = config.parent / "register.csv"
+    frame = pd.read_csv(register, dtype=str)
+    frame[frame["Ref No"] != "00003"].to_csv(register, index=False)
+    assert run_cli("link", config, "--out", out).exit_code == 0
+    assert len(read_store(out)) == 1
+    assert json.loads((out / "run.json").read_text())["decisions"]["inactive"] == 1
+
+
+def test_residents_merged_or_split_by_a_decision_are_recorded_in_id_changes(linked, tmp_path):
+    config, out = linked
+    before = resident_of(out)
+    path = decisions_csv(tmp_path / "d.csv", [("all:00000", "select:B0000", "non-match"),
+                                              ("all:00001", "all:00003", "match")])
+    assert run_cli("review", "apply", out, path).exit_code == 0
+    assert run_cli("link", config, "--out", out).exit_code == 0
+    changes = pd.read_parquet(out / "id_changes.parquet")
+    latest_run = changes[changes["run_timestamp"] == changes["run_timestamp"].max()]
+    residents = latest_run[latest_run["entity"] == "resident"]
+    assert set(residents["change"]) >= {"merged", "split"}
+    assert before["all:00000"] in set(residents.loc[residents["change"] == "split", "old_id"])
