@@ -385,3 +385,10 @@ def test_residents_merged_or_split_by_a_decision_are_recorded_in_id_changes(link
     residents = latest_run[latest_run["entity"] == "resident"]
     assert set(residents["change"]) >= {"merged", "split"}
     assert before["all:00000"] in set(residents.loc[residents["change"] == "split", "old_id"])
+
+
+def test_a_file_that_repeats_a_decision_then_changes_it_imports_the_change(tmp_path):
+    first = decisions_csv(tmp_path / "first.csv", [("a:1", "b:1", "match")])
+    store = appended(empty_store(), read(first).rows)
+    second = decisions_csv(tmp_path / "second.csv", [("a:1", "b:1", "match"), ("a:1", "b:1", "non-match")])
+    assert read(second, store).rows["decision"].tolist() == ["non-match"]

@@ -57,13 +57,17 @@ def _run_records(folder: Path) -> pd.DataFrame:
         links = pd.read_parquet(links_path, columns=["source", "record_id"])
     except Exception as exc:
         raise DataError(f"{links_path}: cannot be read ({type(exc).__name__})") from None
-    return links.assign(unique_id=range(len(links)))
+    # Positions stand in for unique ids: enough to tell records apart, not to find their pairs.
+    fallback = links.assign(unique_id=range(len(links)))
+    fallback.attrs["positions_for_ids"] = True
+    return fallback
 
 
 def _scores_seen(folder: Path, rows: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
     """Fill in the score each pair had in the folder's run where the file did not carry it."""
     pairs_path = Path(folder) / "pairs.parquet"
-    if not len(rows) or rows["match_probability"].notna().all() or not pairs_path.is_file() or "unique_id" not in records:
+    if (not len(rows) or rows["match_probability"].notna().all() or not pairs_path.is_file()
+            or records.attrs.get("positions_for_ids")):
         return rows
     try:
         pairs = pd.read_parquet(pairs_path, columns=["unique_id_l", "unique_id_r", "match_probability", "match_weight"])

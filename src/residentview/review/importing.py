@@ -131,7 +131,8 @@ def read_decisions_file(path: Path, known: pd.DataFrame, store: pd.DataFrame, *,
     for column in ("match_probability", "match_weight"):
         seen = pd.to_numeric(frame[column], errors="coerce") if column in frame else np.nan
         rows[column] = seen
-    rows = rows.drop_duplicates([*PAIR_COLUMNS, "decision", "reviewer", "note"], keep="last")
+    # A file's last word on a pair is its decision (a reviewer who changed their mind lower down).
+    rows = rows.drop_duplicates(list(PAIR_COLUMNS), keep="last")
 
     n_before = len(rows)
     in_force = latest(store)
