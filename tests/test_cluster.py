@@ -527,6 +527,9 @@ def test_decisions_in_force_are_always_honoured_and_every_record_is_in_one_resid
     out = cluster_records(recs, edges, threshold=0.95, must_link=in_force.must_link, cannot_link=in_force.cannot_link)
     assert sorted(out["unique_id"]) == list(range(N_RECORDS))
     assert violations(in_force, out.set_index("unique_id")["cluster_key"]) == {"match": 0, "non-match": 0}
+    # A rerun with the same decisions changes nothing.
+    again = cluster_records(recs, edges, threshold=0.95, must_link=in_force.must_link, cannot_link=in_force.cannot_link)
+    pd.testing.assert_frame_equal(again, out)
     # Every decision is either in force or overruled by a later one.
     active = {*in_force.must_link["decision_id"], *in_force.cannot_link["decision_id"]}
     overruled = set(in_force.overruled["decision_id"])
