@@ -392,3 +392,18 @@ def test_a_file_that_repeats_a_decision_then_changes_it_imports_the_change(tmp_p
     store = appended(empty_store(), read(first).rows)
     second = decisions_csv(tmp_path / "second.csv", [("a:1", "b:1", "match"), ("a:1", "b:1", "non-match")])
     assert read(second, store).rows["decision"].tolist() == ["non-match"]
+
+
+def test_decisions_made_in_a_program_are_checked_and_stored_like_a_files(linked):
+    from residentview.review.apply import record_decisions
+
+    _, out = linked
+    rows = pd.DataFrame({"source_l": ["all"], "record_id_l": ["00001"], "source_r": ["all"], "record_id_r": ["00003"],
+                         "decision": ["match"], "note": [""]})
+    applied = record_decisions(out, rows, origin="review page", reviewer="dana")
+    assert len(applied.imported.rows) == 1
+    store = read_store(out)
+    assert store[["decision", "reviewer", "origin"]].values.tolist() == [["match", "dana", "review page"]]
+    assert [e["event"] for e in audit_entries(out)][-2:] == ["decision", "review page"]
+    with pytest.raises(DataError, match="unknown record all:99999"):
+        record_decisions(out, rows.assign(record_id_r="99999"), origin="review page")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -126,12 +127,33 @@ def apply_decisions(folder: Path, path: Path, reviewer: Optional[str] = None) ->
     store = read_store(folder)
     imported = read_decisions_file(path, records, store, reviewer=reviewer, origin=f"review apply {path.name}",
                                    decided_at=pd.Timestamp.now(tz="UTC"), model_version=model_version(folder))
+    summary = {"event": "review apply", "user": os_user(), "file": path.name, "file_sha256": file_digest(path)}
+    return _store_decisions(folder, records, store, imported, summary)
+
+
+def record_decisions(folder: Path, rows: pd.DataFrame, origin: str, reviewer: Optional[str] = None) -> AppliedDecisions:
+    """Decisions made in a program (the review page) rather than a file: `rows` with source_l,
+    record_id_l, source_r, record_id_r, decision and optionally reviewer, note, match_probability,
+    match_weight. Checked and stored exactly as `apply_decisions` checks and stores a file's
+    (DataError naming each bad row); `origin` says where they were made."""
+    folder = Path(folder)
+    records = _run_records(folder)
+    store = read_store(folder)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "decisions.csv"
+        rows.to_csv(path, index=False)
+        imported = read_decisions_file(path, records, store, reviewer=reviewer, origin=origin,
+                                       decided_at=pd.Timestamp.now(tz="UTC"), model_version=model_version(folder))
+    return _store_decisions(folder, records, store, imported, {"event": origin, "user": os_user()})
+
+
+def _store_decisions(folder: Path, records: pd.DataFrame, store: pd.DataFrame, imported: DecisionsFile,
+                     summary: dict) -> AppliedDecisions:
     imported.rows = _scores_seen(folder, imported.rows, records)
     updated = appended(store, imported.rows)
     if len(imported.rows):
         new_ids = set(updated["decision_id"].iloc[len(store):].tolist())
-        summary = {"event": "review apply", "user": os_user(), "file": path.name, "file_sha256": file_digest(path),
-                   "imported": imported.counts, "decisions_in_store": int(len(updated))}
+        summary = {**summary, "imported": imported.counts, "decisions_in_store": int(len(updated))}
         with staged_output(folder) as staging:
             write_decisions(folder, staging, updated, new_ids, [summary])
             update_database(folder, staging, updated)
