@@ -322,6 +322,38 @@ def review_apply(outdir: Path, file: Path, reviewer: str | None) -> None:
                        f"{row.reviewer or 'no reviewer'})", err=True)
 
 
+@review.command(name="serve")
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--blind", is_flag=True, help="Hide the model's score while deciding, with no switch to show it.")
+@handles_errors
+def review_serve(outdir: Path, port: int, blind: bool) -> None:
+    """The review page for OUTDIR: the queue pair by pair (keys m, n, u, s), a resident's records
+    and edges (split a record out, merge two residents), and what changed (undo your last).
+
+    Listens on 127.0.0.1 only. Each decision goes straight into OUTDIR's decisions store and takes
+    effect at the next `residentview link`. Ctrl-C stops it."""
+    import logging
+
+    from residentview.review.web import review_server
+
+    server = review_server(outdir, port, blind=blind)
+    if not _quiet():  # requests as method, path and status: no query strings, names or dates
+        requests = logging.getLogger("residentview.review.web.requests")
+        requests.setLevel(logging.INFO)
+        requests.propagate = False
+        requests.addHandler(logging.StreamHandler(sys.stderr))
+    try:
+        click.echo(f"review page for {outdir}: http://127.0.0.1:{server.port}/  (this machine only; Ctrl-C to stop)")
+        server.serve_forever()  # returns on Ctrl-C, unless it came before serving began
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    _fail("review page stopped (Ctrl-C); every decision made on it is in the store", 130)
+
+
 @main.group()
 def audit() -> None:
     """The output folder's audit log (audit.jsonl)."""
