@@ -309,3 +309,52 @@ def test_link_of_a_handful_of_records_with_odd_column_names_says_once_it_could_n
     import json
     fallbacks = json.loads((tmp_path / "out" / "run.json").read_text())["diagnostics"]["fallbacks"]
     assert fallbacks[0].startswith("too few records to train")
+
+
+# Interruption (CONTRACT §10) --------------------------------------------------------------------
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+CLI = Path(sys.executable).with_name("residentview")
+
+
+@pytest.fixture(scope="module")
+def previous_run(tmp_path_factory):
+    """A demo run (its config and output folder), and how long linking it again takes."""
+    from residentview.demo import run_demo
+
+    base = tmp_path_factory.mktemp("interrupt")
+    _, folder, config = run_demo(base, records=1500, progress=False)
+    started = time.perf_counter()
+    subprocess.run([str(CLI), "--quiet", "link", str(config), "--out", str(folder)], check=True)
+    return config, folder, time.perf_counter() - started
+
+
+def signalled_run(config: Path, folder: Path, signum: int, after: float) -> subprocess.CompletedProcess:
+    process = subprocess.Popen(
+        [str(CLI), "link", str(config), "--out", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    time.sleep(after)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.parametrize("moment", [0.1, 0.4, 0.7])
+def test_ctrl_c_or_sigterm_at_any_moment_leaves_the_previous_outputs_exactly_as_they_were(
+        previous_run, tmp_path, signum, code, word, moment):
+    config, folder, seconds = previous_run
+    copy = tmp_path / "output"
+    shutil.copytree(folder, copy)
+    before = snapshot(copy)
+    result = signalled_run(config, copy, signum, after=moment * seconds)
+    if result.returncode == 0:  # finished before the signal came: a complete run, nothing to check
+        pytest.skip(f"the run finished within {moment * seconds:.1f} s")
+    assert result.returncode == code, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"{word} (")
+    assert "Traceback" not in result.stderr
+    assert snapshot(copy) == before
+    assert not [p for p in tmp_path.iterdir() if "residentview-tmp" in p.name]  # no staging left behind

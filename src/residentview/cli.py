@@ -7,6 +7,7 @@ Exit codes: 0 success; 2 bad input (one line on stderr, no traceback); 1 unexpec
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import traceback
 from functools import wraps
@@ -14,11 +15,15 @@ from pathlib import Path
 
 import click
 
+from residentview import interrupts
 from residentview.errors import ResidentViewError
 
 EXIT_BAD_INPUT = 2
 EXIT_UNEXPECTED = 1
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: Ctrl-C
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: `kill`, a scheduler's stop, a container shutting down
 DEBUG_HINT = "Rerun with --debug for the traceback."
+UNTOUCHED = "the output folder is exactly as it was before this command"
 
 
 def _fail(message: str, code: int) -> None:
@@ -40,15 +45,23 @@ def handles_errors(func):
             _fail(f"error: {exc}", EXIT_BAD_INPUT)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
-        except KeyboardInterrupt:
-            _fail("interrupted; previous outputs are untouched", EXIT_UNEXPECTED)
+        except (KeyboardInterrupt, interrupts.Terminated):
+            _stopped()
         except Exception as exc:  # the last line of defence: never a raw traceback
+            if interrupts.received() is not None:  # a signal that came back as a library's error
+                _stopped()
             if debug:
                 traceback.print_exc()
                 _fail(f"unexpected error: {_describe_unexpected(exc)}", EXIT_UNEXPECTED)
             _fail(f"unexpected error: {_describe_unexpected(exc)}. {DEBUG_HINT}", EXIT_UNEXPECTED)
 
     return wrapper
+
+
+def _stopped() -> None:
+    if interrupts.received() == signal.SIGTERM:
+        _fail(f"terminated (SIGTERM); {UNTOUCHED}", EXIT_TERMINATED)
+    _fail(f"interrupted (Ctrl-C); {UNTOUCHED}", EXIT_INTERRUPTED)
 
 
 def _describe_unexpected(exc: BaseException) -> str:
@@ -155,9 +168,11 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
       residentview validate CONFIG      check a config and read every source
       residentview link CONFIG          link the sources and write the outputs
 
-    Exit codes: 0 success, 2 bad input (config, data, arguments), 1 unexpected failure.
+    Exit codes: 0 success, 2 bad input (config, data, arguments), 1 unexpected failure,
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM): the output folder is then as it was.
     """
     ctx.call_on_close(_configure_logging(debug, quiet))
+    ctx.call_on_close(interrupts.install())
 
 
 def _quiet() -> bool:

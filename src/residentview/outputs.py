@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Union
 
+from residentview import interrupts
 from residentview.errors import DataError
 
 _REPLACED = ".replaced"  # inside the staging folder: the previous outputs, until the move succeeds
@@ -73,6 +74,7 @@ def staged_output(target: Union[str, Path]) -> Iterator[Path]:
     staging = _make_staging(target)
     try:
         yield staging
+        interrupts.check()  # a signal swallowed on the way must not let the outputs move in
         try:
             _move_into_place(staging, target)
         except PermissionError:

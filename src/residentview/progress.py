@@ -6,6 +6,8 @@ import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
+from residentview import interrupts
+
 Step = Callable[[str], None]
 
 
@@ -19,7 +21,8 @@ def pipeline_progress(total: int, enabled: Optional[bool] = None) -> Iterator[St
     if enabled is None:
         enabled = _on_terminal()
     if not enabled:
-        yield lambda description: None
+        # Each stage starts by checking that no stop signal was swallowed by the last one.
+        yield lambda description: interrupts.check()
         return
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -33,6 +36,7 @@ def pipeline_progress(total: int, enabled: Optional[bool] = None) -> Iterator[St
         started = [False]
 
         def step(description: str) -> None:
+            interrupts.check()
             if started[0]:
                 bar.advance(task)
             started[0] = True

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 from splink import block_on
 
+from residentview import interrupts
+
 log = logging.getLogger(__name__)
 
 U_SAMPLE_PAIRS = 1_000_000
@@ -317,6 +319,7 @@ def train(linker, columns: set[str], seed: int, priors: dict | None = None, n_re
                 )
             sessions.append(str(rule.get_blocking_rule("duckdb").blocking_rule_sql))
         except Exception as exc:  # EM fails when a rule yields no pairs or fixes every comparison
+            interrupts.check()  # ...or was stopped: an interrupted query is not a failed session
             linker._settings_obj.core_model_settings = before
             log.warning("training: EM session on %s skipped (%s)",
                         rule.get_blocking_rule("duckdb").blocking_rule_sql, type(exc).__name__)

@@ -1,0 +1,60 @@
+"""Ctrl-C and SIGTERM (CONTRACT §10): any command can be stopped at any moment, exits 130 (143
+for SIGTERM), and leaves the output folder exactly as it was.
+
+Python raises KeyboardInterrupt where the main thread is; SIGTERM is made to raise `Terminated`
+the same way, so every `finally` and the rollback of a half-moved output folder run. But a signal
+that arrives inside DuckDB or Splink can come back as their own exception (an interrupted query),
+and code that rightly carries on past a failed optional step would then carry on past the
+signal. So the signal is also remembered here: `check()` raises it again, and is called between
+the pipeline's stages and before any output is moved into place — a stopped run can never finish,
+with or without a different result.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Callable, Optional
+
+_received: Optional[int] = None
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt."""
+
+
+def _record(signum, frame) -> None:
+    global _received
+    _received = signum
+    if signum == signal.SIGTERM:
+        raise Terminated()
+    raise KeyboardInterrupt()
+
+
+def install() -> Callable[[], None]:
+    """Handle SIGINT and SIGTERM as above for one command; returns a function that restores the
+    previous handlers (a test or notebook invoking the CLI in-process keeps its own)."""
+    global _received
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    _received = None
+    previous = {s: signal.signal(s, _record) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    return restore
+
+
+def received() -> Optional[int]:
+    """The signal that asked this command to stop, if one did."""
+    return _received
+
+
+def check() -> None:
+    """Raise again a signal received earlier (whatever became of its first exception)."""
+    if _received == signal.SIGTERM:
+        raise Terminated()
+    if _received is not None:
+        raise KeyboardInterrupt()
