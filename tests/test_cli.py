@@ -358,3 +358,21 @@ def test_ctrl_c_or_sigterm_at_any_moment_leaves_the_previous_outputs_exactly_as_
     assert "Traceback" not in result.stderr
     assert snapshot(copy) == before
     assert not [p for p in tmp_path.iterdir() if "residentview-tmp" in p.name]  # no staging left behind
+
+
+def test_an_interrupted_demo_leaves_no_half_written_extracts(tmp_path):
+    process = subprocess.Popen([str(CLI), "demo", "--out", str(tmp_path / "demo"), "--records", "20000"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    data = tmp_path / "demo" / "data"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("residentview-tmp" in p.name for p in (tmp_path / "demo").glob("*")
+                                                  if (tmp_path / "demo").is_dir()):
+        time.sleep(0.05)  # until the extracts are being written
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert not data.exists() or sorted(p.name for p in data.iterdir()) == sorted(
+        ["adult_social_care.csv", "children_services.xlsx", "council.yaml", "council_tax.csv",
+         "electoral_register.csv", "housing_benefit.parquet", "school_census.csv", "truth.parquet"])
+    assert not [p for p in (tmp_path / "demo").glob("*") if "residentview-tmp" in p.name]

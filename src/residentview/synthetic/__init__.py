@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from residentview.outputs import staged_output
 from residentview.synthetic.extracts import SYSTEMS
 from residentview.synthetic.noise import NoiseRates
 from residentview.synthetic.population import make_population
@@ -187,22 +188,22 @@ def generate(people: int = 1000, out: Union[str, Path] = "synthetic", seed: int 
     """
     rates = noise or NoiseRates()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     population = make_population(people, rng, rates)
     truths = []
-    for system, make in SYSTEMS.items():
-        frame, truth = make(population, rates, rng)
-        order = rng.permutation(len(frame))  # files are not in person order
-        _write(frame.iloc[order].reset_index(drop=True), system, out)
-        truths.append(truth)
-        log.debug("wrote %s: %d records", system, len(frame))
-    truth = pd.concat(truths, ignore_index=True)
-    truth_path = out / "truth.parquet"
-    truth.to_parquet(truth_path, index=False)
-    config_path = out / "council.yaml"
-    config_path.write_text(yaml.safe_dump(config_for("."), sort_keys=False), encoding="utf-8")
-    return Written(out, config_path, truth_path, len(truth))
+    # All files or none: an interrupted run must not leave half the extracts (the config's paths
+    # are relative, so the folder can be written elsewhere and moved into place).
+    with staged_output(out) as staging:
+        for system, make in SYSTEMS.items():
+            frame, truth = make(population, rates, rng)
+            order = rng.permutation(len(frame))  # files are not in person order
+            _write(frame.iloc[order].reset_index(drop=True), system, staging)
+            truths.append(truth)
+            log.debug("wrote %s: %d records", system, len(frame))
+        truth = pd.concat(truths, ignore_index=True)
+        truth.to_parquet(staging / "truth.parquet", index=False)
+        (staging / "council.yaml").write_text(yaml.safe_dump(config_for("."), sort_keys=False), encoding="utf-8")
+    return Written(out, out / "council.yaml", out / "truth.parquet", len(truth))
 
 
 __all__ = ["FILES", "NoiseRates", "RECORDS_PER_PERSON", "Written", "config_for", "generate"]
