@@ -110,3 +110,75 @@ def test_nested_target_folders_are_created(tmp_path):
     with staged_output(tmp_path / "a" / "b" / "out") as staging:
         (staging / "model.json").write_text("{}", encoding="utf-8")
     assert (tmp_path / "a" / "b" / "out" / "model.json").read_text(encoding="utf-8") == "{}"
+
+
+# One writer at a time ----------------------------------------------------------------------------
+import json as _json  # noqa: E402
+import socket  # noqa: E402
+import subprocess as _subprocess  # noqa: E402
+
+from click.testing import CliRunner  # noqa: E402
+
+from residentview.cli import main as _cli  # noqa: E402
+from residentview.outputs import _lock_path, folder_lock  # noqa: E402
+
+
+def hold_lock(folder, pid, command="link"):
+    path = _lock_path(folder)
+    path.write_text(_json.dumps({"pid": pid, "host": socket.gethostname(), "command": command,
+                                 "started": "2026-12-03T02:00:00+00:00"}))
+    return path
+
+
+def test_a_second_writer_stops_naming_the_first_and_the_folder_is_untouched(linkable_pair):
+    out = linkable_pair.parent / "out"
+    assert CliRunner().invoke(_cli, ["link", str(linkable_pair), "--out", str(out)]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    sleeper = _subprocess.Popen(["sleep", "30"])
+    try:
+        lock = hold_lock(out, sleeper.pid)
+        for args in (["link", str(linkable_pair), "--out", str(out)], ["report", str(out)]):
+            result = CliRunner().invoke(_cli, args)
+            assert result.exit_code == 2, result.output
+            assert f"process {sleeper.pid}" in result.output and "started 2026-12-03T02:00:00" in result.output
+        assert lock.exists()  # still the other process's
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(linkable_pair):
+    out = linkable_pair.parent / "out"
+    dead = _subprocess.Popen(["true"])
+    dead.wait()
+    lock = hold_lock(out, dead.pid)
+    result = CliRunner().invoke(_cli, ["link", str(linkable_pair), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "resident_links.parquet").is_file() and not lock.exists()
+
+
+def test_the_same_process_can_take_its_own_lock_again(tmp_path):
+    with folder_lock(tmp_path / "out", "outer"):
+        with folder_lock(tmp_path / "out", "inner"):
+            assert _lock_path(tmp_path / "out").exists()
+        assert _lock_path(tmp_path / "out").exists()
+    assert not _lock_path(tmp_path / "out").exists()
+
+
+def test_decisions_imported_between_link_and_write_are_kept(linkable_pair, tmp_path):
+    import pandas as pd
+
+    import residentview as rv
+    from residentview.review.apply import apply_decisions
+    from residentview.review.store import read_store
+
+    out = linkable_pair.parent / "out"
+    rv.link(linkable_pair).write(out)
+    result = rv.link(linkable_pair, previous=out)
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"source_l": ["all"], "record_id_l": ["00001"], "source_r": ["all"], "record_id_r": ["00003"],
+                  "decision": ["match"]}).to_csv(path, index=False)
+    apply_decisions(out, path)
+    result.write(out)
+    assert read_store(out)["decision"].tolist() == ["match"]

@@ -249,12 +249,14 @@ def link_command(config: Path, out: Path | None, previous: Path | None) -> None:
     Outputs are written all at once: a failed run leaves the output folder as it was.
     """
     from residentview.config import load_config
+    from residentview.outputs import folder_lock
     from residentview.pipeline import link
 
     cfg = load_config(config)
     folder = cfg.output_dir(out)
-    result = link(cfg, previous=previous or folder, progress=False if _quiet() else None)
-    result.write(folder)
+    with folder_lock(folder, "link"):  # from reading its decisions to writing them back
+        result = link(cfg, previous=previous or folder, progress=False if _quiet() else None)
+        result.write(folder)
     _summarise(result, folder)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from residentview.outputs import folder_lock
 from residentview.pipeline import link
 from residentview.synthetic import generate
 
@@ -20,6 +21,7 @@ def run_demo(out: Path, records: int = 20_000, seed: int = 1, progress: Optional
     out = Path(out)
     written = generate(people=people_for_records(records), out=out / "data", seed=seed)
     folder = out / "output"
-    result = link(written.config_path, previous=folder, progress=progress)
-    result.write(folder)
+    with folder_lock(folder, "demo"):
+        result = link(written.config_path, previous=folder, progress=progress)
+        result.write(folder)
     return result, folder, written.config_path

@@ -4,10 +4,13 @@ folder that residentview did not write are never touched."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Union
 
@@ -81,3 +84,72 @@ def staged_output(target: Union[str, Path]) -> Iterator[Path]:
             raise DataError(f"{target}: cannot write the output folder (permission denied)") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+LOCK_SUFFIX = ".residentview.lock"
+
+
+def _lock_path(target: Path) -> Path:
+    """Beside the folder, like the staging folder: taking the lock creates nothing inside it."""
+    target = Path(target).resolve()
+    return target.parent / f".{target.name}{LOCK_SUFFIX}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+_held: dict[Path, int] = {}  # locks this process holds, and how many times it has taken each
+
+
+@contextmanager
+def folder_lock(target: Union[str, Path], command: str) -> Iterator[None]:
+    """Only one residentview at a time writes a folder: two runs, or a run and `review apply`,
+    each reading the decisions store and writing it back would lose one's decisions. A second
+    command stops with a DataError naming the first (process, host, command, start time); a lock
+    left by a process that died is taken over. Taken again by the same process, it is the same lock."""
+    path = _lock_path(target)
+    if path in _held:
+        _held[path] += 1
+        try:
+            yield
+        finally:
+            _held[path] -= 1
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    for _ in range(3):
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                holder = {}
+            pid = holder.get("pid")
+            same_host = holder.get("host") == mine["host"]
+            if isinstance(pid, int) and same_host and not _alive(pid) or not holder:
+                path.unlink(missing_ok=True)  # its process is gone (or it was never finished): stale
+                continue
+            raise DataError(
+                f"{target}: being written by another residentview ({holder.get('command', '?')}, process "
+                f"{pid} on {holder.get('host', '?')}, started {holder.get('started', '?')}); wait for it to "
+                f"finish, or stop it (a lock left by a process that has died is taken over)") from None
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(mine, handle)
+        break
+    else:
+        raise DataError(f"{target}: cannot take the lock {path}")
+    _held[path] = 1
+    try:
+        yield
+    finally:
+        del _held[path]
+        path.unlink(missing_ok=True)

@@ -21,12 +21,12 @@ import pandas as pd
 from residentview.cluster import cluster_records
 from residentview.config import Config, load_config
 from residentview.linkage import link_records
-from residentview.outputs import staged_output
+from residentview.outputs import folder_lock, staged_output
 from residentview.progress import pipeline_progress
 from residentview.resident_view import ResidentView, build_resident_view, write_view
 from residentview.review.apply import decisions_to_honour, write_decisions
 from residentview.review.in_force import DecisionsInForce, decisions_in_force, no_decisions, violations
-from residentview.review.store import as_store_table, empty_store
+from residentview.review.store import appended, as_store_table, empty_store, read_store
 from residentview.sources import SourceSummary, read_sources
 from residentview.standardise import standardise
 
@@ -105,14 +105,32 @@ class LinkResult:
     def write(self, folder: Union[str, Path], report: bool = True) -> Path:
         """Write every output into `folder` (all or nothing). Returns the folder."""
         folder = Path(folder)
-        if has_previous_run(folder) and (self.previous is None or Path(self.previous).resolve() != folder.resolve()):
-            self._rebase(folder)
-        with staged_output(folder) as staging:
-            if report:
-                self._write_files_and_report(staging, folder)
+        with folder_lock(folder, "write"):
+            if has_previous_run(folder) and (self.previous is None or Path(self.previous).resolve() != folder.resolve()):
+                self._rebase(folder)
             else:
-                self._write_files(staging, folder)
+                self._keep_decisions_added_meanwhile(folder)
+            with staged_output(folder) as staging:
+                if report:
+                    self._write_files_and_report(staging, folder)
+                else:
+                    self._write_files(staging, folder)
         return folder
+
+    def _keep_decisions_added_meanwhile(self, folder: Path) -> None:
+        """Decisions imported into `folder` after this run read its store (a `review apply`
+        between `link()` and `write()` from Python) are kept, before this run's own imports;
+        they take effect at the next run."""
+        current = read_store(folder)
+        known = len(self.decisions) - len(self.new_decisions)
+        if len(current) <= known:
+            return
+        ours = self.decisions[self.decisions["decision_id"].isin(self.new_decisions)]
+        merged = appended(current, ours.drop(columns="decision_id"))
+        log.warning("%d decisions were added to %s while this run was linking: kept, they take effect at the "
+                    "next run", len(current) - known, folder)
+        self.new_decisions = set(merged["decision_id"].iloc[len(current):].tolist())
+        self.decisions = merged
 
     def _write_files_and_report(self, staging: Path, folder: Path) -> None:
         from residentview.report import write_report

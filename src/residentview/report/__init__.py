@@ -14,7 +14,7 @@ from typing import Optional, Union
 import pandas as pd
 
 from residentview.audit import os_user
-from residentview.outputs import staged_output
+from residentview.outputs import folder_lock, staged_output
 from residentview.report import linkage_metrics as metrics
 from residentview.report import sections
 from residentview.report.html_page import Page
@@ -85,6 +85,11 @@ def write_report(folder: Union[str, Path], labels: Optional[Union[str, Path]] = 
 def rebuild_report(outdir: Union[str, Path], labels: Optional[Union[str, Path]] = None) -> Path:
     """`residentview report OUTDIR`: rebuild report.html and review_queue.csv in place, atomically."""
     outdir = Path(outdir)
+    with folder_lock(outdir, "report"):
+        return _rebuild_report(outdir, labels)
+
+
+def _rebuild_report(outdir: Path, labels: Optional[Union[str, Path]]) -> Path:
     # Decisions filled into the queue about to be replaced are imported first: none is lost.
     decisions, new_decisions = decisions_to_honour(outdir)
     outputs = read_run_outputs(outdir)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from residentview.audit import append_entries, os_user
 from residentview.errors import DataError
-from residentview.outputs import staged_output
+from residentview.outputs import folder_lock, staged_output
 from residentview.resident_view.database import DATABASE_FILE
 from residentview.review.importing import DecisionsFile, read_decisions_file
 from residentview.review.in_force import DecisionsInForce, decisions_in_force
@@ -122,7 +122,11 @@ def update_database(folder: Path, staging: Path, store: pd.DataFrame) -> None:
 
 def apply_decisions(folder: Path, path: Path, reviewer: Optional[str] = None) -> AppliedDecisions:
     """`residentview review apply`: import the decisions in `path` into `folder`'s store."""
-    folder, path = Path(folder), Path(path)
+    with folder_lock(folder, "review apply"):
+        return _apply_decisions(Path(folder), Path(path), reviewer)
+
+
+def _apply_decisions(folder: Path, path: Path, reviewer: Optional[str]) -> AppliedDecisions:
     records = _run_records(folder)
     store = read_store(folder)
     imported = read_decisions_file(path, records, store, reviewer=reviewer, origin=f"review apply {path.name}",
@@ -136,7 +140,11 @@ def record_decisions(folder: Path, rows: pd.DataFrame, origin: str, reviewer: Op
     record_id_l, source_r, record_id_r, decision and optionally reviewer, note, match_probability,
     match_weight. Checked and stored exactly as `apply_decisions` checks and stores a file's
     (DataError naming each bad row); `origin` says where they were made."""
-    folder = Path(folder)
+    with folder_lock(folder, origin):
+        return _record_decisions(Path(folder), rows, origin, reviewer)
+
+
+def _record_decisions(folder: Path, rows: pd.DataFrame, origin: str, reviewer: Optional[str]) -> AppliedDecisions:
     records = _run_records(folder)
     store = read_store(folder)
     with tempfile.TemporaryDirectory() as scratch:
