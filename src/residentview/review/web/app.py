@@ -27,7 +27,7 @@ from residentview.errors import DataError, ResidentViewError
 from residentview.report.sections import BANNER
 from residentview.review.apply import record_decisions
 from residentview.review.in_force import decisions_in_force
-from residentview.review.store import DECISION_WORDS, ordered_pairs, pair_label, read_store
+from residentview.review.store import DECISION_WORDS, PAIR_COLUMNS, ordered_pairs, pair_label, read_store
 from residentview.review.web import changes, queue, resident
 from residentview.review.web.problems import Conflict, NotFound, PageProblem
 from residentview.review.web.snapshot import Snapshot, load_snapshot, run_timestamp
@@ -122,11 +122,21 @@ def _record(state: PageState, snapshot: Snapshot, rows: pd.DataFrame, version: i
                                         for r in newly.itertuples(index=False)]
 
 
-def _recorded(n: int, overruled: list[str], what: str, store: int) -> dict:
+def _who(data: dict) -> tuple[str, int, Optional[str]]:
+    """The reviewer, the store the page showed (its highest decision_id) and the note of a request
+    that decides."""
+    return _reviewer(data), _version(data), _text(data, "note", "the note", required=False)
+
+
+def _decided(state: PageState, snapshot: Snapshot, rows: pd.DataFrame, who: tuple, origin: str, what: str) -> Response:
+    """Store the decisions a request makes, and the page's answer: what was recorded, when it takes
+    effect, and the earlier decisions it overrules."""
+    reviewer, version, note = who
+    n, overruled = _record(state, snapshot, rows, version, origin, reviewer, note)
     message = f"Recorded {what}. {resident.TAKES_EFFECT}" if n else f"Nothing new: {what} was already recorded."
     if overruled:
         message += f" It overrules {len(overruled)} earlier decision(s) it contradicts: {'; '.join(overruled)}."
-    return {"recorded": n, "message": message, "store_version": store}
+    return jsonify({"recorded": n, "message": message, "store_version": changes.store_version(read_store(state.folder))})
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -209,15 +219,13 @@ def create_app(outdir, blind: bool = False) -> Flask:
         blind = state.blind or request.args.get("blind") == "1"
         review_id = queue.next_review_id(snapshot, past, skipped)
         card = queue.pair_card(snapshot, review_id, blind) if review_id is not None else None
-        if card is not None:
-            card["in_force"] = past.current(queue.queue_row(snapshot, review_id)[1])
         return jsonify({"pair": card, "progress": queue.progress(snapshot, past, skipped),
                         "store_version": changes.store_version(store)})
 
     @app.post("/api/decide")
     def decide():
         data = _payload()
-        reviewer, version = _reviewer(data), _version(data)
+        who = _who(data)
         decision = _text(data, "decision", "the decision")
         if decision not in DECISION_WORDS:
             raise PageProblem(f"unknown decision '{decision}' (match, non-match or unsure)")
@@ -227,13 +235,10 @@ def create_app(outdir, blind: bool = False) -> Flask:
             raise PageProblem("the page did not say which pair it decides; reload the page") from None
         snapshot = state.snapshot()
         _, pair = queue.queue_row(snapshot, review_id)
-        rows = pd.DataFrame([{"source_l": pair[0], "record_id_l": pair[1], "source_r": pair[2], "record_id_r": pair[3],
-                              "decision": decision}])
+        rows = pd.DataFrame([{**dict(zip(PAIR_COLUMNS, pair)), "decision": decision}])
         blind = state.blind or bool(data.get("blind"))
-        n, overruled = _record(state, snapshot, rows, version, changes.BLIND_ORIGIN if blind else changes.PAGE_ORIGIN,
-                               reviewer, _text(data, "note", "the note", required=False))
-        return jsonify(_recorded(n, overruled, f"{decision} for {changes.pair_name(pair)}",
-                                 changes.store_version(read_store(state.folder))))
+        return _decided(state, snapshot, rows, who, changes.BLIND_ORIGIN if blind else changes.PAGE_ORIGIN,
+                        f"{decision} for {changes.pair_name(pair)}")
 
     # -- a resident
     @app.post("/api/find")
@@ -251,29 +256,25 @@ def create_app(outdir, blind: bool = False) -> Flask:
     @app.post("/api/split")
     def split():
         data = _payload()
-        reviewer, version = _reviewer(data), _version(data)
+        who = _who(data)
         resident_id, record = _text(data, "resident_id", "the resident"), _text(data, "record", "the record")
         snapshot = state.snapshot()
         rows = resident.split_rows(snapshot, resident_id, record)
-        n, overruled = _record(state, snapshot, rows, version, changes.PAGE_ORIGIN, reviewer,
-                               _text(data, "note", "the note", required=False))
-        what = (f"{len(rows)} non-match decision(s) between {record} and the other records of resident "
-                f"{resident_id}")
-        return jsonify(_recorded(n, overruled, what, changes.store_version(read_store(state.folder))))
+        return _decided(state, snapshot, rows, who, changes.PAGE_ORIGIN,
+                        f"{len(rows)} non-match decision(s) between {record} and the other records of resident "
+                        f"{resident_id}")
 
     @app.post("/api/merge")
     def merge():
         data = _payload()
-        reviewer, version = _reviewer(data), _version(data)
+        who = _who(data)
         resident_id, other = _text(data, "resident_id", "the resident"), _text(data, "other", "the other resident")
         snapshot = state.snapshot()
         rows, other_id = resident.merge_rows(snapshot, resident_id, other)
-        n, overruled = _record(state, snapshot, rows, version, changes.PAGE_ORIGIN, reviewer,
-                               _text(data, "note", "the note", required=False))
         row = rows.iloc[0]
-        what = (f"a match between {row.source_l}:{row.record_id_l} (resident {resident_id}) and "
-                f"{row.source_r}:{row.record_id_r} (resident {other_id})")
-        return jsonify(_recorded(n, overruled, what, changes.store_version(read_store(state.folder))))
+        return _decided(state, snapshot, rows, who, changes.PAGE_ORIGIN,
+                        f"a match between {row.source_l}:{row.record_id_l} (resident {resident_id}) and "
+                        f"{row.source_r}:{row.record_id_r} (resident {other_id})")
 
     # -- what changed
     @app.get("/api/changes")
