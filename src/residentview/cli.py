@@ -305,7 +305,7 @@ def report(outdir: Path, labels: Path | None) -> None:
 
 @main.group()
 def review() -> None:
-    """Reviewers' decisions: import them into an output folder."""
+    """Reviewers' decisions: import a file of them, or decide pairs on the review page."""
 
 
 @review.command(name="apply")
@@ -364,11 +364,13 @@ def review_serve(outdir: Path, port: int, blind: bool) -> None:
     try:
         click.echo(f"review page for {outdir}: http://127.0.0.1:{server.port}/  (this machine only; Ctrl-C to stop)")
         server.serve_forever()  # returns on Ctrl-C, unless it came before serving began
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, interrupts.Terminated):
         pass
     finally:
         server.server_close()
-    _fail("review page stopped (Ctrl-C); every decision made on it is in the store", 130)
+    if interrupts.received() == signal.SIGTERM:
+        _fail("review page stopped (SIGTERM); every decision made on it is in the store", EXIT_TERMINATED)
+    _fail("review page stopped (Ctrl-C); every decision made on it is in the store", EXIT_INTERRUPTED)
 
 
 @main.group()

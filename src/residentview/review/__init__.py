@@ -7,4 +7,5 @@ which decisions are in force for a run, and explaining a resident.
     apply.py      `review apply`, and the queue a run imports before replacing it
     measured.py   the model's precision and recall measured on the decided pairs
     explain.py    `residentview explain`: why a resident's records are together or apart
+    web/          `residentview review serve`: the review page (Flask, 127.0.0.1 only)
 """
