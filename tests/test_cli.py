@@ -30,7 +30,7 @@ def assert_one_line_error(result, code: int = 2) -> str:
 
 
 def snapshot(folder: Path) -> dict:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # Help and usage -------------------------------------------------------------------------------

@@ -116,6 +116,9 @@ def test_nested_target_folders_are_created(tmp_path):
 import json as _json  # noqa: E402
 import socket  # noqa: E402
 import subprocess as _subprocess  # noqa: E402
+import time  # noqa: E402
+
+import pandas as pd  # noqa: E402
 
 from click.testing import CliRunner  # noqa: E402
 
@@ -133,7 +136,7 @@ def hold_lock(folder, pid, command="link"):
 def test_a_second_writer_stops_naming_the_first_and_the_folder_is_untouched(linkable_pair):
     out = linkable_pair.parent / "out"
     assert CliRunner().invoke(_cli, ["link", str(linkable_pair), "--out", str(out)]).exit_code == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = snapshot(out)
     sleeper = _subprocess.Popen(["sleep", "30"])
     try:
         lock = hold_lock(out, sleeper.pid)
@@ -145,7 +148,7 @@ def test_a_second_writer_stops_naming_the_first_and_the_folder_is_untouched(link
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert snapshot(out) == before
 
 
 def test_a_lock_left_by_a_dead_process_is_taken_over(linkable_pair):
@@ -182,3 +185,17 @@ def test_decisions_imported_between_link_and_write_are_kept(linkable_pair, tmp_p
     apply_decisions(out, path)
     result.write(out)
     assert read_store(out)["decision"].tolist() == ["match"]
+
+
+def test_each_run_is_kept_in_the_run_history(linkable_pair):
+    out = linkable_pair.parent / "out"
+    for _ in range(2):
+        assert CliRunner().invoke(_cli, ["link", str(linkable_pair), "--out", str(out)]).exit_code == 0
+        time.sleep(1.1)  # run folders are named to the second
+    runs = sorted((out / "runs").iterdir())
+    assert len(runs) == 2
+    for run in runs:
+        assert sorted(p.name for p in run.iterdir()) == ["report.html", "run.json"]
+        stamp = _json.loads((run / "run.json").read_text())["run_timestamp"]
+        assert run.name == pd.Timestamp(stamp).strftime("%Y%m%dT%H%M%SZ")
+    assert (runs[-1] / "run.json").read_bytes() == (out / "run.json").read_bytes()

@@ -197,14 +197,14 @@ def test_a_rerun_with_no_new_decisions_changes_nothing(linked, tmp_path):
 
 def test_review_apply_with_a_bad_row_exits_2_and_leaves_the_folder_as_it_was(linked, tmp_path):
     _, out = linked
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     path = decisions_csv(tmp_path / "bad.csv", [("all:00000", "select:B0000", "match"),
                                                 ("all:00000", "nowhere:1", "match")])
     result = run_cli("review", "apply", out, path)
     assert result.exit_code == 2
     assert "line 3: unknown record nowhere:1" in result.output
     assert "Traceback" not in result.output
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_review_apply_names_the_decisions_a_later_one_overrules(linked, tmp_path):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -115,6 +117,7 @@ class LinkResult:
                     self._write_files_and_report(staging, folder)
                 else:
                     self._write_files(staging, folder)
+                keep_run_history(folder, staging, self.run_timestamp)
         return folder
 
     def _keep_decisions_added_meanwhile(self, folder: Path) -> None:
@@ -237,6 +240,35 @@ def _clustered(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float, in_
     if len(in_force.overruled):
         log.warning("%d decisions contradict later ones and are overruled (see the report)", len(in_force.overruled))
     return clusters
+
+
+RUNS = "runs"
+HISTORY_FILES = ("run.json", "report.html")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard links where the file system allows (the history grows by a run, not by a copy of
+    every run before it), a copy elsewhere."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def keep_run_history(folder: Path, staging: Path, run_timestamp: pd.Timestamp) -> None:
+    """`runs/<timestamp>/` keeps each run's run.json (its counts, settings and timings) and
+    report.html, so a scheduled run does not overwrite the record of the one before. Written in
+    `staging` as the previous history plus this run, and moved into place with the rest."""
+    history = staging / RUNS
+    previous = Path(folder) / RUNS
+    if previous.is_dir():
+        shutil.copytree(previous, history, copy_function=_link_or_copy)
+    this_run = history / run_timestamp.strftime("%Y%m%dT%H%M%SZ")
+    this_run.mkdir(parents=True, exist_ok=True)
+    for name in HISTORY_FILES:
+        if (staging / name).is_file():
+            (this_run / name).unlink(missing_ok=True)
+            _link_or_copy(staging / name, this_run / name)
 
 
 def run_entry(result: LinkResult, staging: Path) -> dict:
