@@ -99,5 +99,6 @@ def _rebuild_report(outdir: Path, labels: Optional[Union[str, Path]]) -> Path:
         _write(inputs, staging)
         if new_decisions:
             write_decisions(outdir, staging, decisions, new_decisions, [{"event": "report", "user": os_user()}])
-            update_database(outdir, staging, decisions)
+    if new_decisions:
+        update_database(outdir, decisions)
     return outdir / "report.html"
