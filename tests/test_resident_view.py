@@ -421,17 +421,6 @@ def test_a_resident_of_one_record_has_that_record_as_golden_record_with_the_same
     assert golden["n_records"] == 1 and golden["first_seen"] == golden["last_seen"] == pd.Timestamp("2024-02-01")
 
 
-def test_arrow_list_columns_become_python_lists_with_nulls_and_empties_kept():
-    import pyarrow as pa
-
-    from residentview.resident_view.golden import python_lists
-
-    column = pa.chunked_array([pa.array([["A", "B"], [], None], type=pa.list_(pa.string())),
-                               pa.array([["C"], [None, "D"]], type=pa.list_(pa.string()))])
-    assert python_lists(column).tolist() == [["A", "B"], [], None, ["C"], [None, "D"]]
-    assert python_lists(column.slice(1, 3)).tolist() == [[], None, ["C"]]
-
-
 def test_a_previous_runs_text_is_read_compactly_and_written_back_as_it_was(tmp_path):
     from residentview.resident_view.previous import as_python_strings, read_previous_run
 

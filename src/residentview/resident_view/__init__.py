@@ -25,10 +25,11 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from residentview.resident_view.database import DATABASE_FILE, as_arrow_table, write_tables
-from residentview.resident_view.golden import golden_records, nulls_as_none
+from residentview.resident_view.golden import golden_records
 from residentview.resident_view.households import build_households
 from residentview.resident_view.ids import HOUSEHOLD_IDS, RESIDENT_IDS, assign_persistent_ids
 from residentview.resident_view.previous import as_python_strings, read_previous_run, record_members
@@ -99,16 +100,21 @@ def build_resident_view(
     # go before the golden records, the stage's peak, are built.
     prior.links = prior.links.iloc[:0]
 
-    residents = golden_records(records, linked["resident_id"], source_priority)
-    residents["id_issued_at"] = residents["resident_id"].map(residents_assigned.ids.set_index("id")["id_issued_at"])
+    # Residents are numbered in resident_id order, the order of the residents' rows.
+    ids = residents_assigned.ids
+    by_id = pc.sort_indices(pa.array(ids["id"], type=pa.string())).to_numpy()
+    number = np.empty(len(by_id), dtype=np.int64)
+    number[by_id] = np.arange(len(by_id))
+    resident_of_record = number[residents_assigned.member_groups]
+    residents, addresses = golden_records(
+        records, resident_of_record, ids["id"].to_numpy()[by_id], source_priority)
+    residents["id_issued_at"] = ids["id_issued_at"].array[by_id]
     households = build_households(
-        residents, prior.household_members(), prior.household_issued_at(), prior.household_ids_issued(),
+        residents, addresses, prior.household_members(), prior.household_issued_at(), prior.household_ids_issued(),
         run_timestamp,
     )
-    household_id = nulls_as_none(residents["resident_id"].map(households.household_of))
-    residents.insert(residents.columns.get_loc("n_records"), "household_id", household_id)
-
-    linked["household_id"] = nulls_as_none(linked["resident_id"].map(households.household_of))
+    residents.insert(residents.columns.get_loc("n_records"), "household_id", households.household_of)
+    linked["household_id"] = households.household_of[resident_of_record]
     # unique_id follows (source, record_id) order (schema.py), and is far cheaper to sort by.
     links = linked.sort_values("unique_id", kind="stable")[list(LINK_COLUMNS)].reset_index(drop=True)
 

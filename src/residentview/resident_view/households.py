@@ -16,10 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from residentview.resident_view.golden import as_arrow, nulls_as_none, python_lists
+from residentview.resident_view.coding import lookup, owner_lists
+from residentview.resident_view.golden import GoldenAddresses
 from residentview.resident_view.ids import HOUSEHOLD_IDS, assign_persistent_ids
 
 HOUSEHOLD_COLUMNS = ("household_id", "address", "postcode", "uprn", "resident_ids", "size", "id_issued_at")
@@ -27,87 +30,87 @@ HOUSEHOLD_COLUMNS = ("household_id", "address", "postcode", "uprn", "resident_id
 
 @dataclass
 class Households:
-    households: pd.DataFrame  # HOUSEHOLD_COLUMNS, one row per household
-    household_of: pd.Series  # resident_id -> household_id (residents in a household only)
+    households: pd.DataFrame  # HOUSEHOLD_COLUMNS, one row per household, by household_id
+    household_of: np.ndarray  # per resident (row of the residents given), its household_id or None
     changes: pd.DataFrame
-
-
-_KEYS_SQL = """
-    WITH living AS (
-        SELECT resident_id, address, postcode, uprn,
-               CASE WHEN address IS NOT NULL AND postcode IS NOT NULL THEN address || '|' || postcode END AS address_key
-        FROM residents WHERE coalesce(is_person, false) AND NOT coalesce(is_deceased, false)),
-    unambiguous AS (
-        SELECT address_key, min(uprn) AS uprn
-        FROM (SELECT DISTINCT address_key, uprn FROM living WHERE address_key IS NOT NULL AND uprn IS NOT NULL)
-        GROUP BY address_key HAVING count(*) = 1),
-    keyed AS (
-        SELECT l.resident_id, l.address, l.postcode, l.address_key, coalesce(l.uprn, u.uprn) AS uprn
-        FROM living l LEFT JOIN unambiguous u USING (address_key))
-    SELECT resident_id, CASE WHEN uprn IS NOT NULL THEN 'UPRN ' || uprn ELSE 'ADDRESS ' || address_key END AS key,
-           uprn, address, postcode
-    FROM keyed WHERE uprn IS NOT NULL OR address_key IS NOT NULL
-    ORDER BY resident_id
-"""
-
-# One row per household: its commonest member address (ties: alphabetically first), its UPRN,
-# its members and size.
-_DESCRIBE_SQL = """
-    WITH counted AS (
-        SELECT household_id, coalesce(address, '') || '|' || coalesce(postcode, '') AS address_key,
-               any_value(address) AS address, any_value(postcode) AS postcode, count(*) AS n
-        FROM members GROUP BY ALL),
-    commonest AS (
-        SELECT household_id, arg_min_null(address, (-n, address_key)) AS address,
-               arg_min_null(postcode, (-n, address_key)) AS postcode
-        FROM counted GROUP BY household_id)
-    SELECT household_id, c.address, c.postcode, min(m.uprn) AS uprn,
-           list_sort(list(DISTINCT m.resident_id)) AS resident_ids, count(*) AS size
-    FROM members m JOIN commonest c USING (household_id)
-    GROUP BY household_id, c.address, c.postcode
-    ORDER BY household_id
-"""
-
-def household_keys(residents: pd.DataFrame) -> pd.DataFrame:
-    """resident_id, key, uprn (the household's, when known), address, postcode for the residents
-    who belong in a household, by resident_id."""
-    table = as_arrow(residents[["resident_id", "address", "postcode", "uprn", "is_person", "is_deceased"]])
-    with duckdb.connect() as con:
-        con.register("residents", table)
-        return con.sql(_KEYS_SQL).df()
 
 
 def build_households(
     residents: pd.DataFrame,
+    addresses: GoldenAddresses,
     previous_members: pd.DataFrame,
     previous_issued_at: pd.Series,
     taken: Iterable[str],
     run_timestamp: pd.Timestamp,
 ) -> Households:
-    """Group residents (golden records) into households with persistent household ids.
+    """Group residents (golden records, by resident_id, and their addresses coded) into households
+    with persistent household ids.
 
     previous_members: member (resident_id), old_id (household_id) from the previous run.
     """
-    members = household_keys(residents)
+    living = residents["is_person"].fillna(False).to_numpy(bool) \
+        & ~residents["is_deceased"].fillna(False).to_numpy(bool)
+    full_address = _full_addresses(addresses)
+    uprn = _household_uprns(addresses, full_address, living)
+    members = np.flatnonzero(living & ((uprn >= 0) | (full_address >= 0)))
+    # A household is keyed by its UPRN, or else by its address: codes of either, in one numbering.
+    n_uprns = len(addresses.uprn.values)
+    key = np.where(uprn >= 0, uprn, n_uprns + full_address)[members]
     assignment = assign_persistent_ids(
-        pd.DataFrame({"group": members["key"], "member": members["resident_id"]}),
+        pd.DataFrame({"group": key, "member": residents["resident_id"].to_numpy()[members]}),
         previous_members, previous_issued_at, taken, HOUSEHOLD_IDS, run_timestamp,
     )
-    members["household_id"] = assignment.member_ids
-    household_of = members.set_index("resident_id")["household_id"]
-    return Households(_describe(members, assignment.ids), household_of, assignment.changes)
+    household_of = np.full(len(residents), None, dtype=object)
+    household_of[members] = assignment.member_ids
+
+    ids = assignment.ids
+    groups = ids["group"].to_numpy()
+    households = _describe(residents, addresses, members, assignment.member_groups, len(ids)).assign(
+        household_id=ids["id"].to_numpy(),
+        uprn=addresses.uprn.decoded(np.where(groups < n_uprns, groups, -1)),  # the UPRN it is keyed by, if any
+        id_issued_at=ids["id_issued_at"].array,
+    )
+    by_id = pc.sort_indices(pa.array(households["household_id"], type=pa.string())).to_numpy()
+    households = households.take(by_id).reset_index(drop=True)
+    return Households(households[list(HOUSEHOLD_COLUMNS)], household_of, assignment.changes)
 
 
-def _describe(members: pd.DataFrame, ids: pd.DataFrame) -> pd.DataFrame:
-    """One row per household: its commonest member address, its UPRN, members and size."""
-    table = as_arrow(members[["household_id", "resident_id", "address", "postcode", "uprn"]])
-    with duckdb.connect() as con:
-        con.register("members", table)
-        described = con.sql(_DESCRIBE_SQL).to_arrow_table()
-    households = described.drop_columns(["resident_ids"]).to_pandas()
-    households["resident_ids"] = python_lists(described["resident_ids"])
-    households["size"] = households["size"].astype("int64")
-    households["id_issued_at"] = ids.set_index("id")["id_issued_at"].reindex(households["household_id"]).array
-    for column in ("address", "postcode", "uprn"):
-        households[column] = nulls_as_none(households[column])
-    return households[list(HOUSEHOLD_COLUMNS)]
+def _full_addresses(addresses: GoldenAddresses) -> np.ndarray:
+    """The address key of residents with both address and postcode, else -1."""
+    return np.where((addresses.address.codes >= 0) & (addresses.postcode.codes >= 0), addresses.key.codes, -1)
+
+
+def _household_uprns(addresses: GoldenAddresses, full_address: np.ndarray, living: np.ndarray) -> np.ndarray:
+    """Per resident, the UPRN code of their household: their own, or else the one UPRN the living
+    residents at the same address and postcode have, if exactly one (-1 when none)."""
+    uprn = addresses.uprn.codes
+    known = living & (full_address >= 0) & (uprn >= 0)
+    width = len(addresses.uprn.values)
+    key_of, uprn_of = np.divmod(pd.unique(full_address[known] * width + uprn[known]), width)
+    sole = np.bincount(key_of, minlength=len(addresses.key.values))[key_of] == 1
+    sole_uprn = np.full(len(addresses.key.values), -1, dtype=np.int64)
+    sole_uprn[key_of[sole]] = uprn_of[sole]
+    return np.where(uprn >= 0, uprn, lookup(sole_uprn, full_address))
+
+
+def _describe(residents: pd.DataFrame, addresses: GoldenAddresses, members: np.ndarray, household: np.ndarray,
+              n: int) -> pd.DataFrame:
+    """Per household 0..n-1 (`household`: each member's): its commonest member address (ties: the
+    alphabetically first), its members (resident_ids, sorted) and size."""
+    width = max(len(addresses.key.values), 1)
+    at, pairs = pd.factorize(household * width + addresses.key.codes[members])
+    # Members with the same key may differ only by a part missing in one, empty in another: the
+    # present one (the greater code) is the household's, as DuckDB's any_value gave it.
+    address, postcode = np.full(len(pairs), -1, dtype=np.int64), np.full(len(pairs), -1, dtype=np.int64)
+    np.maximum.at(address, at, addresses.address.codes[members])
+    np.maximum.at(postcode, at, addresses.postcode.codes[members])
+    household_of, key_of = np.divmod(pairs, width)
+    best = np.lexsort([key_of, -np.bincount(at, minlength=len(pairs)), household_of])
+    commonest = best[np.r_[True, household_of[best][1:] != household_of[best][:-1]]] if len(best) else best
+    by_member = np.lexsort([members, household])
+    return pd.DataFrame({
+        "address": addresses.address.decoded(address[commonest]),
+        "postcode": addresses.postcode.decoded(postcode[commonest]),
+        "resident_ids": owner_lists(household[by_member], members[by_member], residents["resident_id"].to_numpy(), n),
+        "size": np.bincount(household, minlength=n).astype(np.int64),
+    })

@@ -34,6 +34,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from residentview.resident_view.coding import Coded, arrow_text, coded
+
 CROCKFORD_BASE32 = np.frombuffer(b"0123456789ABCDEFGHJKMNPQRSTVWXYZ", dtype=np.uint8)
 ID_CHARACTERS = 10
 
@@ -55,17 +57,23 @@ HOUSEHOLD_IDS = IdScheme("household", "H", "residentview-H01")
 
 @dataclass
 class IdAssignment:
-    """`ids`: group -> id, id_issued_at. `changes`: rows of CHANGE_COLUMNS for this run.
-    `member_ids`: each member's id, in the order the members were given."""
+    """`ids`: group -> id, id_issued_at, a row per group in the groups' sorted order.
+    `changes`: rows of CHANGE_COLUMNS for this run. `member_groups`: each member's group (a row
+    of `ids`), in the order the members were given."""
 
     ids: pd.DataFrame
     changes: pd.DataFrame
-    member_ids: np.ndarray
+    member_groups: np.ndarray
+
+    @property
+    def member_ids(self) -> np.ndarray:
+        return self.ids["id"].to_numpy()[self.member_groups]
 
 
 def _keyed_hash(text: pd.Series, scheme: IdScheme) -> np.ndarray:
     """SipHash of each string under the scheme's key."""
-    return pd.util.hash_pandas_object(text, index=False, hash_key=scheme.hash_key).to_numpy(np.uint64)
+    # Not categorised first (the same hashes): members are distinct, so it would only cost time.
+    return pd.util.hash_pandas_object(text, index=False, hash_key=scheme.hash_key, categorize=False).to_numpy(np.uint64)
 
 
 def _mix(numbers: np.ndarray) -> np.ndarray:
@@ -74,6 +82,10 @@ def _mix(numbers: np.ndarray) -> np.ndarray:
 
 
 def _as_text(members: pd.Series) -> pd.Series:
+    """Member keys as text: Arrow text (which hashes as the same Python strings do) and strings as
+    they are, anything else through str."""
+    if isinstance(members.dtype, pd.ArrowDtype) and pa.types.is_string(members.dtype.pyarrow_dtype):
+        return members
     return members if members.dtype == object and pd.api.types.infer_dtype(members, skipna=False) == "string" \
         else members.astype(str)
 
@@ -97,29 +109,35 @@ def group_fingerprints(groups: pd.Series, members: pd.Series, scheme: IdScheme) 
     return pd.Series(sums, index=pd.Index(uniques, name=groups.name))
 
 
-def _encode(numbers: np.ndarray, prefix: str) -> np.ndarray:
+def _encode(numbers: np.ndarray, prefix: str) -> pa.StringArray:
+    """Each number as the prefix and ID_CHARACTERS base32 digits: Arrow text made from one buffer of
+    characters, with no Python string per id."""
+    width = 1 + ID_CHARACTERS
     shifts = np.arange(ID_CHARACTERS - 1, -1, -1, dtype=np.uint64) * np.uint64(5)
     digits = (numbers[:, None] >> shifts[None, :]) & np.uint64(31)
-    text = CROCKFORD_BASE32[digits.astype(np.intp)].copy().view(f"S{ID_CHARACTERS}").ravel()
-    return np.char.add(prefix, text.astype(str))
+    characters = np.empty((len(numbers), width), dtype=np.uint8)
+    characters[:, 0] = ord(prefix)
+    characters[:, 1:] = CROCKFORD_BASE32[digits.astype(np.intp)]
+    offsets = np.arange(0, (len(numbers) + 1) * width, width, dtype=np.int32)
+    return pa.StringArray.from_buffers(len(numbers), pa.py_buffer(offsets), pa.py_buffer(characters))
 
 
-def _mint(fingerprints: np.ndarray, scheme: IdScheme, taken: Iterable[str]) -> np.ndarray:
+def _mint(fingerprints: np.ndarray, scheme: IdScheme, taken: Iterable[str] | pa.ChunkedArray) -> np.ndarray:
     """New ids for these fingerprints, avoiding every id in `taken` (see `mint_ids`)."""
-    # A hash table built per attempt beats a Python set of every id ever issued (millions).
-    taken = pd.Series(list(taken) if isinstance(taken, (set, frozenset)) else taken, dtype=object)
+    # An Arrow hash table built per attempt beats a Python set of every id ever issued (millions).
+    issued = taken.chunks if isinstance(taken, pa.ChunkedArray) else [pa.array(list(taken), type=pa.string())]
     fingerprints = np.asarray(fingerprints, dtype=np.uint64)
     result = np.empty(len(fingerprints), dtype=object)
     pending = np.argsort(fingerprints, kind="stable")
     attempt = 0
     while len(pending):
         salted = fingerprints[pending] ^ np.uint64(attempt)
-        mixed = _mix(salted) >> np.uint64(64 - 5 * ID_CHARACTERS)
-        candidates = pd.Series(_encode(mixed, scheme.prefix), dtype=object)
-        clash = (candidates.isin(taken) | candidates.duplicated(keep="first")).to_numpy()
-        accepted = candidates[~clash]
-        result[pending[~clash]] = accepted.to_numpy()
-        taken = pd.concat([taken, accepted], ignore_index=True)
+        candidates = _encode(_mix(salted) >> np.uint64(64 - 5 * ID_CHARACTERS), scheme.prefix)
+        text = candidates.to_numpy(zero_copy_only=False)
+        clash = pc.is_in(candidates, value_set=pa.concat_arrays(issued)).to_numpy(zero_copy_only=False)
+        clash |= pd.Series(text).duplicated(keep="first").to_numpy()
+        result[pending[~clash]] = text[~clash]
+        issued = [*issued, candidates.filter(pa.array(~clash))]
         pending = pending[clash]
         attempt += 1
     return result
@@ -134,42 +152,49 @@ def mint_ids(fingerprints: pd.Series, scheme: IdScheme, taken: Iterable[str]) ->
     return pd.Series(_mint(fingerprints.to_numpy(np.uint64), scheme, taken), index=fingerprints.index, dtype=object)
 
 
-def _greedy_edges(edges: pd.DataFrame) -> pd.DataFrame:
-    """Edges sorted best first -> the ones a greedy pass keeps (disjoint in group and previous id).
+def _greedy_edges(group: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """Edges (group, old id code) sorted best first -> which of them a greedy pass keeps
+    (disjoint in group and previous id), as a mask.
 
     Each round keeps every edge that is the best remaining edge of both its ends; that is exactly
     what a one-by-one greedy pass would keep, but vectorised. Rounds are few in practice.
     """
-    kept = []
-    while len(edges):
-        best_of_group = edges.drop_duplicates("group").index
-        best_of_old = edges.drop_duplicates("old_id").index
-        mutual = edges.loc[best_of_group.intersection(best_of_old)]
-        kept.append(mutual)
-        edges = edges[~edges["group"].isin(mutual["group"]) & ~edges["old_id"].isin(mutual["old_id"])]
-    return pd.concat(kept) if kept else edges
+    kept = np.zeros(len(group), dtype=bool)
+    live = np.arange(len(group))
+    group_done = np.zeros(int(group.max()) + 1 if len(group) else 0, dtype=bool)
+    old_done = np.zeros(int(old.max()) + 1 if len(old) else 0, dtype=bool)
+    while len(live):
+        groups, olds = group[live], old[live]
+        mutual = ~pd.Series(groups).duplicated().to_numpy() & ~pd.Series(olds).duplicated().to_numpy()
+        kept[live[mutual]] = True
+        group_done[groups[mutual]] = True
+        old_done[olds[mutual]] = True
+        live = live[~group_done[groups] & ~old_done[olds]]
+    return kept
 
 
 def _edges_best_first(
-    members: pd.DataFrame, previous_members: pd.DataFrame, previous_issued_at: pd.Series, fingerprints: pd.Series
-) -> pd.DataFrame:
-    """group, old_id, n_shared (members in common): heaviest first, ties to the oldest previous id,
-    then by old_id and fingerprint so the order never depends on the rows' order.
+    codes: np.ndarray, members: pd.Series, previous: Coded, previous_members: pd.Series,
+    issued_at: pd.Series, fingerprints: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """group, old (code of the previous id), n_shared (members in common) of every pair sharing
+    members: heaviest first, ties to the oldest previous id, then by previous id and fingerprint
+    so the order never depends on the rows' order.
 
     A DuckDB join: pandas' merge of a million text keys is several times slower."""
-    issued = pd.DataFrame({"old_id": previous_issued_at.index.astype(object), "issued_at": previous_issued_at.array})
-    groups = pd.DataFrame({"group": fingerprints.index, "fingerprint": fingerprints.to_numpy()})
     with duckdb.connect() as con:
-        for name, frame in (("members", members[["group", "member"]]), ("issued", issued), ("groups", groups),
-                            ("previous_members", previous_members[["member", "old_id"]])):
-            con.register(name, frame)
-        return con.sql("""
-            SELECT "group", old_id, n_shared
-            FROM (SELECT "group", old_id, count(*) AS n_shared
-                  FROM members JOIN previous_members USING (member) GROUP BY ALL)
-            LEFT JOIN issued USING (old_id) JOIN groups USING ("group")
-            ORDER BY n_shared DESC, issued_at ASC NULLS LAST, old_id, fingerprint
-        """).df()
+        con.register("members", pa.table({"group": codes, "member": arrow_text(members)}))
+        con.register("previous_members", pa.table({"member": arrow_text(previous_members), "old": previous.as_arrow()}))
+        edges = con.sql("""
+            SELECT "group", old, count(*) AS n_shared
+            FROM members JOIN previous_members USING (member) WHERE old IS NOT NULL GROUP BY ALL
+        """).fetchnumpy()
+    group, old, n_shared = (np.asarray(edges[c], dtype=np.int64) for c in ("group", "old", "n_shared"))
+    issued = issued_at.to_numpy("datetime64[ns]").astype(np.int64)
+    never = np.iinfo(np.int64).max  # previous ids without an issue date come last
+    issued = np.where(issued_at.isna().to_numpy(), never, issued)
+    order = np.lexsort([fingerprints[group], old, issued[old], -n_shared])  # the last key sorts first
+    return group[order], old[order], n_shared[order]
 
 
 def assign_persistent_ids(
@@ -187,64 +212,69 @@ def assign_persistent_ids(
     previous_issued_at old_id -> when it was first issued (decides 'oldest' in ties; may be empty)
     taken              every id issued before, retired ones included
     """
-    # Groups by position (codes into `groups`) throughout: at a million records, indexing by the
-    # group labels was most of the work.
+    # Groups and previous ids by position (codes) throughout: at a million records, indexing by
+    # their labels was most of the work.
     codes, groups = pd.factorize(members["group"], sort=True)
-    fingerprints = _sums_by_code(codes, len(groups), _keyed_hash(_as_text(members["member"]), scheme))
+    member_text = _as_text(members["member"])
+    fingerprints = _sums_by_code(codes, len(groups), _keyed_hash(member_text, scheme))
     group_size = np.bincount(codes, minlength=len(groups))
+    previous = coded(previous_members["old_id"])  # previous ids sorted, so codes order as ids do
+    issued_at = previous_issued_at.reindex(previous.values)
 
     if len(previous_members):
-        by_label = pd.Series(fingerprints, index=pd.Index(groups, name="group"))
-        edges = _edges_best_first(members, previous_members, previous_issued_at, by_label)
+        group, old, n_shared = _edges_best_first(
+            codes, member_text, previous, previous_members["member"], issued_at, fingerprints)
     else:  # a first run: nothing to carry over
-        edges = pd.DataFrame({"group": groups[:0], "old_id": pd.Series(dtype=object), "n_shared": pd.Series(dtype=np.int64)})
-    kept = _greedy_edges(edges)
-    position = pd.Index(groups)
-    kept_at = position.get_indexer(kept["group"])
+        group = old = n_shared = np.array([], dtype=np.int64)
+    kept = _greedy_edges(group, old)
+    carried_over = np.full(len(groups), -1, dtype=np.int64)  # per group, the code of the id it keeps
+    carried_over[group[kept]] = old[kept]
+    fresh = carried_over < 0
 
-    ids = np.empty(len(groups), dtype=object)
-    ids[kept_at] = kept["old_id"].to_numpy()
-    fresh = np.ones(len(groups), dtype=bool)
-    fresh[kept_at] = False
+    ids = previous.decoded(carried_over)
     ids[fresh] = _mint(fingerprints[fresh], scheme, taken)
-    issued_at = pd.Series(pd.Timestamp(run_timestamp), index=pd.RangeIndex(len(groups)))
-    issued_at.iloc[kept_at] = kept["old_id"].map(previous_issued_at).fillna(run_timestamp).array
+    issued = pd.Series(pd.Timestamp(run_timestamp), index=pd.RangeIndex(len(groups)))
+    issued.iloc[~fresh] = issued_at.iloc[carried_over[~fresh]].fillna(run_timestamp).array
 
-    edge_at = position.get_indexer(edges["group"])
-    changes = _describe_changes(edges, kept, ids, edge_at, group_size, previous_members, fresh)
+    has_edge = np.zeros(len(groups), dtype=bool)
+    has_edge[group] = True
+    changes = pd.concat([
+        pd.DataFrame({"change": "new", "old_id": None, "new_id": ids[fresh & ~has_edge],
+                      "n_records": group_size[fresh & ~has_edge]}),
+        _moved(group, old, n_shared, kept, ids, carried_over, previous),
+        _retired(previous, old),
+    ], ignore_index=True)
     changes.insert(0, "entity", scheme.entity)
     changes.insert(0, "run_timestamp", pd.Timestamp(run_timestamp))
     return IdAssignment(
-        ids=pd.DataFrame({"group": groups, "id": ids, "id_issued_at": issued_at.array}),
-        changes=changes[list(CHANGE_COLUMNS)],
-        member_ids=ids[codes],
+        ids=pd.DataFrame({"group": groups, "id": ids, "id_issued_at": issued.array}),
+        changes=_in_change_order(changes)[list(CHANGE_COLUMNS)],
+        member_groups=codes,
     )
 
 
-def _describe_changes(edges, kept, ids, edge_at, group_size, previous_members, fresh) -> pd.DataFrame:
-    """One row per edge not kept (split / merged), per fresh group with no edge (new) and per
-    previous id with no edge (retired). `ids`, `group_size`, `fresh`: by group position;
-    `edge_at`: each edge's group position."""
-    new_id = ids[edge_at]
-    moved = new_id != edges["old_id"].to_numpy()
-    moved_rows = pd.DataFrame({
-        "change": np.where(edges["old_id"][moved].isin(kept["old_id"]), "split", "merged"),
-        "old_id": edges["old_id"].to_numpy()[moved],
-        "new_id": new_id[moved],
-        "n_records": edges["n_shared"].to_numpy()[moved],
+def _moved(group, old, n_shared, kept, ids, carried_over, previous: Coded) -> pd.DataFrame:
+    """A row per edge whose previous id its group did not keep: 'split' when the id lives on in
+    another group, else 'merged'."""
+    moved = carried_over[group] != old  # the group kept another previous id, or got a new one
+    lives_on = np.zeros(len(previous.values), dtype=bool)
+    lives_on[old[kept]] = True
+    return pd.DataFrame({
+        "change": np.where(lives_on[old[moved]], "split", "merged"),
+        "old_id": previous.values[old[moved]], "new_id": ids[group[moved]], "n_records": n_shared[moved],
     })
-    brand_new = fresh.copy()
-    brand_new[edge_at] = False
-    new_rows = pd.DataFrame({
-        "change": "new", "old_id": None, "new_id": ids[brand_new], "n_records": group_size[brand_new],
-    })
-    previous_size = previous_members["old_id"].value_counts(sort=False)
-    gone = previous_size.index.difference(pd.Index(edges["old_id"].unique()))
-    retired_rows = pd.DataFrame({
-        "change": "retired", "old_id": gone.to_numpy(), "new_id": None,
-        "n_records": previous_size.loc[gone].to_numpy(),
-    })
-    changes = pd.concat([new_rows, moved_rows, retired_rows], ignore_index=True)
+
+
+def _retired(previous: Coded, old: np.ndarray) -> pd.DataFrame:
+    """A row per previous id sharing no member with any group."""
+    size = np.bincount(previous.codes[previous.codes >= 0], minlength=len(previous.values))
+    gone = np.ones(len(previous.values), dtype=bool)
+    gone[old] = False
+    return pd.DataFrame({"change": "retired", "old_id": previous.values[gone], "new_id": None, "n_records": size[gone]})
+
+
+def _in_change_order(changes: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by change, old_id, new_id (missing ids first)."""
     changes["n_records"] = changes["n_records"].astype("int64")
     changes["old_id"] = changes["old_id"].astype(object)
     changes["new_id"] = changes["new_id"].astype(object)

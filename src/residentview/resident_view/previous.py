@@ -8,17 +8,22 @@ from typing import Optional
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from residentview.errors import DataError
+from residentview.resident_view.coding import arrow_text
 from residentview.resident_view.ids import CHANGE_COLUMNS, HOUSEHOLD_IDS, RESIDENT_IDS
 
 MEMBER_SEPARATOR = "\x1f"  # cannot occur in a source name, so (source, record_id) keys never collide
 
 
 def record_members(frame: pd.DataFrame) -> pd.Series:
-    """The key a record is known by across runs: its source and its id in that source."""
-    return frame["source"].astype(str) + MEMBER_SEPARATOR + frame["record_id"].astype(str)
+    """The key a record is known by across runs: its source and its id in that source (missing
+    when either is). Arrow text: the previous run's are read as Arrow, and a million keys as
+    Python strings cost a second."""
+    keys = pc.binary_join_element_wise(arrow_text(frame["source"]), arrow_text(frame["record_id"]), MEMBER_SEPARATOR)
+    return pd.Series(pd.arrays.ArrowExtensionArray(keys), index=frame.index)
 
 
 @dataclass
@@ -28,12 +33,15 @@ class PreviousRun:
     households: pd.DataFrame  # household_id, id_issued_at (may be absent)
     id_changes: pd.DataFrame  # CHANGE_COLUMNS, the history so far
 
+    # Members stay Arrow text (see `record_members`); a member missing its key matches no one, but
+    # still counts to its id's size.
     def resident_members(self) -> pd.DataFrame:
         return pd.DataFrame({"member": record_members(self.links), "old_id": self.links["resident_id"].astype(str)})
 
     def household_members(self) -> pd.DataFrame:
         frame = self.residents.dropna(subset=["household_id"])
-        return pd.DataFrame({"member": frame["resident_id"].astype(str), "old_id": frame["household_id"].astype(str)})
+        return pd.DataFrame({"member": pd.arrays.ArrowExtensionArray(arrow_text(frame["resident_id"])),
+                             "old_id": frame["household_id"].astype(str)})
 
     def resident_issued_at(self) -> pd.Series:
         return _issued_at(self.residents, "resident_id")
@@ -53,14 +61,16 @@ class PreviousRun:
 def _issued_at(frame: pd.DataFrame, id_column: str) -> pd.Series:
     if "id_issued_at" not in frame or frame["id_issued_at"].isna().all():
         return pd.Series(dtype="datetime64[ns, UTC]")
-    return pd.Series(pd.to_datetime(frame["id_issued_at"], utc=True).array, index=frame[id_column].astype(str))
+    issued_at = pd.to_datetime(frame["id_issued_at"], utc=True, cache=False)
+    return pd.Series(issued_at.array, index=frame[id_column].astype(str))
 
 
-def _ids_issued(id_changes: pd.DataFrame, entity: str, *current: pd.Series) -> pd.Series:
-    """Every id of the kind issued so far (repeats included: only membership is asked of it)."""
+def _ids_issued(id_changes: pd.DataFrame, entity: str, *current: pd.Series) -> pa.ChunkedArray:
+    """Every id of the kind issued so far (repeats included: only membership is asked of it), as
+    Arrow text: they are only looked up."""
     history = id_changes[id_changes["entity"] == entity]
-    parts = [ids.dropna().astype(str) for ids in (history["old_id"], history["new_id"], *current) if len(ids)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.Series(dtype=str)
+    parts = [arrow_text(ids).drop_null().cast(pa.string()) for ids in (history["old_id"], history["new_id"], *current)]
+    return pa.chunked_array(parts, type=pa.string())
 
 
 def empty_id_changes() -> pd.DataFrame:
