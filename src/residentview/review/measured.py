@@ -71,10 +71,12 @@ def measure_on_decisions(in_force: DecisionsInForce, pairs: Optional[pd.DataFram
         above = probability >= cut
         return _ratio((label & above).sum(), above.sum()), _ratio((label & above).sum(), label.sum())
 
+    from residentview.report.linkage_metrics import estimated_accuracy  # here: the report imports this module
+
     precision, recall = at(threshold)
-    above = probability >= threshold
-    expected_precision = _ratio(probability[above].sum(), above.sum())
-    expected_recall = _ratio(probability[above].sum(), probability.sum())
+    expected = estimated_accuracy(scores["probability"], threshold)  # what the model expects of itself
+    expected_precision, expected_recall = (None if np.isnan(expected[key]) else float(expected[key])
+                                           for key in ("estimated precision", "estimated recall"))
     f1s = [(f1_score(*at(cut)) or 0.0, cut) for cut in THRESHOLDS]
     best_f1, best = max(f1s, key=lambda item: (item[0], -abs(item[1] - threshold)))
     return MeasuredOnDecisions(
