@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -18,7 +17,7 @@ from residentview.audit import append_entries, os_user
 from residentview.errors import DataError
 from residentview.outputs import folder_lock, staged_output
 from residentview.resident_view.database import DATABASE_FILE
-from residentview.review.importing import DecisionsFile, read_decisions_file
+from residentview.review.importing import DecisionsFile, decisions_from_frame, read_decisions_file
 from residentview.review.in_force import DecisionsInForce, decisions_in_force
 from residentview.review.store import appended, as_store_table, file_digest, read_store, write_store
 
@@ -152,11 +151,8 @@ def record_decisions(folder: Path, rows: pd.DataFrame, origin: str, reviewer: Op
 def _record_decisions(folder: Path, rows: pd.DataFrame, origin: str, reviewer: Optional[str]) -> AppliedDecisions:
     records = _run_records(folder)
     store = read_store(folder)
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "decisions.csv"
-        rows.to_csv(path, index=False)
-        imported = read_decisions_file(path, records, store, reviewer=reviewer, origin=origin,
-                                       decided_at=pd.Timestamp.now(tz="UTC"), model_version=model_version(folder))
+    imported = decisions_from_frame(rows, origin, records, store, reviewer=reviewer, origin=origin,
+                                    decided_at=pd.Timestamp.now(tz="UTC"), model_version=model_version(folder))
     return _store_decisions(folder, records, store, imported, {"event": origin, "user": os_user()})
 
 
@@ -200,8 +196,9 @@ def pending_queue_decisions(folder: Optional[Path], store: pd.DataFrame) -> Opti
     if folder is None or not queue_has_decisions(folder):
         return None
     folder = Path(folder)
+    records = _run_records(folder)
     try:
-        found = read_decisions_file(folder / QUEUE_FILE, _run_records(folder), store, reviewer=None,
+        found = read_decisions_file(folder / QUEUE_FILE, records, store, reviewer=None,
                                     origin=QUEUE_FILE, decided_at=pd.Timestamp.now(tz="UTC"),
                                     model_version=model_version(folder), superseded_after=_queue_written_at(folder))
     except DataError as exc:
@@ -209,7 +206,7 @@ def pending_queue_decisions(folder: Optional[Path], store: pd.DataFrame) -> Opti
                         "away) and run again; nothing was changed") from None
     if not len(found.rows):
         return None
-    found.rows = _scores_seen(folder, found.rows, _run_records(folder))
+    found.rows = _scores_seen(folder, found.rows, records)
     log.info("imported %d decisions filled into %s before replacing it", len(found.rows), QUEUE_FILE)
     return found
 

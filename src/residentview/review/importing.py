@@ -77,12 +77,20 @@ def read_decisions_file(path: Path, known: pd.DataFrame, store: pd.DataFrame, *,
     pair (same word, reviewer and note) adds nothing. `superseded_after`: rows on pairs decided
     in the store after this time are skipped (a queue written before those decisions were made
     is out of date on them)."""
-    path = Path(path)
-    frame = _read_csv(path)
+    return decisions_from_frame(_read_csv(Path(path)), str(path), known, store, reviewer=reviewer, origin=origin,
+                                decided_at=decided_at, model_version=model_version, superseded_after=superseded_after)
+
+
+def decisions_from_frame(frame: pd.DataFrame, label: str, known: pd.DataFrame, store: pd.DataFrame, *,
+                         reviewer: Optional[str], origin: str, decided_at: pd.Timestamp,
+                         model_version: Optional[str], superseded_after: Optional[pd.Timestamp] = None) -> DecisionsFile:
+    """As `read_decisions_file`, for rows already in memory (text, as a CSV reads); `label`
+    names them in messages."""
+    frame = frame.fillna("").astype(str)
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise DataError(f"{path}: a decisions file needs the columns {', '.join(REQUIRED_COLUMNS)}; "
+        raise DataError(f"{label}: a decisions file needs the columns {', '.join(REQUIRED_COLUMNS)}; "
                         f"missing {', '.join(missing)}")
     for column in ("reviewer", "note"):
         if column not in frame:
@@ -114,7 +122,7 @@ def read_decisions_file(path: Path, known: pd.DataFrame, store: pd.DataFrame, *,
     if problems:
         shown = problems[:PROBLEMS_SHOWN]
         more = [f"... and {len(problems) - PROBLEMS_SHOWN} more"] if len(problems) > PROBLEMS_SHOWN else []
-        raise DataError("\n".join([f"{path}: {len(problems)} bad row(s); nothing imported from this file",
+        raise DataError("\n".join([f"{label}: {len(problems)} bad row(s); nothing imported from this file",
                                    *shown, *more]))
 
     decided = np.array([w is not None for w in words], dtype=bool)
