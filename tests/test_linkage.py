@@ -294,6 +294,29 @@ def test_a_saved_model_is_reused_without_training(linked, tmp_path):
     assert len(reused.links) == len(result.links)
 
 
+def test_a_model_trained_on_a_sample_scores_as_it_would_once_saved(linked, tmp_path):
+    # Term frequencies come from every record, not the training sample: a value the sample
+    # missed is as rare as it is, and the saved model (reused by `update`) scores the same pairs
+    # the same.
+    _, _, _, written = linked
+    config = load_config(written.config_path).model_copy(deep=True)
+    config.linkage.training_sample_size = 400
+    sampled = rv.link(config, progress=False)
+    assert sampled.diagnostics["training_sample"] == 400
+    tf = [c for c in sampled.review_pairs.columns if c.startswith("tf_") and c.endswith("_l")]
+    assert tf
+    for column in tf:
+        values = sampled.review_pairs[column.removeprefix("tf_")]
+        assert sampled.review_pairs.loc[values.notna(), column].notna().all(), column
+    model_path = tmp_path / "model.json"
+    model_path.write_text(json.dumps(sampled.model))
+    config.linkage.model = model_path
+    reused = rv.link(config, progress=False)
+    both = sampled.pairs.merge(reused.pairs, on=["unique_id_l", "unique_id_r"], suffixes=("", "_reused"))
+    assert len(both) == len(sampled.pairs) == len(reused.pairs)
+    assert (both["match_weight"] - both["match_weight_reused"]).abs().max() < 1e-9
+
+
 def test_a_title_stands_in_for_a_missing_sex():
     from residentview.linkage.frame import linking_frame
 

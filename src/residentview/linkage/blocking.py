@@ -532,6 +532,27 @@ def blocked_pairs_sql(rule_sqls: list[str], table: str, unique_id: str = "unique
         f"FROM {table} AS l JOIN {table} AS r ON ({sql}) AND l.{uid} < r.{uid}"
         for number, sql in enumerate(rule_sqls)
     ]
+    return _first_rule_of_each_pair(parts)
+
+
+def fresh_pairs_sql(rule_sqls: list[str], table: str, fresh: str, unique_id: str = "unique_id") -> str:
+    """As `blocked_pairs_sql`, but only the pairs with at least one record of `fresh` (a table of
+    some of `table`'s records, with the same columns): an update's new and changed records
+    against the whole master and each other. Each rule joins the few fresh records to the
+    many, both ways round, since a rule need not be symmetric."""
+    uid = '"' + unique_id.replace('"', '""') + '"'
+    parts = [
+        f"SELECT {number} AS rule, l.{uid} AS join_key_l, r.{uid} AS join_key_r "
+        f"FROM {left} AS l JOIN {right} AS r ON ({sql}) AND l.{uid} < r.{uid}"
+        for number, sql in enumerate(rule_sqls)
+        for left, right in ((fresh, table), (table, fresh))
+    ]
+    return _first_rule_of_each_pair(parts)
+
+
+def _first_rule_of_each_pair(parts: list[str]) -> str:
+    """One row per pair found by the `parts` (rule, join_key_l, join_key_r), with the first
+    rule that finds it as Splink's match_key."""
     return (
         "SELECT CAST(min(rule) AS VARCHAR) AS match_key, join_key_l, join_key_r "
         f"FROM ({' UNION ALL '.join(parts)}) GROUP BY join_key_l, join_key_r"

@@ -16,10 +16,10 @@ import pandas as pd
 from splink import DuckDBAPI, Linker, SettingsCreator
 
 from residentview.config import LinkageConfig
-from residentview.errors import ConfigError
-from residentview.linkage.blocking import blocked_pairs_sql, choose_records_rules
+from residentview.errors import ConfigError, DataError
+from residentview.linkage.blocking import blocked_pairs_sql, choose_records_rules, fresh_pairs_sql
 from residentview.linkage.comparisons import build_comparisons, compared_fields
-from residentview.linkage.frame import COMPARED_FIELDS, linking_frame, load_sql, with_derived
+from residentview.linkage.frame import ADDED, COMPARED_FIELDS, linking_frame, load_sql, with_derived
 from residentview.linkage.training import initial_prior, learn_m_from_labels, train
 
 log = logging.getLogger(__name__)
@@ -288,6 +288,29 @@ def model_columns(model: dict) -> set[str]:
     return set(re.findall(r'\\"([a-z0-9_]+)_[lr]\\"', text))
 
 
+LIST_COLUMNS = {"first_name_aliases"}
+
+
+def with_model_columns(frame: pd.DataFrame, model: dict, where: str) -> pd.DataFrame:
+    """The linking frame with an empty column for each column a saved model compares that these
+    records hold no value of (a field still mapped, empty tonight): every pair then scores that
+    comparison as missing, as it would with the field blank. A ConfigError names columns that
+    cannot be left empty so (lists; all of a field's columns gone)."""
+    missing = model_columns(model) - with_derived(set(frame.columns))
+    fillable = sorted(c for c in missing if c not in ADDED and c not in LIST_COLUMNS)
+    if fillable:
+        frame = frame.copy()
+        for column in fillable:
+            empty = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]") if column == "dob" else (
+                pd.Series(pd.array([None] * len(frame), dtype="string"), index=frame.index))
+            frame[column] = empty
+        log.info("%s compares %s, which no record holds: scored as missing", where, ", ".join(fillable))
+    still = model_columns(model) - with_derived(set(frame.columns))
+    if still:
+        raise ConfigError(f"{where} compares field(s) these sources lack: {', '.join(sorted(still))}")
+    return frame
+
+
 def _no_pairs() -> pd.DataFrame:
     """No scored pairs, typed as scored pairs are: the report rounds the probabilities."""
     return pd.DataFrame({"unique_id_l": pd.Series(dtype="int64"), "unique_id_r": pd.Series(dtype="int64"),
@@ -313,6 +336,11 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
         diagnostics["note"] = "fewer than two person records or no shared fields: nothing to link"
         return Linkage(_no_pairs(), {"comparisons": []}, diagnostics)
 
+    model = None
+    if model_path is not None:
+        model = _load_model(model_path)
+        frame = with_model_columns(frame, model, f"linkage.model: {model_path}")
+        columns = with_derived(set(frame.columns))
     n_records = len(frame)
     priors = {"Initial agrees": initial_prior(frame["first_name_key"])} if "first_name_key" in frame else {}
     sample_ids = None
@@ -328,13 +356,7 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
     log.info("blocking: %d of %d rules kept, about %s comparisons (budget %s)", len(rules), len(blocking.tried),
              f"{blocking.comparisons:,}", f"{blocking.budget:,}")
 
-    if model_path is not None:
-        model = _load_model(model_path)
-        missing = model_columns(model) - columns
-        if missing:
-            raise ConfigError(
-                f"linkage.model: {model_path} compares field(s) these sources lack: {', '.join(sorted(missing))}"
-            )
+    if model is not None:
         linker = new_linker(sdf, model)
         diagnostics["model"] = f"loaded from {model_path.name}; training skipped"
     else:
@@ -346,6 +368,11 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
             trainer = new_linker(train_sdf, _settings(comparisons, rules))
             diagnostics.update(train(trainer, columns, settings.seed, priors, len(sample_ids)))
             linker = new_linker(sdf, trainer.misc.save_model_to_json())
+            # Splink caches term-frequency tables by column name, per database: the trainer's
+            # were counted on the training sample, and scoring would read them, so values the
+            # sample missed would get no adjustment and every other a sample's noisy one.
+            # Scoring counts them afresh over all the records.
+            linker._intermediate_table_cache.invalidate_cache()
         diagnostics.setdefault("model", "trained")  # or the stated priors a tiny input gets
         if labels is not None and len(labels):
             levels = _labelled_levels(linker, connection, labels)
@@ -356,4 +383,41 @@ def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[P
     pairs, review_pairs = _scored(connection, predictions, columns, settings.threshold)
     model = linker.misc.save_model_to_json()
     model.pop("linker_uid", None)  # random per run; the same input must give the same model.json
+    return Linkage(pairs=pairs, model=model, diagnostics=diagnostics, review_pairs=review_pairs)
+
+
+FRESH_TABLE = "fresh_records"
+
+
+def score_fresh(records: pd.DataFrame, fresh_ids: pd.Series, model: dict, threshold: float) -> Linkage:
+    """Score, with a saved `model` (no training), the candidate pairs its blocking rules find
+    between the records `fresh_ids` (unique_ids: an update's new and changed records) and all
+    of `records`, the fresh among themselves included. Term frequencies, and how common each
+    full name is, are counted over all of `records`: the master as it stands after the update."""
+    try:
+        frame = with_model_columns(linking_frame(records), model, "the previous run's model")
+    except ConfigError as exc:
+        raise DataError(f"{exc}; run `residentview update --retrain` to train a new one") from None
+    columns = with_derived(set(frame.columns))
+    diagnostics: dict = {"n_person_records": int(len(frame))}
+    fresh = pd.DataFrame({"unique_id": pd.Series(fresh_ids, dtype="int64")})
+    fresh = fresh[fresh["unique_id"].isin(frame["unique_id"])]  # people only
+    if len(frame) < 2 or not len(fresh) or not model.get("comparisons"):
+        return Linkage(_no_pairs(), model, diagnostics)
+    sdf, _, connection = _load(frame)
+    del frame
+    linker = new_linker(sdf, model)
+    rules = linker._settings_obj._blocking_rules_to_generate_predictions
+    scoring = _scoring_sqls(linker, PREDICT_FLOOR) if rules else None
+    if scoring is None:
+        raise DataError("the saved model's blocking rules cannot score an update; run `residentview update --retrain`")
+    connection.register("fresh_ids", fresh)
+    connection.execute(f"CREATE TABLE {FRESH_TABLE} AS SELECT r.* FROM records_table r JOIN fresh_ids USING (unique_id)")
+    connection.unregister("fresh_ids")
+    uid = linker._settings_obj.column_info_settings.unique_id_input_column.unquote().name
+    sql = fresh_pairs_sql([rule.blocking_rule_sql for rule in rules], sdf.physical_name, FRESH_TABLE, uid)
+    predictions = _score_id_pairs(linker, connection, sql, scoring)
+    pairs, review_pairs = _scored(connection, predictions, columns, threshold)
+    diagnostics["fresh_person_records"] = int(len(fresh))
+    diagnostics["fresh_pairs_scored"] = int(len(pairs))
     return Linkage(pairs=pairs, model=model, diagnostics=diagnostics, review_pairs=review_pairs)
