@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from helpers import snapshot
+
 from residentview.cli import main
 
 COMMANDS = ["validate", "link", "demo", "synth", "report"]
@@ -29,8 +31,6 @@ def assert_one_line_error(result, code: int = 2) -> str:
     return lines[0]
 
 
-def snapshot(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # Help and usage -------------------------------------------------------------------------------

@@ -7,13 +7,13 @@ import os
 
 import pytest
 
+from helpers import snapshot
+
 from residentview import DataError
 from residentview import outputs
 from residentview.outputs import staged_output
 
 
-def snapshot(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture

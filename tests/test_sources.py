@@ -334,3 +334,38 @@ def test_any_column_becomes_trimmed_text_or_missing_and_reading_twice_changes_no
     for value in text.dropna():
         assert isinstance(value, str) and value == value.strip() and value != ""
     assert _text(text.astype(object)).equals(text)
+
+
+# Record hashes: what `update` compares to find changed records -------------------------------
+
+def _hashed(write_config, tmp_path, rows: dict, **spec) -> dict:
+    from residentview.sources import row_hashes
+
+    path = spec.pop("path", "a.csv")
+    pd.DataFrame(rows).to_csv(tmp_path / path, index=False)
+    fields = {"first_name": "first", "date_of_birth": {"column": "born", "format": "%d/%m/%Y"}}
+    fields.update(spec.pop("fields", {}))
+    config = load_config(write_config({"name": "h", "sources": {"a": {"path": path, "id": "ref",
+                                                                        "fields": fields, **spec}}}))
+    raw, _ = read_sources(config)
+    return dict(zip(raw["record_id"], row_hashes(raw, config).tolist()))
+
+
+def test_a_record_hash_changes_with_its_values_and_its_sources_settings_only(write_config, tmp_path):
+    rows = {"ref": ["1", "2", "3"], "first": ["Ann", "Bob", None], "born": ["01/02/1990", "03/04/1985", "05/06/1970"],
+            "other": ["x", "y", "z"]}
+    base = _hashed(write_config, tmp_path, rows)
+    assert len(set(base.values())) == 3
+    # Row order, an unmapped column, and the file's name do not count.
+    shuffled = {k: list(reversed(v)) for k, v in rows.items()} | {"other": ["p", "q", "r"]}
+    assert _hashed(write_config, tmp_path, shuffled) == base
+    assert _hashed(write_config, tmp_path, rows, path="tonight.csv") == base
+    # One value changed, a blank filled in: those records only.
+    edited = rows | {"first": ["Ann", "Rob", "Cy"]}
+    changed = _hashed(write_config, tmp_path, edited)
+    assert changed["1"] == base["1"] and changed["2"] != base["2"] and changed["3"] != base["3"]
+    # A setting that changes how values read (the date format): every record of the source.
+    other_format = _hashed(write_config, tmp_path, rows, fields={"date_of_birth": {"column": "born", "format": "%m/%d/%Y"}})
+    assert all(other_format[k] != base[k] for k in base)
+    # A blank is not an empty text: None and "" differ from any value.
+    assert _hashed(write_config, tmp_path, rows | {"first": ["Ann", "Bob", "None"]})["3"] != base["3"]

@@ -400,6 +400,10 @@ class _Context:
     kept: tuple
     sex: np.ndarray
 
+    def take(self, rows: np.ndarray) -> "_Context":
+        """The context of some of the records (`rows`: positions), for clustering only them."""
+        return _Context(self.adult[rows], self.kept, self.sex[rows])
+
 
 def _context(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> tuple[_Context, dict, dict]:
     adult, measured = adult_when(records, left, right)
@@ -579,15 +583,31 @@ def _decided_edges(must_link: Optional[pd.DataFrame], edges: pd.DataFrame) -> pd
     })
 
 
+def clustering_context(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float,
+                       must_link: Optional[pd.DataFrame] = None) -> tuple[_Context, dict, dict]:
+    """What clustering learns from all the records and their confident pairs (see `_Context`),
+    for clustering only some of them (`cluster_records(..., context=context.take(rows))`), and
+    what was measured (adult sources, kept references)."""
+    edges = pairs.loc[pairs["match_probability"] >= threshold, EDGE_COLUMNS]
+    decided = _decided_edges(must_link, edges)
+    if len(decided):
+        edges = pd.concat([decided, edges], ignore_index=True) if len(edges) else decided
+    return _context(records, edges["unique_id_l"].to_numpy(np.int64), edges["unique_id_r"].to_numpy(np.int64))
+
+
 def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float,
                     must_link: Optional[pd.DataFrame] = None,
-                    cannot_link: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+                    cannot_link: Optional[pd.DataFrame] = None,
+                    context: Optional[tuple[_Context, dict, dict]] = None) -> pd.DataFrame:
     """One row per record: unique_id, cluster_key (lowest member unique_id), match_probability
     (the strongest pair tying the record to its resident; 1.0 for a resident of one record).
 
     Reviewers' decisions are inputs like the scored pairs: `must_link` pairs (unique_id_l,
     unique_id_r) share a resident whatever their score, `cannot_link` pairs never do, not even
-    through other records. The two must not contradict each other (see `review.in_force`)."""
+    through other records. The two must not contradict each other (see `review.in_force`).
+
+    `context`: what `clustering_context` learnt from a larger set of records, row-aligned with
+    `records` — when these are only the records an update touches."""
     ids = records["unique_id"].to_numpy(dtype=np.int64)
     n_ids = int(ids.max()) + 1 if len(ids) else 0
     edges = pairs.loc[pairs["match_probability"] >= threshold, EDGE_COLUMNS]
@@ -602,7 +622,7 @@ def cluster_records(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float
     root = pd.Series(ids, index=records.index).groupby(labels).transform("min").to_numpy()
     root_of = dict(zip(ids.tolist(), root.tolist()))
 
-    context, measured, references = _context(records, left, right)
+    context, measured, references = context if context is not None else _context(records, left, right)
     suspects = _may_conflict(records, labels, context)
     apart = _apart(cannot_link)
     if cannot_link is not None and len(cannot_link):

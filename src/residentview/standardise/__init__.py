@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ import pandas as pd
 from residentview.config import Config
 from residentview.fields import CANONICAL_FIELDS, IDENTIFIER_PREFIX, identifier_column
 from residentview.schema import GOLDEN_FIELDS
+from residentview.sources import ROW_HASH, row_hashes
 from residentview.standardise.addresses import address_parts
 from residentview.standardise.dates import is_first_of_january, parse_dates_by_source
 from residentview.standardise.identifiers import (
@@ -108,7 +110,7 @@ def _names(raw: pd.DataFrame, fields: _Fields) -> None:
     fields.check("title", title["title"], title["reason"])
 
 
-def _name_keys(columns: dict[str, pd.Series]) -> dict[str, pd.Series]:
+def _name_keys(columns: dict[str, pd.Series], first_name_counts: Optional[dict] = None) -> dict[str, pd.Series]:
     first = forename_keys(columns["first_name"])
     last = surname_keys(columns["last_name"])
     return {
@@ -116,7 +118,7 @@ def _name_keys(columns: dict[str, pd.Series]) -> dict[str, pd.Series]:
         "middle_names_key": names_key(columns["middle_names"]),
         "last_name_key": last["key"],
         "previous_last_name_key": name_key(columns["previous_last_name"]),
-        "first_name_aliases": first_name_aliases(first["key"]),
+        "first_name_aliases": first_name_aliases(first["key"], first_name_counts),
         "first_name_phonetic": first["phonetic"],
         "last_name_phonetic": last["phonetic"],
     }
@@ -190,7 +192,7 @@ def _profile(raw: pd.DataFrame, config: Config, fields: _Fields) -> pd.DataFrame
     return quality
 
 
-def _in_record_order(raw: pd.DataFrame) -> pd.DataFrame:
+def in_record_order(raw: pd.DataFrame) -> pd.DataFrame:
     """Sorted by (source, record_id), so any input row order gives the same unique_ids.
 
     numpy's lexsort over fixed-width text orders as Python does and is several times quicker
@@ -200,14 +202,18 @@ def _in_record_order(raw: pd.DataFrame) -> pd.DataFrame:
     return raw.take(order).set_axis(pd.RangeIndex(len(raw)), axis=0, copy=False)
 
 
-def standardise(raw: pd.DataFrame, config: Config) -> Standardised:
-    """Standardise every canonical field and profile each source's data (see the module doc)."""
+def standardise(raw: pd.DataFrame, config: Config, first_name_counts: Optional[dict] = None) -> Standardised:
+    """Standardise every canonical field and profile each source's data (see the module doc).
+
+    `first_name_counts` (first_name_key -> records): how often each first name occurs among
+    all the records, when `raw` is only some of them (an update's new and changed records);
+    by default, counted in `raw`."""
     with cycle_collector_paused():
-        return _standardise(raw, config)
+        return _standardise(raw, config, first_name_counts)
 
 
-def _standardise(raw: pd.DataFrame, config: Config) -> Standardised:
-    raw = _in_record_order(raw)
+def _standardise(raw: pd.DataFrame, config: Config, first_name_counts: Optional[dict] = None) -> Standardised:
+    raw = in_record_order(raw)
     fields = _Fields(raw)
     # Addresses, postcodes and UPRNs (about a third of the work) are cleaned by a second
     # process on large inputs while this one does the rest.
@@ -220,7 +226,7 @@ def _standardise(raw: pd.DataFrame, config: Config) -> Standardised:
         _names(raw, fields)
         _dates(raw, config, fields)
         _identifiers(raw, fields)
-        keys = _name_keys(fields.columns)
+        keys = _name_keys(fields.columns, first_name_counts)
         cleaned = beside.results()
     _address_and_postcode(fields, cleaned["address"], cleaned["postcode"])
     fields.columns["uprn"] = uprn = cleaned["uprn"]["value"]
@@ -244,6 +250,7 @@ def _standardise(raw: pd.DataFrame, config: Config) -> Standardised:
         records[column] = values.to_numpy()
     for column in matching:
         records[column] = columns[column].to_numpy()
+    records[ROW_HASH] = row_hashes(raw, config)
 
     quality = _profile(raw, config, fields)
     log.info(
@@ -253,4 +260,4 @@ def _standardise(raw: pd.DataFrame, config: Config) -> Standardised:
     return Standardised(records, quality)
 
 
-__all__ = ["Standardised", "standardise"]
+__all__ = ["Standardised", "in_record_order", "standardise"]

@@ -374,11 +374,13 @@ def alias_initials(key: str) -> str:
     return "".join(sorted({n[0].upper() for n in names if n and n[0].isalpha()}))
 
 
-def first_name_aliases(first_name_key: pd.Series) -> pd.Series:
+def first_name_aliases(first_name_key: pd.Series, counts: Optional[dict] = None) -> pd.Series:
     """The canonical forenames a first name may stand for: BILL -> [BILL, ROBERT, WILL, WILLIAM, …].
     Where a short form may stand for more names than are kept, the ones these records hold most
-    often are kept: the data says which of CHRIS's eighteen names are in use."""
-    counts = first_name_key.value_counts().to_dict()
+    often are kept: the data says which of CHRIS's eighteen names are in use. `counts`: records
+    per first_name_key when these are only some of the records; else counted here."""
+    if counts is None:
+        counts = first_name_key.value_counts().to_dict()
     return map_distinct(lambda key: _aliases_of(key, counts), first_name_key)
 
 
