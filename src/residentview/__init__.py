@@ -25,6 +25,7 @@ _PUBLIC = {
     "ResidentViewError": "residentview.errors",
     "LinkResult": "residentview.pipeline",
     "link": "residentview.pipeline",
+    "update": "residentview.incremental",
     "generate": "residentview.synthetic",
 }
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from residentview.config import Config, load_config
     from residentview.errors import ConfigError, DataError, ResidentViewError
     from residentview.pipeline import LinkResult, link
+    from residentview.incremental import update
     from residentview.synthetic import generate
 
 

@@ -260,6 +260,46 @@ def link_command(config: Path, out: Path | None, previous: Path | None) -> None:
     _summarise(result, folder)
 
 
+@main.command(name="update")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder holding the previous run (default: the config's output).")
+@click.option("--retrain", is_flag=True, help="Run a full link instead, training the model afresh.")
+@handles_errors
+def update_command(config: Path, out: Path | None, retrain: bool) -> None:
+    """Link only what changed in CONFIG's sources since the run in the output folder.
+
+    New and changed records are scored with the previous run's model; only the residents they
+    touch are clustered again. Outputs are written all at once, as by link.
+    """
+    from residentview.config import load_config
+    from residentview.incremental import update
+    from residentview.outputs import folder_lock
+    from residentview.pipeline import has_previous_run, link
+
+    cfg = load_config(config)
+    folder = cfg.output_dir(out)
+    show = False if _quiet() else None
+    with folder_lock(folder, "update"):
+        if retrain:
+            result = link(cfg, previous=folder if has_previous_run(folder) else None, progress=show)
+        else:
+            result = update(cfg, out=folder, progress=show)
+        result.write(folder)
+    _summarise(result, folder)
+    if not retrain:
+        _summarise_update(result.diagnostics["update"])
+
+
+def _summarise_update(update: dict) -> None:
+    counts = update["records"]
+    _say(f"update: {counts['new']:,} new, {counts['changed']:,} changed, {counts['removed']:,} removed and "
+         f"{counts['unchanged']:,} unchanged records; {update['records_reclustered']:,} records re-clustered")
+    drift = update["drift"]
+    if drift["retrain_recommended"]:
+        _say("  a full run is recommended (`residentview update --retrain`): " + "; ".join(drift["reasons"]))
+
+
 @main.command()
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-output"),
               show_default=True, help="Folder for the synthetic extracts and the outputs.")

@@ -59,6 +59,7 @@ class LinkResult:
     decisions: pd.DataFrame = field(default_factory=empty_store)  # the store, with this run's imports
     new_decisions: set = field(default_factory=set)  # decision_ids imported by this run
     in_force: DecisionsInForce = field(default_factory=no_decisions)
+    kind: str = "link"  # or "update": how the run was made (run.json, the audit log)
 
     @property
     def links(self) -> pd.DataFrame:
@@ -92,6 +93,7 @@ class LinkResult:
     def run_info(self) -> dict:
         return {
             "name": self.config.name,
+            "kind": self.kind,
             "run_timestamp": self.run_timestamp.isoformat(),
             "threshold": self.config.linkage.threshold,
             "sources": {s.source: s.n_records for s in self.summaries},
@@ -283,7 +285,7 @@ def run_entry(result: LinkResult, staging: Path) -> dict:
         inputs[name] = {"file": path.name, "sha256": file_digest(path)}
     settings = json.dumps(config.model_dump(mode="json"), sort_keys=True, default=str).encode("utf-8")
     return {
-        "event": "link", "user": os_user(), "versions": versions(),
+        "event": result.kind, "user": os_user(), "versions": versions(),
         "config_sha256": hashlib.sha256(settings).hexdigest(),
         "model_sha256": file_digest(staging / "model.json"),
         "inputs": inputs,

@@ -76,6 +76,7 @@ def summary(page: Page, inputs: ReportInputs) -> None:
     body += note(", ".join(facts) + ".")
     if households is None or not len(households):
         body += missing("No households in this run (households.parquet is missing or empty).")
+    body += _update(run)
     body += _id_changes(outputs)
     body += "<h3>Records per source</h3>" + table(
         metrics.summary_by_source(flags),
@@ -86,6 +87,39 @@ def summary(page: Page, inputs: ReportInputs) -> None:
     if outputs.problems:
         body += note("Inputs not available to this report: " + "; ".join(outputs.problems) + ".")
     page.section("summary", "Summary", body)
+
+
+def _update(run: dict) -> str:
+    """What an update (`residentview update`) found changed, and its drift report."""
+    update = (run.get("diagnostics") or {}).get("update")
+    if run.get("kind") != "update" or not update:
+        return ""
+    counts = update.get("records", {})
+    body = "<h3>This run was an update</h3>" + cards({
+        "new records": count(counts.get("new", 0)), "changed": count(counts.get("changed", 0)),
+        "removed": count(counts.get("removed", 0)), "unchanged": count(counts.get("unchanged", 0)),
+        "records re-clustered": count(update.get("records_reclustered", 0)),
+    })
+    body += note(
+        f"Only what changed since the run of {update.get('previous_run', 'an unknown time')} was linked: "
+        "new and changed records were scored against every record with that run's model (not retrained), and "
+        "only the residents they touch were clustered again. The data-quality section shows the last full "
+        "run's profile.")
+    by_source = update.get("by_source") or {}
+    if by_source:
+        frame = pd.DataFrame.from_dict(by_source, orient="index").rename_axis("source").reset_index()
+        body += table(frame, {c: count for c in ("new", "changed", "removed", "unchanged") if c in frame})
+    drift = update.get("drift") or {}
+    if drift.get("retrain_recommended"):
+        body += note("A full run that retrains the model is recommended (residentview update --retrain): "
+                     + "; ".join(drift.get("reasons", [])) + ".")
+    elif drift:
+        linked = drift.get("linked_share") or {}
+        body += note(
+            "No drift past the limits: the new and changed records look like the master the model learnt from"
+            + (f" ({share(linked['fresh'])} of them link to another record, against {share(linked['master'])} "
+               "of the master's)." if linked.get("fresh") is not None and linked.get("master") is not None else "."))
+    return body
 
 
 def _id_changes(outputs: RunOutputs) -> str:
