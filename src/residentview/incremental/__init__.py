@@ -205,13 +205,17 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
         std = standardise(raw.iloc[changes.fresh], cfg, first_name_counts=counts)
         del raw
         records, old_to_new, fresh_ids = _merged(prev.records, changes, std.records)
+        n_previous = len(prev.records)
+        prev.records = prev.records.iloc[:0]  # a million rows this run needs no longer
         timings["standardise"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
         step("linking changes")
         in_force = decisions_in_force(decisions, records)
         fresh = score_fresh(records, fresh_ids, prev.model, threshold)
+        best_master = best_weights(prev.pairs, n_previous)  # for the drift report
         pairs = _combined_pairs(_renumbered(prev.pairs, old_to_new), fresh.pairs)
+        prev.pairs = prev.pairs.iloc[:0]
         review_pairs = _review_pairs(_renumbered(prev.review_pairs, old_to_new), fresh.review_pairs, threshold)
         timings["link"] = time.perf_counter() - mark
 
@@ -237,7 +241,7 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
     resident_of = pd.Series(view.links["resident_id"].to_numpy(), index=view.links.index)
     drift = drift_report(
         fresh_ids, resident_of, best_weights(fresh.pairs, len(records))[fresh_ids],
-        prev.links["resident_id"], best_weights(prev.pairs, len(prev.records)), std.quality, prev.quality,
+        prev.links["resident_id"], best_master, std.quality, prev.quality,
         len(records),
     )
     if drift["retrain_recommended"]:
