@@ -366,7 +366,8 @@ def test_the_duckdb_database_holds_every_table_for_sql(tmp_path):
     write_database(tmp_path, view, quality)
     with duckdb.connect(str(tmp_path / "resident_view.duckdb"), read_only=True) as con:
         tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        assert tables == {"residents", "resident_links", "households", "id_changes", "data_quality"}
+        assert tables == {"residents", "resident_links", "households", "id_changes", "addresses", "events",
+                          "data_quality"}
         biggest = con.execute("SELECT len(resident_ids), size FROM households ORDER BY size DESC LIMIT 1").fetchone()
         assert biggest == (2, 2)
         n_links = con.execute("SELECT count(*) FROM resident_links JOIN residents USING (resident_id)").fetchone()

@@ -220,6 +220,9 @@ class ResidentViewConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source_priority: list[str] = Field(default_factory=list)
+    # Ages whose birthday makes a life event (`turned_<N>` in events.parquet): 18 by default;
+    # a service adds its own (16 for school leavers, 66 for the state pension).
+    event_ages: list[Annotated[int, Field(gt=0, lt=130)]] = Field(default_factory=lambda: [18])
 
 
 class Config(BaseModel):

@@ -86,7 +86,7 @@ class LinkResult:
                                    self.decisions, self.diagnostics)
         self.view = build_resident_view(
             self.records, self.clusters, previous,
-            self.config.resident_view.source_priority, self.run_timestamp,
+            self.config.resident_view.source_priority, self.run_timestamp, self.config.resident_view.event_ages,
         )
         self.previous = previous
 
@@ -95,11 +95,13 @@ class LinkResult:
             "name": self.config.name,
             "kind": self.kind,
             "run_timestamp": self.run_timestamp.isoformat(),
+            "as_of": self.view.as_of.date().isoformat() if self.view.as_of is not None else None,
             "threshold": self.config.linkage.threshold,
             "sources": {s.source: s.n_records for s in self.summaries},
             "n_records": int(len(self.records)),
             "n_residents": int(self.view.links["resident_id"].nunique()),
             "n_households": int(len(self.view.households)),
+            "events": self.view.events_this_run(),
             "previous": str(self.previous) if self.previous else None,
             "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
             "decisions": self.diagnostics.get("decisions", {}),
@@ -214,7 +216,8 @@ def link(
         mark = time.perf_counter()
         step("building resident view")
         view = build_resident_view(
-            std.records, clusters, previous_dir, cfg.resident_view.source_priority, run_timestamp
+            std.records, clusters, previous_dir, cfg.resident_view.source_priority, run_timestamp,
+            cfg.resident_view.event_ages,
         )
         timings["resident_view"] = time.perf_counter() - mark
 

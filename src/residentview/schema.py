@@ -27,6 +27,8 @@ records (standardise -> link, cluster, resident view, report): one row per input
         split off it in the linkage database: a million Python lists cost seconds)
         is_person (bool: False for organisations / 'The Occupier'), is_deceased (bool),
         dob_estimated (bool: 1 January dates), dob_invalid_reason (str or None)
+        row_hash           uint64: the raw record's mapped values and its source's settings,
+                           hashed (`sources.row_hashes`); how `update` finds changed records
 
 quality (standardise -> data_quality.parquet, report)
     one row per (source, field): source, field, n_records, n_present, completeness,
@@ -56,6 +58,8 @@ OUTPUT_FILES = (
     "residents.parquet",
     "households.parquet",
     "id_changes.parquet",
+    "addresses.parquet",
+    "events.parquet",
     "data_quality.parquet",
     "records.parquet",
     "pairs.parquet",

@@ -235,7 +235,7 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
         mark = time.perf_counter()
         step("building resident view")
         view = build_resident_view(records, clustered.clusters, folder, cfg.resident_view.source_priority,
-                                   run_timestamp)
+                                   run_timestamp, cfg.resident_view.event_ages)
         timings["resident_view"] = time.perf_counter() - mark
 
     resident_of = pd.Series(view.links["resident_id"].to_numpy(), index=view.links.index)

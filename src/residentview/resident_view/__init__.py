@@ -18,7 +18,7 @@ splits keep the id on the largest part; see `ids.py` for the rules. It returns:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -29,7 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from residentview.resident_view.database import DATABASE_FILE, as_arrow_table, write_tables
-from residentview.resident_view.golden import golden_records
+from residentview.resident_view.events import empty_events, life_events
+from residentview.resident_view.golden import golden_records, record_dates
+from residentview.resident_view.history import address_history, address_ids, empty_addresses, extracts_date
 from residentview.resident_view.households import build_households
 from residentview.resident_view.ids import HOUSEHOLD_IDS, RESIDENT_IDS, assign_persistent_ids
 from residentview.resident_view.previous import as_python_strings, read_previous_run, record_members
@@ -48,6 +50,17 @@ class ResidentView:
     residents: pd.DataFrame
     households: pd.DataFrame
     id_changes: pd.DataFrame
+    addresses: pd.DataFrame = field(default_factory=empty_addresses)
+    events: pd.DataFrame = field(default_factory=empty_events)
+    as_of: Optional[pd.Timestamp] = None  # the date of the extracts (history.extracts_date)
+
+    def events_this_run(self) -> dict[str, int]:
+        """How many events of each kind this run added (for run.json)."""
+        if not len(self.events) or not len(self.id_changes):
+            return {}
+        latest = self.events["run_timestamp"].max()
+        return {str(k): int(v) for k, v in
+                self.events.loc[self.events["run_timestamp"] == latest, "event"].value_counts().sort_index().items()}
 
 
 def _as_utc(timestamp: Optional[pd.Timestamp]) -> pd.Timestamp:
@@ -85,9 +98,11 @@ def build_resident_view(
     previous: Optional[Path] = None,
     source_priority: Sequence[str] = (),
     run_timestamp: Optional[pd.Timestamp] = None,
+    event_ages: Sequence[int] = (18,),
 ) -> ResidentView:
     run_timestamp = _as_utc(run_timestamp)
     prior = read_previous_run(previous)
+    first_run = not prior.exists
     linked = _records_with_clusters(records, clusters)
 
     residents_assigned = assign_persistent_ids(
@@ -96,6 +111,7 @@ def build_resident_view(
         RESIDENT_IDS, run_timestamp,
     )
     linked["resident_id"] = residents_assigned.member_ids
+    left = _sources_of_residents_that_left(prior, residents_assigned.changes)
     # The previous run's links (a row per record, in strings) are needed no further: let them
     # go before the golden records, the stage's peak, are built.
     prior.links = prior.links.iloc[:0]
@@ -122,7 +138,53 @@ def build_resident_view(
     _log_changes(this_run, len(residents), len(households.households))
     history = [frame for frame in (as_python_strings(prior.id_changes), this_run) if len(frame)]
     id_changes = pd.concat(history, ignore_index=True) if history else this_run
-    return ResidentView(links, residents, households.households, id_changes)
+
+    as_of = extracts_date(records)
+    key_ids = address_ids(addresses.key.values)
+    current_key = np.where(np.isin(addresses.key.codes, np.flatnonzero(addresses.key.values == "|")), -1,
+                           addresses.key.codes)
+    residents["current_address_id"] = np.where(current_key >= 0, np.append(key_ids, None)[current_key], None)
+    merged = residents_assigned.changes[residents_assigned.changes["change"] == "merged"]
+    addresses_now = address_history(
+        records, resident_of_record, residents["resident_id"].to_numpy(dtype=object), addresses.record_keys,
+        key_ids, current_key, prior.addresses if prior.addresses is not None else empty_addresses(),
+        dict(zip(merged["old_id"].astype(str), merged["new_id"].astype(str))), as_of)
+    events = life_events(
+        residents, addresses_now, residents_assigned.changes, prior.residents.assign(sources=prior.residents[
+            "resident_id"].astype(str).map(left)), prior.addresses if prior.addresses is not None else empty_addresses(),
+        prior.events if prior.events is not None else empty_events(),
+        first_run, event_ages, as_of, prior.as_of, run_timestamp,
+        lambda who: _surname_evidence(records, resident_of_record, residents, who))
+    return ResidentView(links, residents, households.households, id_changes, addresses_now, events, as_of)
+
+
+def _sources_of_residents_that_left(prior, changes: pd.DataFrame) -> dict:
+    """The sources that held each previous resident none of whose records are held any more."""
+    gone = changes.loc[(changes["entity"] == RESIDENT_IDS.entity) & (changes["change"] == "retired"), "old_id"]
+    if not len(gone):
+        return {}
+    links = prior.links[prior.links["resident_id"].astype(str).isin(set(gone.astype(str)))]
+    return {str(r): sorted(set(map(str, s))) for r, s in links.groupby(links["resident_id"].astype(str))["source"]}
+
+
+def _surname_evidence(records: pd.DataFrame, resident_of_record: np.ndarray, residents: pd.DataFrame,
+                      who: np.ndarray) -> tuple[dict, dict]:
+    """For the residents `who`: the sources whose records give the golden surname, and the latest
+    record_date among those records."""
+    if not len(who) or "last_name" not in records:
+        return {}, {}
+    ids = residents["resident_id"].to_numpy(dtype=object)
+    wanted = np.isin(ids, who)
+    rows = np.flatnonzero(wanted[resident_of_record])
+    owner = ids[resident_of_record[rows]]
+    golden = residents["last_name"].to_numpy(dtype=object)[resident_of_record[rows]]
+    same = records["last_name"].to_numpy(dtype=object)[rows] == golden
+    frame = pd.DataFrame({"owner": owner[same], "source": records["source"].to_numpy(dtype=object)[rows][same],
+                          "date": record_dates(records).to_numpy()[rows][same]})
+    grouped = frame.groupby("owner")
+    sources = {r: sorted(set(map(str, s))) for r, s in grouped["source"]}
+    dates = grouped["date"].max().to_dict()
+    return sources, dates
 
 
 def _log_changes(changes: pd.DataFrame, n_residents: int, n_households: int) -> None:
@@ -141,6 +203,8 @@ def view_tables(view: ResidentView, quality: pd.DataFrame) -> dict[str, pd.DataF
         "resident_links": view.links,
         "households": view.households,
         "id_changes": view.id_changes,
+        "addresses": view.addresses,
+        "events": view.events,
         "data_quality": quality,
     }
 

@@ -186,6 +186,7 @@ class GoldenAddresses:
     postcode: Coded
     uprn: Coded
     key: Coded  # "ADDRESS|POSTCODE", a missing part empty (-1 for a resident of no address at all)
+    record_keys: Coded  # the same key for each record (-1 for a record of no address at all)
 
 
 def golden_records(
@@ -204,6 +205,7 @@ def golden_records(
     golden = {"resident_id": np.asarray(resident_ids, dtype=object)}
     golden |= {field: values[field].decoded(winners[field]) for field in fields}
     golden |= _lists(values, address["label"], resident, n)
+    has_address = (values["address"].codes >= 0) | (values["postcode"].codes >= 0)
 
     per_resident = pd.DataFrame({
         "record_date": record_dates(records).to_numpy(),
@@ -220,6 +222,7 @@ def golden_records(
     addresses = GoldenAddresses(
         *(Coded(winners[field], values[field].values) for field in ADDRESS_UNIT),
         key=Coded(winners["address key"], address["key"].values),
+        record_keys=Coded(np.where(has_address, address["key"].codes, -1), address["key"].values),
     )
     # Not copied into one block per dtype: at a million residents that copy costs a second.
     return pd.DataFrame(golden, copy=False), addresses

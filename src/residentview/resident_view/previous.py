@@ -32,6 +32,13 @@ class PreviousRun:
     residents: pd.DataFrame  # resident_id, household_id, id_issued_at (the last two may be absent)
     households: pd.DataFrame  # household_id, id_issued_at (may be absent)
     id_changes: pd.DataFrame  # CHANGE_COLUMNS, the history so far
+    addresses: Optional[pd.DataFrame] = None  # the address history (history.py), None before it was kept
+    events: Optional[pd.DataFrame] = None  # events.parquet so far
+    as_of: Optional[pd.Timestamp] = None  # the date of the previous run's extracts (run.json)
+
+    @property
+    def exists(self) -> bool:
+        return len(self.links) > 0
 
     # Members stay Arrow text (see `record_members`); a member missing its key matches no one, but
     # still counts to its id's size.
@@ -126,7 +133,8 @@ def read_previous_run(folder: Optional[Path]) -> PreviousRun:
     links = residents = households = id_changes = None
     if folder is not None:
         links = _read(folder / "resident_links.parquet", ("source", "record_id", "resident_id"))
-        residents = _read(folder / "residents.parquet", ("resident_id",), ("household_id", "id_issued_at"))
+        residents = _read(folder / "residents.parquet", ("resident_id",),
+                          ("household_id", "id_issued_at", "last_name", "is_deceased", "current_address_id"))
         households = _read(folder / "households.parquet", ("household_id",), ("id_issued_at",))
         id_changes = _read(folder / "id_changes.parquet", ("change", "old_id", "new_id"), ("entity",), everything=True)
     if links is None:
@@ -140,4 +148,23 @@ def read_previous_run(folder: Optional[Path]) -> PreviousRun:
     # Histories written before households had ids of their own hold resident changes only.
     id_changes["entity"] = id_changes["entity"].fillna(RESIDENT_IDS.entity)
     id_changes = id_changes.reindex(columns=list(dict.fromkeys([*CHANGE_COLUMNS, *id_changes.columns])))
-    return PreviousRun(links, residents, households, id_changes)
+    addresses = events = as_of = None
+    if folder is not None:
+        addresses = _read(folder / "addresses.parquet", ("resident_id", "address_id", "first_seen"), everything=True)
+        events = _read(folder / "events.parquet", ("run_timestamp", "event", "resident_id", "details"),
+                       everything=True)
+        as_of = _run_as_of(folder / "run.json")
+    return PreviousRun(links, residents, households, id_changes,
+                       None if addresses is None else as_python_strings(addresses),
+                       None if events is None else as_python_strings(events), as_of)
+
+
+def _run_as_of(path: Path) -> Optional[pd.Timestamp]:
+    """The date of the extracts the run at `path` (run.json) read, when it says."""
+    import json
+
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("as_of")
+        return None if value is None else pd.Timestamp(value)
+    except (OSError, ValueError, AttributeError):
+        return None
