@@ -137,7 +137,7 @@ def test_report_opens_with_a_personal_data_banner(report_html):
 
 def test_report_has_every_section(report_html):
     for heading in ("Summary", "Data quality", "The model", "Threshold and accuracy", "Clusters",
-                    "Match rates by group", "Example match weight waterfalls", "Review queue"):
+                    "Service overlap", "Match rates by group", "Example match weight waterfalls", "Review queue"):
         assert f"<h2>{heading}</h2>" in report_html
 
 
@@ -159,6 +159,13 @@ def test_chart_specs_are_valid_vega_lite_json(report_html):
     specs = [json.loads(s) for s in re.findall(r'<script type="application/json" id="spec-\d+">(.*?)</script>', report_html)]
     assert len(specs) >= 4
     assert all("vega-lite/v5" in spec["$schema"] for spec in specs)
+
+
+def test_the_service_overlap_section_charts_which_services_know_the_same_residents(report_html):
+    section = report_html[report_html.index("<h2>Service overlap</h2>"):]
+    section = section[:section.index("</section>")]
+    assert 'aria-label="service overlap"' in section and "the share another service also knows" in section
+    assert "Residents known to several services" in section
 
 
 def test_the_model_section_says_which_sources_hold_adults_only(report_html):

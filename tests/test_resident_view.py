@@ -431,3 +431,33 @@ def test_a_previous_runs_text_is_read_compactly_and_written_back_as_it_was(tmp_p
     assert all(isinstance(dtype, pd.ArrowDtype) for dtype in prior.links.dtypes)  # not a Python string per id
     back = as_python_strings(prior.links)
     assert back.dtypes.tolist() == [object] * 3 and back["resident_id"].tolist() == ["R1", None]
+
+
+# Service overlap --------------------------------------------------------------------------------
+
+def test_service_overlap_counts_residents_by_the_services_that_know_them(tmp_path):
+    from residentview.resident_view.overlap import pairwise_overlap, service_overlap, services_per_resident
+
+    residents = pd.DataFrame({
+        "resident_id": ["a", "b", "c", "d", "e"],
+        "sources": [["ct", "er"], ["er", "ct"], ["er"], ["ct", "er", "hb"], ["ct"]],
+        "is_person": [True, True, True, True, False],  # an organisation is nobody's resident
+    })
+    overlap = service_overlap(residents)
+    assert overlap.to_dict("records") == [
+        {"sources": "ct+er", "n_sources": 2, "residents": 2},
+        {"sources": "ct+er+hb", "n_sources": 3, "residents": 1},
+        {"sources": "er", "n_sources": 1, "residents": 1},
+    ]
+    grid = pairwise_overlap(residents)
+    assert grid.loc["ct", "ct"] == 3 and grid.loc["ct", "er"] == 3 and grid.loc["er", "hb"] == 1
+    assert grid.loc["er", "er"] == 4 and (grid == grid.T).all().all()
+    assert services_per_resident(residents).to_dict("records") == [
+        {"n_sources": 1, "residents": 1}, {"n_sources": 2, "residents": 2}, {"n_sources": 3, "residents": 1}]
+    # In the database for SQL.
+    view = household_view(household_rows())
+    write_database(tmp_path, view, pd.DataFrame({"source": ["ct"]}))
+    from residentview.resident_view import write_view
+    write_view(tmp_path, view, pd.DataFrame({"source": ["ct"]}))
+    with duckdb.connect(str(tmp_path / "resident_view.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT sources, residents FROM service_overlap").fetchall() == [("ct", 5)]

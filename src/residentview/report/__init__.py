@@ -29,7 +29,7 @@ from residentview.report.sections import ReportInputs
 log = logging.getLogger(__name__)
 
 SECTIONS = (sections.summary, sections.data_quality, sections.model, sections.threshold,
-            sections.clusters, sections.fairness, sections.waterfalls, sections.review, sections.decisions)
+            sections.clusters, sections.services, sections.fairness, sections.waterfalls, sections.review, sections.decisions)
 
 __all__ = ["write_report", "rebuild_report"]
 

@@ -104,8 +104,9 @@ def table(frame: pd.DataFrame, formats: Optional[dict[str, Formatter]] = None,
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
-def heat_table(grid: pd.DataFrame) -> str:
-    """A grid of shares (rows × columns), each cell shaded from red (0%) to white (100%)."""
+def heat_table(grid: pd.DataFrame, shortfall: bool = True) -> str:
+    """A grid of shares (rows × columns), each cell shaded from red (0%) to white (100%) — or,
+    where a low share is no shortfall (`shortfall` False), from white (0%) to blue (100%)."""
     head = "<th></th>" + "".join(f"<th>{esc(c)}</th>" for c in grid.columns)
     rows = []
     for label, values in zip(grid.index, grid.to_numpy()):
@@ -113,7 +114,8 @@ def heat_table(grid: pd.DataFrame) -> str:
         for value in values:
             if _is_number(value):
                 shade = int(255 * max(0.0, min(1.0, float(value))))
-                cells.append(f'<td class="heat" style="background:rgb(255,{shade},{shade})">{float(value):.0%}</td>')
+                colour = f"rgb(255,{shade},{shade})" if shortfall else f"rgb({255 - shade // 2},{255 - shade // 2},255)"
+                cells.append(f'<td class="heat" style="background:{colour}">{float(value):.0%}</td>')
             else:
                 cells.append('<td class="heat">–</td>')
         rows.append(f"<tr><th>{esc(label)}</th>{''.join(cells)}</tr>")

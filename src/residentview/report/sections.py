@@ -14,6 +14,7 @@ from residentview.report import linkage_metrics as metrics
 from residentview.report.html_page import (
     Page, cards, count, decimal, esc, heat_table, missing, note, share, share_bar, table,
 )
+from residentview.resident_view.overlap import pairwise_overlap, service_overlap, services_per_resident
 from residentview.report.model_view import ModelView, comparison_names, comparison_weights
 from residentview.report.review_queue import REVIEW_BAND, ReviewQueue
 from residentview.report.run_outputs import DEFAULT_THRESHOLD, IdChangesThisRun, RunOutputs, id_changes_this_run
@@ -421,6 +422,56 @@ def clusters(page: Page, inputs: ReportInputs) -> None:
         body += table(suspicious.head(20), {"n_records": count})
         body += _cluster_members(members, suspicious["resident_id"].head(CLUSTERS_SHOWN))
     page.section("clusters", "Clusters", body)
+
+
+UPSET_COMBINATIONS = 15
+
+
+def services(page: Page, inputs: ReportInputs) -> None:
+    """Which services know the same residents: an UpSet chart, the pairwise matrix, and how many
+    residents many services know."""
+    residents = inputs.outputs.residents
+    if residents is None or "sources" not in residents:  # a folder written by hand: from the links
+        links = inputs.outputs.links
+        residents = links.groupby("resident_id")["source"].agg(lambda s: sorted(set(s))).rename("sources").reset_index()
+    overlap = service_overlap(residents)
+    if not len(overlap):
+        page.section("services", "Service overlap", note("No resident is known to any service."))
+        return
+    body = note("Residents by the exact combination of services whose records they are in (the "
+                "service_overlap table of resident_view.duckdb holds every combination). Organisations "
+                "and 'The Occupier' are left out.")
+    body += page.chart("service overlap", _upset_spec(overlap.head(UPSET_COMBINATIONS)))
+    grid = pairwise_overlap(residents)
+    shares = grid.div(np.diag(grid.to_numpy()), axis=0)
+    body += "<h3>Of each service's residents, the share another service also knows</h3>" + heat_table(shares, shortfall=False)
+    body += note("Row: the service; column: another service; the diagonal is 100%. Counts: "
+                 + "; ".join(f"{s}: {int(grid.at[s, s]):,}" for s in grid.index) + ".")
+    spread = services_per_resident(residents)
+    body += "<h3>Residents known to several services</h3>" + table(
+        spread.rename(columns={"n_sources": "services"}), {"residents": count})
+    page.section("services", "Service overlap", body)
+
+
+def _upset_spec(overlap: pd.DataFrame) -> dict:
+    """An UpSet chart: a bar per combination of services, and under it which services it joins."""
+    order = overlap["sources"].tolist()
+    bars = [{"combination": c, "residents": int(n)} for c, n in zip(overlap["sources"], overlap["residents"])]
+    names = sorted({s for c in order for s in c.split("+")})
+    dots = [{"combination": c, "service": s, "member": s in c.split("+")} for c in order for s in names]
+    x = {"field": "combination", "type": "nominal", "sort": order, "axis": None}
+    return {
+        "vconcat": [
+            {"data": {"values": bars}, "mark": "bar", "width": 40 * len(order), "height": 160,
+             "encoding": {"x": x, "y": {"field": "residents", "type": "quantitative", "title": "residents"},
+                          "tooltip": [{"field": "combination"}, {"field": "residents", "format": ","}]}},
+            {"data": {"values": dots}, "mark": {"type": "circle", "size": 120}, "width": 40 * len(order),
+             "encoding": {"x": x, "y": {"field": "service", "type": "nominal", "title": None},
+                          "color": {"field": "member", "type": "nominal", "legend": None,
+                                    "scale": {"domain": [False, True], "range": ["#e0e0e0", "#333333"]}}}},
+        ],
+        "spacing": 4,
+    }
 
 
 def _cluster_members(members: pd.DataFrame, resident_ids: pd.Index) -> str:

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from residentview.resident_view.database import DATABASE_FILE, as_arrow_table, write_tables
 from residentview.resident_view.events import empty_events, life_events
 from residentview.resident_view.golden import golden_records, record_dates
+from residentview.resident_view.overlap import service_overlap
 from residentview.resident_view.history import address_history, address_ids, empty_addresses, extracts_date
 from residentview.resident_view.households import build_households
 from residentview.resident_view.ids import HOUSEHOLD_IDS, RESIDENT_IDS, assign_persistent_ids
@@ -223,4 +224,6 @@ def write_view(folder: Path, view: ResidentView, quality: pd.DataFrame,
     tables = {name: as_arrow_table(frame) for name, frame in view_tables(view, quality).items()}
     for name, table in tables.items():
         pq.write_table(table, Path(folder) / f"{name}.parquet")
-    write_tables(Path(folder) / DATABASE_FILE, tables | (database_only or {}))
+    # For SQL only: the counts of residents by the services that know them (overlap.py).
+    overlap = {"service_overlap": service_overlap(view.residents)} if "sources" in view.residents else {}
+    write_tables(Path(folder) / DATABASE_FILE, tables | overlap | (database_only or {}))
