@@ -343,6 +343,29 @@ def report(outdir: Path, labels: Path | None) -> None:
     _say(f"report: {path}")
 
 
+@main.command(name="publish")
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--by", "by", required=True,
+              help="Columns to count by, comma-separated: source, sources, age_band, sex, postcode_district, "
+                   "household_size.")
+@click.option("--min-count", type=int, default=10, show_default=True,
+              help="Smallest count published; smaller ones, and others they could be worked out from, are [c].")
+@click.option("--round", "round_to", type=int, help="Round published counts and totals to this base (e.g. 5).")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The CSV file to write.")
+@handles_errors
+def publish_command(outdir: Path, by: str, min_count: int, round_to: int | None, out: Path) -> None:
+    """Counts of OUTDIR's residents by the --by columns, with totals, safe to publish (GSS
+    disclosure control: threshold rule and complementary suppression, checked by linear
+    programming). No names, dates of birth or ids are written."""
+    from residentview.publish import publish, write_csv
+
+    publication = publish(outdir, by, min_count=min_count, round_to=round_to)
+    write_csv(publication.frame, out)
+    _say(f"{len(publication.frame):,} cells counting {_count(publication.n_residents, 'resident')} by {by}, "
+         f"{publication.n_suppressed:,} suppressed ([c]) -> {out}")
+
+
 @main.group()
 def review() -> None:
     """Reviewers' decisions: import a file of them, or decide pairs on the review page."""
