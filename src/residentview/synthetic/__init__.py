@@ -7,6 +7,13 @@
 
 A population living in households at UK addresses (`population.py`) is seen by six council
 systems (`extracts.py`), each copying it with the errors of the noise catalogue (`noise.py`).
+
+    pair = generate_pair(people=10_000, out="synthetic_pair", seed=1, months=12)
+    pair.earlier, pair.later   # each a `Written`: the same people's extracts a year apart
+    pair.events_path           # events_truth.parquet: who moved, died, married, turned 18, came or left
+
+The same population a year on (`life_events.py`) is seen again by the same systems, which update
+the records they hold as councils do, some late (`later.py`).
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ import pandas as pd
 import yaml
 
 from residentview.outputs import staged_output
-from residentview.synthetic.extracts import SYSTEMS
+from residentview.synthetic.extracts import SOURCE_CONFIG, SYSTEMS, SystemRecords
+from residentview.synthetic.later import later_records
+from residentview.synthetic.life_events import LifeEventRates, live
 from residentview.synthetic.noise import NoiseRates
-from residentview.synthetic.population import make_population
+from residentview.synthetic.population import Population, make_population
 
 log = logging.getLogger(__name__)
 
@@ -41,89 +50,6 @@ FILES = {
     "school_census": "school_census.csv",
 }
 ENCODINGS = {"electoral_register": "cp1252", "adult_social_care": "utf-8-sig"}
-
-SOURCE_CONFIG = {
-    "council_tax": {
-        "id": "account_ref",
-        "fields": {
-            "full_name": "liable_party",
-            "address": ["addr_line_1", "addr_line_2", "addr_line_3", "addr_line_4"],
-            "postcode": "postcode",
-            "uprn": "uprn",
-            "record_date": {"column": "account_start", "format": "%Y-%m-%d"},
-            "email": "ebilling_email",
-        },
-    },
-    "housing_benefit": {
-        "id": "person_ref",
-        "fields": {
-            "title": "title",
-            "first_name": "forenames",
-            "last_name": "surname",
-            "date_of_birth": "dob",
-            "ni_number": "nino",
-            "address": ["address_1", "address_2", "address_3"],
-            "postcode": "post_code",
-            "phone": "telephone",
-            "email": "email",
-            "record_date": "claim_start",
-        },
-    },
-    "electoral_register": {
-        "id": "elector_number",
-        "encoding": "cp1252",
-        "fields": {
-            "first_name": "forename",
-            "middle_names": "middle_names",
-            "last_name": "surname",
-            "date_of_birth": {"column": "attainer_dob", "format": "%d/%m/%Y"},
-            "address": ["property_name", "street_address", "town"],
-            "postcode": "postcode",
-            "uprn": "uprn",
-        },
-    },
-    "adult_social_care": {
-        "id": "person_id",
-        "fields": {
-            "first_name": "first_name",
-            "last_name": "last_name",
-            "previous_last_name": "previous_surname",
-            "date_of_birth": {"column": "date_of_birth", "format": "%d-%b-%Y"},
-            "sex": "gender",
-            "nhs_number": "nhs_number",
-            "address": "address",
-            "postcode": "postcode",
-            "phone": "telephone",
-        },
-    },
-    "children_services": {
-        "id": "child_id",
-        "sheet": "Children",
-        "fields": {
-            "first_name": "forename",
-            "last_name": "surname",
-            "date_of_birth": {"column": "dob", "format": "%d/%m/%Y"},
-            "sex": "sex",
-            "nhs_number": "nhs_no",
-            "address": ["address_line1", "address_line2", "town"],
-            "postcode": "postcode",
-            "identifiers": {"upn": "upn"},
-        },
-    },
-    "school_census": {
-        "id": "pupil_id",
-        "fields": {
-            "first_name": "legal_forename",
-            "middle_names": "middle_names",
-            "last_name": "legal_surname",
-            "date_of_birth": {"column": "dob", "format": "%Y-%m-%d"},
-            "sex": "gender",
-            "address": ["address", "town"],
-            "postcode": "postcode",
-            "identifiers": {"upn": "upn"},
-        },
-    },
-}
 
 
 @dataclass
@@ -180,6 +106,31 @@ def _write(frame: pd.DataFrame, system: str, out: Path) -> None:
         frame.to_csv(path, index=False, encoding=encoding)
 
 
+def draw_extracts(population: Population, rates: NoiseRates, rng: np.random.Generator) -> dict[str, SystemRecords]:
+    """Each system's records of `population`, with the shuffled order its file is written in."""
+    drawn = {}
+    for system, make in SYSTEMS.items():
+        frame, truth = make(population, rates, rng)
+        drawn[system] = SystemRecords(frame, truth, rng.permutation(len(frame)))  # files are not in person order
+        log.debug("drew %s: %d records", system, len(frame))
+    return drawn
+
+
+def _write_folder(drawn: dict[str, SystemRecords], folder: Path) -> int:
+    """The six extracts, truth.parquet and the config into `folder`; the number of records."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for system, records in drawn.items():
+        _write(records.frame.iloc[records.order].reset_index(drop=True), system, folder)
+    truth = pd.concat([records.truth for records in drawn.values()], ignore_index=True)
+    truth.to_parquet(folder / "truth.parquet", index=False)
+    (folder / "council.yaml").write_text(yaml.safe_dump(config_for("."), sort_keys=False), encoding="utf-8")
+    return len(truth)
+
+
+def _written(folder: Path, n_records: int) -> Written:
+    return Written(folder, folder / "council.yaml", folder / "truth.parquet", n_records)
+
+
 def generate(people: int = 1000, out: Union[str, Path] = "synthetic", seed: int = 1,
              noise: Optional[NoiseRates] = None) -> Written:
     """Write six council extracts for a synthetic population of `people`, a config and truth.parquet.
@@ -189,21 +140,56 @@ def generate(people: int = 1000, out: Union[str, Path] = "synthetic", seed: int 
     rates = noise or NoiseRates()
     out = Path(out)
     rng = np.random.default_rng(seed)
-    population = make_population(people, rng, rates)
-    truths = []
+    drawn = draw_extracts(make_population(people, rng, rates), rates, rng)
     # All files or none: an interrupted run must not leave half the extracts (the config's paths
     # are relative, so the folder can be written elsewhere and moved into place).
     with staged_output(out) as staging:
-        for system, make in SYSTEMS.items():
-            frame, truth = make(population, rates, rng)
-            order = rng.permutation(len(frame))  # files are not in person order
-            _write(frame.iloc[order].reset_index(drop=True), system, staging)
-            truths.append(truth)
-            log.debug("wrote %s: %d records", system, len(frame))
-        truth = pd.concat(truths, ignore_index=True)
-        truth.to_parquet(staging / "truth.parquet", index=False)
-        (staging / "council.yaml").write_text(yaml.safe_dump(config_for("."), sort_keys=False), encoding="utf-8")
-    return Written(out, out / "council.yaml", out / "truth.parquet", len(truth))
+        n_records = _write_folder(drawn, staging)
+    return _written(out, n_records)
 
 
-__all__ = ["FILES", "NoiseRates", "RECORDS_PER_PERSON", "Written", "config_for", "generate"]
+@dataclass
+class WrittenPair:
+    """What `generate_pair` wrote: the extracts at both dates and the true events between them."""
+
+    out: Path
+    earlier: Written
+    later: Written
+    events_path: Path
+
+
+def generate_pair(people: int = 1000, out: Union[str, Path] = "synthetic_pair", seed: int = 1, months: int = 12,
+                  rates: Optional[LifeEventRates] = None, noise: Optional[NoiseRates] = None) -> WrittenPair:
+    """The same population's six extracts at two dates `months` apart, and the life events between.
+
+    Writes `out/earlier/` (exactly what `generate(people, seed=seed, noise=noise)` writes),
+    `out/later/` (the same systems `months` on: six extracts, council.yaml, truth.parquet) and
+    `out/events_truth.parquet` (person_id, event, event_date, details as JSON; events are
+    moved, died, name_changed, turned_18, new_resident, left; see `life_events.py`).
+    A record nothing happened to keeps its id and, mostly, every byte; what each system does with
+    each event, and how often it lags behind, is in `later.py`. `rates` are the yearly life-event
+    rates. The same arguments always write the same files.
+    """
+    if months < 1:
+        raise ValueError(f"generate_pair: months must be 1 or more, got {months}")
+    noise = noise or NoiseRates()
+    rates = rates or LifeEventRates()
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    population = make_population(people, rng, noise)
+    earlier = draw_extracts(population, noise, rng)
+    # The events draw from a stream of their own, so the earlier extracts stay those of `generate`.
+    life_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    after = live(population, months, rates, noise, life_rng)
+    later = {system: later_records(system, records, population, after, noise, life_rng)
+             for system, records in earlier.items()}
+    with staged_output(out) as staging:
+        n_earlier = _write_folder(earlier, staging / "earlier")
+        n_later = _write_folder(later, staging / "later")
+        after.events.to_parquet(staging / "events_truth.parquet", index=False)
+    return WrittenPair(out, _written(out / "earlier", n_earlier), _written(out / "later", n_later),
+                       out / "events_truth.parquet")
+
+
+__all__ = ["FILES", "LifeEventRates", "NoiseRates", "RECORDS_PER_PERSON", "Written", "WrittenPair", "config_for",
+           "generate", "generate_pair"]

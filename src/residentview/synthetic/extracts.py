@@ -16,6 +16,9 @@ and file type — as real council systems differ:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Optional
+
 import numpy as np
 import pandas as pd
 
@@ -36,6 +39,91 @@ SYSTEM_CARE = {
 ASCII_ONLY = ("council_tax", "school_census")
 # Systems that normally hold a date of birth but, at `NoiseRates.dob_withheld`, send it without one.
 DOB_WITHHELD_SYSTEMS = ("housing_benefit", "adult_social_care")
+
+
+# How each system's columns map to residentview's fields: the sources of the config `generate` writes.
+SOURCE_CONFIG = {
+    "council_tax": {
+        "id": "account_ref",
+        "fields": {
+            "full_name": "liable_party",
+            "address": ["addr_line_1", "addr_line_2", "addr_line_3", "addr_line_4"],
+            "postcode": "postcode",
+            "uprn": "uprn",
+            "record_date": {"column": "account_start", "format": "%Y-%m-%d"},
+            "email": "ebilling_email",
+        },
+    },
+    "housing_benefit": {
+        "id": "person_ref",
+        "fields": {
+            "title": "title",
+            "first_name": "forenames",
+            "last_name": "surname",
+            "date_of_birth": "dob",
+            "ni_number": "nino",
+            "address": ["address_1", "address_2", "address_3"],
+            "postcode": "post_code",
+            "phone": "telephone",
+            "email": "email",
+            "record_date": "claim_start",
+        },
+    },
+    "electoral_register": {
+        "id": "elector_number",
+        "encoding": "cp1252",
+        "fields": {
+            "first_name": "forename",
+            "middle_names": "middle_names",
+            "last_name": "surname",
+            "date_of_birth": {"column": "attainer_dob", "format": "%d/%m/%Y"},
+            "address": ["property_name", "street_address", "town"],
+            "postcode": "postcode",
+            "uprn": "uprn",
+        },
+    },
+    "adult_social_care": {
+        "id": "person_id",
+        "fields": {
+            "first_name": "first_name",
+            "last_name": "last_name",
+            "previous_last_name": "previous_surname",
+            "date_of_birth": {"column": "date_of_birth", "format": "%d-%b-%Y"},
+            "sex": "gender",
+            "nhs_number": "nhs_number",
+            "address": "address",
+            "postcode": "postcode",
+            "phone": "telephone",
+        },
+    },
+    "children_services": {
+        "id": "child_id",
+        "sheet": "Children",
+        "fields": {
+            "first_name": "forename",
+            "last_name": "surname",
+            "date_of_birth": {"column": "dob", "format": "%d/%m/%Y"},
+            "sex": "sex",
+            "nhs_number": "nhs_no",
+            "address": ["address_line1", "address_line2", "town"],
+            "postcode": "postcode",
+            "identifiers": {"upn": "upn"},
+        },
+    },
+    "school_census": {
+        "id": "pupil_id",
+        "fields": {
+            "first_name": "legal_forename",
+            "middle_names": "middle_names",
+            "last_name": "legal_surname",
+            "date_of_birth": {"column": "dob", "format": "%Y-%m-%d"},
+            "sex": "gender",
+            "address": ["address", "town"],
+            "postcode": "postcode",
+            "identifiers": {"upn": "upn"},
+        },
+    },
+}
 
 
 def _unique_numbers(n: int, start: int, rng: np.random.Generator) -> np.ndarray:
@@ -212,18 +300,35 @@ class Extract:
 
 
 # The six systems ---------------------------------------------------------------------------
+#
+# Each system is three small functions: who it could hold (`*_eligible`), who it does hold
+# (`*_holders`: every draw that picks people) and their records (`*_records`: the noisy copy in
+# the system's style, ids numbered above `numbered_after`). `generate` runs holders then records;
+# a later extract (`later.py`) renders records only for the people whose record changed or is new.
 
-def council_tax(pop: Population, rates: NoiseRates, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+Holders = tuple[np.ndarray, Optional[np.ndarray]]  # chosen population rows; per row, held at the old address?
+Records = tuple[pd.DataFrame, pd.DataFrame]  # the extract and its truth (source, record_id, person_id)
+
+
+def council_tax_eligible(people: pd.DataFrame) -> np.ndarray:
+    """The liable party: a private household's head, or one tenant of a house in multiple occupation."""
+    return (((people["role"] == "head") & (people["kind"] == "private"))
+            | ((people["kind"] == "hmo") & ~people["household"].duplicated())).to_numpy()
+
+
+def council_tax_holders(pop: Population, rng) -> Holders:
     people = pop.people
-    liable = np.flatnonzero(
-        ((people["role"] == "head") & (people["kind"] == "private"))
-        | ((people["kind"] == "hmo") & ~people["household"].duplicated())
-    )
+    liable = np.flatnonzero(council_tax_eligible(people))
     # A mover also still has the closed account at the address they left.
     movers = liable[people["previous_address_id"].to_numpy()[liable] >= 0]
     old_accounts = movers[rng.random(len(movers)) < 0.6]
     chosen = np.concatenate([liable, old_accounts])
     stale = np.r_[np.zeros(len(liable), bool), np.ones(len(old_accounts), bool)]
+    return chosen, stale
+
+
+def council_tax_records(pop: Population, chosen: np.ndarray, rates: NoiseRates, rng,
+                        stale: Optional[np.ndarray] = None, numbered_after: int = 100000) -> Records:
     ex = Extract(pop, chosen, "council_tax", rates, rng, stale=stale)
     first_initial = _text(ex.first).str[:1]
     middle_initial = _text(ex.middle).str[:1]
@@ -247,7 +352,7 @@ def council_tax(pop: Population, rates: NoiseRates, rng) -> tuple[pd.DataFrame, 
     earliest = np.maximum(adult.to_numpy(), np.datetime64("1993-04-01"))
     span = (REFERENCE_DATE.to_datetime64() - earliest).astype("timedelta64[D]").astype(int).clip(min=1)
     start = pd.DatetimeIndex(earliest) + pd.to_timedelta((rng.random(ex.n) * span).astype(int), unit="D")
-    ids = np.char.add("CT", np.char.zfill(_unique_numbers(ex.n, 100000, rng).astype(str), 8))
+    ids = np.char.add("CT", np.char.zfill(_unique_numbers(ex.n, numbered_after, rng).astype(str), 8))
     frame = pd.DataFrame({
         "account_ref": ids,
         "liable_party": liable_party,
@@ -264,7 +369,13 @@ def council_tax(pop: Population, rates: NoiseRates, rng) -> tuple[pd.DataFrame, 
     return frame, ex.truth(ids)
 
 
-def housing_benefit(pop: Population, rates: NoiseRates, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+def housing_benefit_eligible(people: pd.DataFrame) -> np.ndarray:
+    """A claimant or their partner in a private household, or anyone in a hostel or HMO."""
+    role, kind = people["role"].to_numpy(), people["kind"].to_numpy()
+    return (np.isin(role, ["head", "partner"]) & (kind == "private")) | np.isin(kind, ["hostel", "hmo"])
+
+
+def housing_benefit_holders(pop: Population, rng) -> Holders:
     people = pop.people
     role, kind, age = people["role"].to_numpy(), people["kind"].to_numpy(), people["age"].to_numpy()
     household = people["household"].to_numpy()
@@ -283,12 +394,17 @@ def housing_benefit(pop: Population, rates: NoiseRates, rng) -> tuple[pd.DataFra
     claiming_household[household[claims & (role == "head")]] = True
     partners = (role == "partner") & claiming_household[household]
     chosen = np.flatnonzero(claims | partners)
-    ex = Extract(pop, chosen, "housing_benefit", rates, rng)
+    return chosen, None
+
+
+def housing_benefit_records(pop: Population, chosen: np.ndarray, rates: NoiseRates, rng,
+                            stale: Optional[np.ndarray] = None, numbered_after: int = 200000) -> Records:
+    ex = Extract(pop, chosen, "housing_benefit", rates, rng, stale=stale)
     # Claimant and partner share a claim; a duplicate registration is a second, separate claim.
     claimant = np.where(ex.role == "partner", ex.head_person_id, ex.person_id).astype(str)
     claim_key = np.char.add(claimant, np.where(ex.is_duplicate, ":again", ""))
     keys, claim_index = np.unique(claim_key, return_inverse=True)
-    claim_numbers = np.char.add("HB", np.char.zfill(_unique_numbers(len(keys), 200000, rng).astype(str), 6))
+    claim_numbers = np.char.add("HB", np.char.zfill(_unique_numbers(len(keys), numbered_after, rng).astype(str), 6))
     claim_no = claim_numbers[claim_index]
     is_partner = ex.role == "partner"
     ids = np.char.add(claim_no, np.where(is_partner, "/2", "/1"))
@@ -321,17 +437,27 @@ def _nino_style(values: np.ndarray, rng) -> np.ndarray:
     return np.select([draw < 0.25, draw < 0.3], [spaced.to_numpy(), series.str.lower().to_numpy()], series.to_numpy())
 
 
-def electoral_register(pop: Population, rates: NoiseRates, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+def electoral_register_eligible(people: pd.DataFrame) -> np.ndarray:
+    """Everyone aged 16 or over (attainers register before they can vote)."""
+    return people["age"].to_numpy() >= 16
+
+
+def electoral_register_holders(pop: Population, rng) -> Holders:
     people = pop.people
-    age, kind = people["age"].to_numpy(), people["kind"].to_numpy()
+    kind = people["kind"].to_numpy()
     register_p = np.select([kind == "student_hall", kind == "hostel", kind == "care_home"], [0.7, 0.35, 0.5], 0.9)
     alive = ~people["deceased"].to_numpy() | (rng.random(len(people)) < 0.3)
-    chosen = np.flatnonzero((age >= 16) & alive & (rng.random(len(people)) < register_p))
-    ex = Extract(pop, chosen, "electoral_register", rates, rng)
+    chosen = np.flatnonzero(electoral_register_eligible(people) & alive & (rng.random(len(people)) < register_p))
+    return chosen, None
+
+
+def electoral_register_records(pop: Population, chosen: np.ndarray, rates: NoiseRates, rng,
+                               stale: Optional[np.ndarray] = None, numbered_after: int = 1) -> Records:
+    ex = Extract(pop, chosen, "electoral_register", rates, rng, stale=stale)
     attainer = ex.age < 18
     dob = np.where(attainer | (rng.random(ex.n) < 0.03), _format_date(ex.dob, "%d/%m/%Y"), None)
     district = np.char.add(np.array(["KA", "KB", "LA", "LB", "MA", "MC"])[rng.integers(0, 6, ex.n)], rng.integers(1, 5, ex.n).astype(str))
-    ids = np.char.add(np.char.add(district, "-"), np.char.zfill(_unique_numbers(ex.n, 1, rng).astype(str), 5))
+    ids = np.char.add(np.char.add(district, "-"), np.char.zfill(_unique_numbers(ex.n, numbered_after, rng).astype(str), 5))
     frame = pd.DataFrame({
         "elector_number": ids,
         "surname": ex.last,
@@ -350,13 +476,23 @@ def electoral_register(pop: Population, rates: NoiseRates, rng) -> tuple[pd.Data
     return frame, ex.truth(ids)
 
 
-def adult_social_care(pop: Population, rates: NoiseRates, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+def adult_social_care_eligible(people: pd.DataFrame) -> np.ndarray:
+    """Adults, and everyone in a care home."""
+    return (people["age"].to_numpy() >= 18) | (people["kind"].to_numpy() == "care_home")
+
+
+def adult_social_care_holders(pop: Population, rng) -> Holders:
     people = pop.people
     age, kind = people["age"].to_numpy(), people["kind"].to_numpy()
     care_p = np.select([kind == "care_home", age >= 75, age >= 18], [0.95, 0.25, 0.02], 0.0)
     chosen = np.flatnonzero(rng.random(len(people)) < care_p)
-    ex = Extract(pop, chosen, "adult_social_care", rates, rng)
-    ids = _unique_numbers(ex.n, 1_000_000, rng).astype(str)
+    return chosen, None
+
+
+def adult_social_care_records(pop: Population, chosen: np.ndarray, rates: NoiseRates, rng,
+                              stale: Optional[np.ndarray] = None, numbered_after: int = 1_000_000) -> Records:
+    ex = Extract(pop, chosen, "adult_social_care", rates, rng, stale=stale)
+    ids = _unique_numbers(ex.n, numbered_after, rng).astype(str)
     nhs = _text(ex.nhs_number)
     nhs = nhs.where(rng.random(ex.n) < 0.6, nhs.str.replace(r"^(...)(...)(....)$", r"\1 \2 \3", regex=True))
     phone = _text(ex.phone)
@@ -376,12 +512,21 @@ def adult_social_care(pop: Population, rates: NoiseRates, rng) -> tuple[pd.DataF
     return frame, ex.truth(ids)
 
 
-def children_services(pop: Population, rates: NoiseRates, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+def children_services_eligible(people: pd.DataFrame) -> np.ndarray:
+    """Children under 18."""
+    return people["age"].to_numpy() < 18
+
+
+def children_services_holders(pop: Population, rng) -> Holders:
     people = pop.people
-    age = people["age"].to_numpy()
-    chosen = np.flatnonzero((age < 18) & (rng.random(len(people)) < 0.05))
-    ex = Extract(pop, chosen, "children_services", rates, rng)
-    ids = np.char.add("C", np.char.zfill(_unique_numbers(ex.n, 10000, rng).astype(str), 7))
+    chosen = np.flatnonzero(children_services_eligible(people) & (rng.random(len(people)) < 0.05))
+    return chosen, None
+
+
+def children_services_records(pop: Population, chosen: np.ndarray, rates: NoiseRates, rng,
+                              stale: Optional[np.ndarray] = None, numbered_after: int = 10000) -> Records:
+    ex = Extract(pop, chosen, "children_services", rates, rng, stale=stale)
+    ids = np.char.add("C", np.char.zfill(_unique_numbers(ex.n, numbered_after, rng).astype(str), 7))
     frame = pd.DataFrame({
         "child_id": ids,
         "forename": ex.first,
@@ -398,13 +543,24 @@ def children_services(pop: Population, rates: NoiseRates, rng) -> tuple[pd.DataF
     return frame, ex.truth(ids)
 
 
-def school_census(pop: Population, rates: NoiseRates, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+def school_census_eligible(people: pd.DataFrame) -> np.ndarray:
+    """Children of school age, 4 to 18."""
+    age = people["age"].to_numpy()
+    return (age >= 4) & (age <= 18)
+
+
+def school_census_holders(pop: Population, rng) -> Holders:
     people = pop.people
     age = people["age"].to_numpy()
     school_p = np.select([(age >= 4) & (age <= 16), (age >= 17) & (age <= 18)], [0.96, 0.4], 0.0)
     chosen = np.flatnonzero(rng.random(len(people)) < school_p)
-    ex = Extract(pop, chosen, "school_census", rates, rng)
-    ids = _unique_numbers(ex.n, 100000, rng).astype(str)
+    return chosen, None
+
+
+def school_census_records(pop: Population, chosen: np.ndarray, rates: NoiseRates, rng,
+                          stale: Optional[np.ndarray] = None, numbered_after: int = 100000) -> Records:
+    ex = Extract(pop, chosen, "school_census", rates, rng, stale=stale)
+    ids = _unique_numbers(ex.n, numbered_after, rng).astype(str)
     frame = pd.DataFrame({
         "pupil_id": ids,
         "upn": ex.upn,
@@ -420,11 +576,35 @@ def school_census(pop: Population, rates: NoiseRates, rng) -> tuple[pd.DataFrame
     return frame, ex.truth(ids)
 
 
+
+
+@dataclass
+class SystemRecords:
+    """One system's records (frame), their truth row by row, and the order its file lists them in."""
+
+    frame: pd.DataFrame
+    truth: pd.DataFrame
+    order: np.ndarray
+
+
+@dataclass(frozen=True)
+class System:
+    """One council system: who it could hold, who it holds, and how it writes their records."""
+
+    eligible: Callable[[pd.DataFrame], np.ndarray]
+    holders: Callable[[Population, np.random.Generator], Holders]
+    records: Callable[..., Records]
+
+    def __call__(self, pop: Population, rates: NoiseRates, rng) -> Records:
+        chosen, stale = self.holders(pop, rng)
+        return self.records(pop, chosen, rates, rng, stale=stale)
+
+
 SYSTEMS = {
-    "council_tax": council_tax,
-    "housing_benefit": housing_benefit,
-    "electoral_register": electoral_register,
-    "adult_social_care": adult_social_care,
-    "children_services": children_services,
-    "school_census": school_census,
+    "council_tax": System(council_tax_eligible, council_tax_holders, council_tax_records),
+    "housing_benefit": System(housing_benefit_eligible, housing_benefit_holders, housing_benefit_records),
+    "electoral_register": System(electoral_register_eligible, electoral_register_holders, electoral_register_records),
+    "adult_social_care": System(adult_social_care_eligible, adult_social_care_holders, adult_social_care_records),
+    "children_services": System(children_services_eligible, children_services_holders, children_services_records),
+    "school_census": System(school_census_eligible, school_census_holders, school_census_records),
 }
