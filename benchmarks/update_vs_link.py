@@ -202,6 +202,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "update")
     parser.add_argument("--data", type=Path, default=HERE / "data")
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # the configs written name the saved model by this path
     folder = prepare(args.dataset, args.data)
     work = args.out / "work" / args.dataset
     before, after = make_versions(folder / "config.yaml", work, args.changes)

@@ -334,12 +334,14 @@ def synth(people: int, out: Path, seed: int) -> None:
 @click.argument("outdir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--labels", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Ground truth (source, record_id, person_id) to measure precision and recall.")
+@click.option("--events-truth", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="True life events (person_id, event) to measure the events against; needs --labels.")
 @handles_errors
-def report(outdir: Path, labels: Path | None) -> None:
+def report(outdir: Path, labels: Path | None, events_truth: Path | None) -> None:
     """Rebuild report.html and review_queue.csv from a run's output folder."""
     from residentview.report import rebuild_report
 
-    path = rebuild_report(outdir, labels=labels)
+    path = rebuild_report(outdir, labels=labels, events_truth=events_truth)
     _say(f"report: {path}")
 
 

@@ -152,7 +152,7 @@ class LinkResult:
                 write_report(staging, outputs=run_outputs_in_memory(
                     staging, self.view.links, self.records, self.view.residents, self.view.households,
                     self.view.id_changes, self.quality, self.pairs, self.model, self.run_info(),
-                    decisions=self.decisions,
+                    decisions=self.decisions, events=self.view.events, addresses=self.view.addresses,
                 ))
             finally:
                 files.result()  # its error, if any, surfaces here (after the report's own)

@@ -14,6 +14,7 @@ from typing import Optional, Union
 import pandas as pd
 
 from residentview.audit import os_user
+from residentview.errors import DataError
 from residentview.outputs import folder_lock, staged_output
 from residentview.report import linkage_metrics as metrics
 from residentview.report import sections
@@ -29,7 +30,7 @@ from residentview.report.sections import ReportInputs
 log = logging.getLogger(__name__)
 
 SECTIONS = (sections.summary, sections.data_quality, sections.model, sections.threshold,
-            sections.clusters, sections.services, sections.fairness, sections.waterfalls, sections.review, sections.decisions)
+            sections.clusters, sections.services, sections.life_events, sections.fairness, sections.waterfalls, sections.review, sections.decisions)
 
 __all__ = ["write_report", "rebuild_report"]
 
@@ -82,18 +83,40 @@ def write_report(folder: Union[str, Path], labels: Optional[Union[str, Path]] = 
     return _write(_prepare(folder, _labels_path(labels), outputs), folder)
 
 
-def rebuild_report(outdir: Union[str, Path], labels: Optional[Union[str, Path]] = None) -> Path:
-    """`residentview report OUTDIR`: rebuild report.html and review_queue.csv in place, atomically."""
+def rebuild_report(outdir: Union[str, Path], labels: Optional[Union[str, Path]] = None,
+                   events_truth: Optional[Union[str, Path]] = None) -> Path:
+    """`residentview report OUTDIR`: rebuild report.html and review_queue.csv in place, atomically.
+    `events_truth` (person_id, event; with `labels`): measure the life events against it."""
     outdir = Path(outdir)
     with folder_lock(outdir, "report"):
-        return _rebuild_report(outdir, labels)
+        return _rebuild_report(outdir, labels, events_truth)
 
 
-def _rebuild_report(outdir: Path, labels: Optional[Union[str, Path]]) -> Path:
+def read_events_truth(path: Union[str, Path]) -> pd.DataFrame:
+    """True life events: person_id, event (Parquet or CSV)."""
+    path = Path(path)
+    try:
+        frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path, dtype=str)
+    except FileNotFoundError:
+        raise DataError(f"{path}: events truth file not found") from None
+    except Exception as exc:
+        raise DataError(f"{path}: events truth cannot be read ({type(exc).__name__})") from None
+    missing = {"person_id", "event"} - set(frame.columns)
+    if missing:
+        raise DataError(f"{path}: events truth needs columns person_id, event; missing {', '.join(sorted(missing))}")
+    return frame
+
+
+def _rebuild_report(outdir: Path, labels: Optional[Union[str, Path]],
+                    events_truth: Optional[Union[str, Path]] = None) -> Path:
     # Decisions filled into the queue about to be replaced are imported first: none is lost.
     decisions, new_decisions = decisions_to_honour(outdir)
     outputs = read_run_outputs(outdir)
     outputs.decisions = decisions
+    if events_truth is not None:
+        if labels is None:
+            raise DataError("report: --events-truth needs --labels (which records belong to whom)")
+        outputs.events_truth = read_events_truth(events_truth)
     inputs = _prepare(outdir, _labels_path(labels), outputs)  # bad input fails here, before anything is staged
     with staged_output(outdir) as staging:
         _write(inputs, staging)

@@ -19,6 +19,7 @@ DEFAULT_THRESHOLD = 0.95
 # Records carry list-valued matching columns the report never needs; reading only these keeps
 # write_report fast on large runs.
 RECORD_COLUMNS = ("unique_id", "source", "record_id", *GOLDEN_FIELDS)
+ADDRESS_COLUMNS = ("resident_id", "current", "first_seen")  # what the report reads of addresses.parquet
 
 
 @dataclass
@@ -35,6 +36,9 @@ class RunOutputs:
     run: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     decisions: Optional[pd.DataFrame] = None  # the reviewers' decisions store (review/store.py)
+    events: Optional[pd.DataFrame] = None  # events.parquet
+    addresses: Optional[pd.DataFrame] = None  # addresses.parquet (resident_id, current, first_seen)
+    events_truth: Optional[pd.DataFrame] = None  # true events (person_id, event), for a demo or a benchmark
 
     @property
     def threshold(self) -> float:
@@ -186,6 +190,8 @@ def read_run_outputs(folder: Path) -> RunOutputs:
         run=_read_json(folder / "run.json", problems) or {},
         problems=problems,
         decisions=_read_decisions(folder, problems),
+        events=_read_parquet(folder / "events.parquet", problems),
+        addresses=_read_parquet(folder / "addresses.parquet", problems, ADDRESS_COLUMNS),
     )
 
 
@@ -202,7 +208,8 @@ def _read_decisions(folder: Path, problems: list[str]) -> Optional[pd.DataFrame]
 def run_outputs_in_memory(folder: Path, links: pd.DataFrame, records: Optional[pd.DataFrame],
                           residents: pd.DataFrame, households: pd.DataFrame, id_changes: pd.DataFrame,
                           quality: pd.DataFrame, pairs: pd.DataFrame, model: dict, run: dict,
-                          decisions: Optional[pd.DataFrame] = None) -> RunOutputs:
+                          decisions: Optional[pd.DataFrame] = None, events: Optional[pd.DataFrame] = None,
+                          addresses: Optional[pd.DataFrame] = None) -> RunOutputs:
     """The outputs a run has just written to `folder`, from the frames it wrote rather than read
     back: at a million records reading them again took 4 s and 2 GB. Shaped as
     `read_run_outputs` shapes them (the report is the same either way)."""
@@ -216,7 +223,8 @@ def run_outputs_in_memory(folder: Path, links: pd.DataFrame, records: Optional[p
         residents=fresh_index(residents), households=fresh_index(households),
         id_changes=fresh_index(id_changes), quality=fresh_index(quality),
         pairs=fresh_index(pairs), model=model, run=json.loads(json.dumps(run, default=str)),
-        decisions=decisions,
+        decisions=decisions, events=events,
+        addresses=None if addresses is None else addresses[[c for c in ADDRESS_COLUMNS if c in addresses]],
     )
 
 

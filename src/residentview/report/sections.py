@@ -424,6 +424,52 @@ def clusters(page: Page, inputs: ReportInputs) -> None:
     page.section("clusters", "Clusters", body)
 
 
+RUNS_SHOWN = 10
+
+
+def life_events(page: Page, inputs: ReportInputs) -> None:
+    """This run's life events, the events of the runs before, and the address history; measured
+    against the truth when there is one (the demo's synthetic extracts)."""
+    outputs = inputs.outputs
+    events = outputs.events
+    if events is None:
+        page.section("events", "Life events", missing("events.parquet is missing: no life events."))
+        return
+    body = note("What happened to residents as the sources show it: events.parquet has one row per event, "
+                "appended run after run (see the README for each kind). The run that starts a folder's history "
+                "records the deaths and moves its data shows; each later run what changed since the one before.")
+    if not len(events):
+        body += note("No events recorded yet.")
+    else:
+        stamps = pd.to_datetime(events["run_timestamp"], utc=True)
+        latest = stamps.max()
+        this_run = events[stamps == latest]
+        by_run = pd.crosstab(stamps.dt.strftime("%Y-%m-%d %H:%M"), events["event"]).sort_index(ascending=False)
+        body += "<h3>This run's events</h3>" + table(
+            this_run["event"].value_counts().rename_axis("event").rename("residents").reset_index(),
+            {"residents": count})
+        body += "<h3>Events by run</h3>" + table(by_run.head(RUNS_SHOWN).rename_axis("run").reset_index(),
+                                                 {c: count for c in by_run.columns})
+        if outputs.events_truth is not None and inputs.labels is not None:
+            from residentview.report.events_measured import measure_events
+
+            measured = measure_events(this_run, outputs.links, inputs.labels, outputs.events_truth)
+            body += "<h3>Measured against the truth</h3>" + table(
+                measured, {"reported": count, "true": count, "reported_true": count, "precision": share,
+                           "recall": share})
+            body += note("Of the true events between the two extracts, the share reported (recall), and of the "
+                         "reported, the share true (precision); a resident stands for the person most of its "
+                         "records belong to.")
+    addresses = outputs.addresses
+    if addresses is not None and len(addresses):
+        per_resident = addresses.groupby("resident_id").size()
+        spread = per_resident.clip(upper=3).value_counts().sort_index()
+        body += "<h3>Address history</h3>" + table(pd.DataFrame({
+            "addresses": [f"{n}" if n < 3 else "3 or more" for n in spread.index],
+            "residents": spread.to_numpy()}), {"residents": count})
+    page.section("events", "Life events", body)
+
+
 UPSET_COMBINATIONS = 15
 
 

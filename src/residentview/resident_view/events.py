@@ -83,14 +83,17 @@ def _id_change_events(changes: pd.DataFrame, residents: pd.DataFrame, previous: 
 
 
 def _birthday(dob: pd.Series, age: int) -> pd.Series:
-    """Each date of birth's `age`th birthday (29 February -> 1 March)."""
-    years = dob.dt.year + age
+    """Each date of birth's `age`th birthday (29 February -> 1 March in a year that has none)."""
+    year = dob.dt.year + age
     month, day = dob.dt.month, dob.dt.day
-    leap_day = (month == 2) & (day == 29)
-    text = years.astype("Int64").astype(str) + "-" + month.astype("Int64").astype(str).str.zfill(2) + "-" \
-        + day.astype("Int64").astype(str).str.zfill(2)
-    birthday = pd.to_datetime(text.where(~leap_day, years.astype("Int64").astype(str) + "-03-01"), errors="coerce")
-    return birthday
+    leap_year = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    moved = (month == 2) & (day == 29) & ~leap_year
+    parts = pd.DataFrame({"year": year, "month": month.where(~moved, 3), "day": day.where(~moved, 1)})
+    known = parts.notna().all(axis=1)
+    out = pd.Series(pd.NaT, index=dob.index, dtype="datetime64[ns]")
+    if known.any():
+        out[known] = pd.to_datetime(parts[known].astype("int64"), errors="coerce")
+    return out
 
 
 def _turned(residents: pd.DataFrame, ages: Sequence[int], since: pd.Timestamp, until: pd.Timestamp) -> list[pd.DataFrame]:
@@ -114,17 +117,19 @@ def _moved(residents: pd.DataFrame, addresses: pd.DataFrame, previous: pd.DataFr
     current = addresses[addresses["current"]].set_index("resident_id")
     before = previous.dropna(subset=["current_address_id"]).set_index("resident_id") if (
         len(previous) and "current_address_id" in previous) else pd.DataFrame(columns=["current_address_id"])
-    now = residents.dropna(subset=["current_address_id"])
-    now = now[now["resident_id"].isin(before.index)]
+    now = residents[residents["current_address_id"].notna().to_numpy() & residents["resident_id"].isin(before.index)]
     was = before.loc[now["resident_id"]]
     changed = _text(now["current_address_id"]).ne(_text(was["current_address_id"]).to_numpy()).fillna(True)
-    known = [frame[["address_id", "uprn"]] for frame in (previous_addresses, addresses) if len(frame) and "uprn" in frame]
+    now, was = now[changed.to_numpy(bool)], was[changed.to_numpy(bool)]
+    wanted = set(now["current_address_id"].astype(str)) | set(was["current_address_id"].astype(str))
+    known = [frame.loc[frame["address_id"].isin(wanted), ["address_id", "uprn"]]
+             for frame in (previous_addresses, addresses) if len(frame) and "uprn" in frame]
     uprn = pd.concat(known).dropna().drop_duplicates("address_id") if known else pd.DataFrame()
     uprn = _text(uprn.set_index("address_id")["uprn"]) if len(uprn) else pd.Series(dtype="string")
     uprn_now = uprn.reindex(now["current_address_id"].astype(str)).to_numpy()
     uprn_before = uprn.reindex(was["current_address_id"].astype(str)).to_numpy()
     one_property = pd.Series(uprn_now, dtype="string").eq(pd.Series(uprn_before, dtype="string")).fillna(False)
-    moved = now[changed.to_numpy(bool) & ~one_property.to_numpy(bool)]
+    moved = now[~one_property.to_numpy(bool)]
     was = before.loc[moved["resident_id"]]
     details = [
         {"from_address": a, "to_address": b, "from_household": _id(h0), "to_household": _id(h1),
@@ -176,24 +181,26 @@ def _renamed(residents: pd.DataFrame, previous: pd.DataFrame, surname_evidence) 
     if not len(previous) or "last_name" not in previous or "last_name" not in residents:
         return _rows("name_changed", [], [], [])
     before = previous.dropna(subset=["last_name"]).set_index("resident_id")["last_name"]
-    now = residents.dropna(subset=["last_name"])
-    now = now[now["resident_id"].isin(before.index)]
-    old = before.loc[now["resident_id"]].astype(str).to_numpy()
-    new = now["last_name"].astype(str).to_numpy()
-    changed = np.array([_other_name(a, b) for a, b in zip(old, new)], dtype=bool)
-    who = now["resident_id"].to_numpy()[changed]
+    before = before[~before.index.duplicated()]
+    now = residents[residents["last_name"].notna().to_numpy() & residents["resident_id"].isin(before.index)]
+    # Most surnames did not change: only those written differently are compared.
+    written = before.reindex(now["resident_id"]).astype(str).to_numpy(dtype=object) != \
+        now["last_name"].astype(str).to_numpy(dtype=object)
+    now = now[written]
+    old = _letters(before.reindex(now["resident_id"]).astype(str)).to_numpy(dtype=object)
+    new = _letters(now["last_name"].astype(str)).to_numpy(dtype=object)
+    differ = np.flatnonzero(old != new)
+    changed = np.array([bool(old[i]) and bool(new[i])
+                        and jellyfish.jaro_winkler_similarity(old[i], new[i]) < NAME_TYPO_SIMILARITY
+                        for i in differ.tolist()], dtype=bool)
+    who = now["resident_id"].to_numpy(dtype=object)[differ[changed]] if len(differ) else np.array([], dtype=object)
     sources, dates = surname_evidence(who)
     return _rows("name_changed", who, [dates.get(r) for r in who], [{"sources": sources.get(r, [])} for r in who])
 
 
-def _key(text: str) -> str:
-    return "".join(ch for ch in text.upper() if ch.isalpha())
-
-
-def _other_name(old: str, new: str) -> bool:
-    """Another surname, not the same one retyped or written otherwise (O'BRIEN, OBRIEN)."""
-    a, b = _key(old), _key(new)
-    return bool(a and b and a != b and jellyfish.jaro_winkler_similarity(a, b) < NAME_TYPO_SIMILARITY)
+def _letters(names: pd.Series) -> pd.Series:
+    """Surnames as their letters only, upper case: O'BRIEN and OBRIEN are one name."""
+    return names.str.upper().str.replace(r"[\W\d_]+", "", regex=True)
 
 
 def _event_key(frame: pd.DataFrame) -> pd.Series:
@@ -202,6 +209,8 @@ def _event_key(frame: pd.DataFrame) -> pd.Series:
     return frame["event"].astype(str) + "|" + frame["resident_id"].astype(str) + "|" + to.fillna("").astype(str)
 
 
+SLIM = ("resident_id", "current_address_id", "household_id", "last_name", "date_of_birth", "is_deceased", "sources",
+        "first_seen")
 ONCE = ("died", "moved", "name_changed") + tuple(f"turned_{n}" for n in range(0, 130))
 
 
@@ -214,6 +223,7 @@ def life_events(residents: pd.DataFrame, addresses: pd.DataFrame, changes: pd.Da
     `residents`: this run's, with current_address_id; `previous`: the previous run's residents
     (with `sources` for those that left); `surname_evidence(resident_ids)`: per resident, the
     sources whose records give its golden surname, and their latest record_date (two dicts)."""
+    residents = residents[[c for c in SLIM if c in residents]]  # not every golden column, copied at each step
     if first_run:
         found = [_died(residents, previous.iloc[:0]), _moves_in_the_data(residents, addresses)]
     else:

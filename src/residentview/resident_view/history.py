@@ -18,7 +18,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from residentview.resident_view.coding import Coded, coded, distinct_lists
+from residentview.resident_view.coding import Coded, distinct_lists
 from residentview.resident_view.golden import record_dates
 
 ADDRESS_COLUMNS = ("resident_id", "address_id", "address", "postcode", "uprn", "sources", "n_records",
@@ -49,54 +49,90 @@ def empty_addresses() -> pd.DataFrame:
 def address_history(records: pd.DataFrame, resident: np.ndarray, resident_ids: np.ndarray, keys: Coded,
                     key_ids: np.ndarray, current_key: np.ndarray, previous: pd.DataFrame, id_moves: dict[str, str],
                     as_of: pd.Timestamp) -> pd.DataFrame:
-    """The history after this run. `resident`: each record's resident (a position in
-    `resident_ids`); `keys`: each record's address key, coded (-1 for none), and `key_ids` the
-    address_id of each of its values; `current_key`: each resident's golden address key code (-1
-    for none); `previous`: the previous run's history; `id_moves`: a previous resident id -> the
-    id its records now carry (merges)."""
-    held = keys.codes >= 0
-    frame = pd.DataFrame({
-        "owner": resident[held], "key": keys.codes[held],
-        "date": record_dates(records).to_numpy()[held],
-        "address": records["address"].to_numpy(dtype=object)[held] if "address" in records else None,
-        "postcode": records["postcode"].to_numpy(dtype=object)[held] if "postcode" in records else None,
-        "uprn": records["uprn"].to_numpy(dtype=object)[held] if "uprn" in records else None,
-        "source": records["source"].to_numpy(dtype=object)[held],
-    })
-    grouped = frame.groupby(["owner", "key"], sort=True)
-    rows = grouped.agg(n_records=("source", "size"), first_seen=("date", "min"), address=("address", "first"),
-                       postcode=("postcode", "first"), uprn=("uprn", "first")).reset_index()
-    pair = grouped.ngroup().to_numpy()
-    sources = distinct_lists(pair, coded(frame["source"].to_numpy(dtype=object)), len(rows))
+    """The history after this run, grouped by resident (in `resident_ids` order, then the
+    addresses' text). `resident`: each record's resident (a position in `resident_ids`); `keys`:
+    each record's address key, coded (-1 for none), and `key_ids` the address_id of each of its
+    values; `current_key`: each resident's golden address key code (-1 for none); `previous`:
+    the previous run's history; `id_moves`: a previous resident id -> the id its records now
+    carry (merges).
+
+    Integers throughout (a million records' text grouped by pandas took seconds): a pair of
+    resident and address is one int64, and the text is looked up once per distinct address."""
+    held = np.flatnonzero(keys.codes >= 0)
+    width = max(len(keys.values), 1)
+    pair_codes, pairs = pd.factorize(resident[held] * width + keys.codes[held], sort=True)
+    owner, key = np.divmod(pairs, width)
+    n = len(pairs)
+    dates = record_dates(records).to_numpy(dtype="datetime64[ns]")[held]
+    first_seen = pd.Series(dates).groupby(pair_codes).min().reindex(range(n)).to_numpy(dtype="datetime64[ns]")
+    uprn = _factorized(_column(records, "uprn").to_numpy(dtype=object)[held])
+    best_uprn = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(best_uprn, pair_codes, uprn.codes)
+    address, postcode = _split_keys(keys.values)
     out = pd.DataFrame({
-        "resident_id": resident_ids[rows["owner"].to_numpy()],
-        "address_id": key_ids[rows["key"].to_numpy()],
-        "address": rows["address"], "postcode": rows["postcode"], "uprn": rows["uprn"],
-        "sources": sources.to_numpy(), "n_records": rows["n_records"].astype("int64"),
-        "first_seen": rows["first_seen"].fillna(as_of).to_numpy(dtype="datetime64[ns]"),
-        "last_seen": np.full(len(rows), as_of.to_datetime64(), dtype="datetime64[ns]"),
-        "current": current_key[rows["owner"].to_numpy()] == rows["key"].to_numpy(),
+        "resident_id": resident_ids[owner],
+        "address_id": key_ids[key],
+        "address": address[key], "postcode": postcode[key], "uprn": uprn.decoded(best_uprn),
+        "sources": distinct_lists(pair_codes, _factorized(records["source"].to_numpy(dtype=object)[held]), n).to_numpy(),
+        "n_records": np.bincount(pair_codes, minlength=n).astype(np.int64),
+        "first_seen": np.where(np.isnat(first_seen), as_of.to_datetime64(), first_seen).astype("datetime64[ns]"),
+        "last_seen": np.full(n, as_of.to_datetime64(), dtype="datetime64[ns]"),
+        "current": current_key[owner] == key,
     })
     if len(previous):
-        out = _with_previous(out, previous, id_moves, set(resident_ids.tolist()))
-    return out.sort_values(["resident_id", "first_seen", "address_id"], kind="stable").reset_index(drop=True)
+        out = _with_previous(out, pairs, width, resident_ids, key_ids, previous, id_moves)
+    return out
 
 
-def _with_previous(now: pd.DataFrame, previous: pd.DataFrame, id_moves: dict[str, str], alive: set) -> pd.DataFrame:
+def _factorized(values: np.ndarray) -> Coded:
+    """`coded`, by pandas' factorize: for Python strings it skips the trip through Arrow."""
+    codes, uniques = pd.factorize(values, sort=True)
+    return Coded(codes.astype(np.int64), np.asarray(uniques, dtype=object))
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame else pd.Series(None, index=frame.index, dtype=object)
+
+
+def _split_keys(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """"ADDRESS|POSTCODE" keys -> their address and postcode (None for an empty part)."""
+    if not len(values):
+        return np.array([], dtype=object), np.array([], dtype=object)
+    parts = pd.Series(values, dtype=object).astype(str).str.rpartition("|")
+    address = parts[0].where(parts[0] != "", None).to_numpy(dtype=object)
+    postcode = parts[2].where(parts[2] != "", None).to_numpy(dtype=object)
+    return address, postcode
+
+
+def _with_previous(now: pd.DataFrame, pairs: np.ndarray, width: int, resident_ids: np.ndarray, key_ids: np.ndarray,
+                   previous: pd.DataFrame, id_moves: dict[str, str]) -> pd.DataFrame:
     """Carry the previous history over: an address seen before keeps its first_seen; one no
-    record holds now stays, no longer current, with its last_seen."""
-    before = previous.copy()
-    before["resident_id"] = before["resident_id"].astype(str).map(lambda r: id_moves.get(r, r))
-    before = before[before["resident_id"].isin(alive)]
-    before = before.sort_values("first_seen").drop_duplicates(["resident_id", "address_id"])
-    merged = now.merge(before[["resident_id", "address_id", "first_seen"]], on=["resident_id", "address_id"],
-                       how="left", suffixes=("", "_before"))
-    earlier = pd.to_datetime(merged["first_seen_before"])
-    now = now.assign(first_seen=np.where(earlier.notna() & (earlier < merged["first_seen"]), earlier,
-                                         merged["first_seen"]).astype("datetime64[ns]"))
-    held = pd.MultiIndex.from_frame(now[["resident_id", "address_id"]])
-    gone = before[~pd.MultiIndex.from_frame(before[["resident_id", "address_id"]]).isin(held)]
+    record holds now stays, no longer current, with its last_seen. `pairs`: now's rows as
+    resident * width + address key codes, sorted. The previous rows are coded into the same
+    numbering, so the matching is integer arithmetic, not a join of a million texts."""
+    before_ids = previous["resident_id"].to_numpy(dtype=object, na_value=None) if isinstance(
+        previous["resident_id"].dtype, pd.ArrowDtype) else previous["resident_id"].to_numpy(dtype=object)
+    if id_moves:
+        before_ids = np.array([id_moves.get(r, r) for r in before_ids.tolist()], dtype=object)
+    owner = pd.Index(resident_ids).get_indexer(before_ids)
+    key = pd.Index(key_ids).get_indexer(previous["address_id"].astype(str).to_numpy(dtype=object))
+    alive = owner >= 0
+    both = alive & (key >= 0)
+    pair = np.where(both, owner * width + np.maximum(key, 0), -1)
+    at = np.searchsorted(pairs, pair)
+    found = both & (at < len(pairs)) & (pairs[np.minimum(at, len(pairs) - 1)] == pair)
+    first_seen = now["first_seen"].to_numpy(dtype="datetime64[ns]").copy()
+    seen_before = pd.to_datetime(previous["first_seen"]).to_numpy(dtype="datetime64[ns]")
+    dated = found & ~np.isnat(seen_before)
+    np.minimum.at(first_seen, at[dated], seen_before[dated])
+    now = now.assign(first_seen=first_seen)
+    gone = np.flatnonzero(alive & ~found)
     if not len(gone):
         return now
-    gone = gone.assign(current=False, n_records=0, sources=[[] for _ in range(len(gone))])
-    return pd.concat([now, gone[list(ADDRESS_COLUMNS)]], ignore_index=True)
+    kept = previous.iloc[gone].assign(resident_id=before_ids[gone], current=False, n_records=0,
+                                      sources=[[] for _ in range(len(gone))])
+    kept = kept[~kept.duplicated(["resident_id", "address_id"])]
+    together = pd.concat([now, kept[list(ADDRESS_COLUMNS)]], ignore_index=True)
+    owners = np.r_[pairs // width, owner[gone][~previous.iloc[gone].assign(resident_id=before_ids[gone]).duplicated(
+        ["resident_id", "address_id"]).to_numpy()]]
+    return together.take(np.argsort(owners, kind="stable")).reset_index(drop=True)
