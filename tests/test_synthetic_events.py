@@ -15,6 +15,8 @@ from residentview.synthetic.later import ADDRESS, RESPONSES, columns
 from residentview.synthetic.life_events import EVENTS
 from residentview.synthetic.population import REFERENCE_DATE
 
+EARLIER = REFERENCE_DATE - pd.DateOffset(months=12)  # the earlier extracts' date: the later are as of REFERENCE_DATE
+
 PEOPLE = 3000
 
 
@@ -61,14 +63,21 @@ def kept_and_changed(before: pd.DataFrame, after: pd.DataFrame, who: set, cols: 
 
 # The files -----------------------------------------------------------------------------------
 
-def test_earlier_is_what_generate_writes_and_the_pair_is_the_same_for_the_same_seed(tmp_path):
+def test_earlier_is_what_generate_writes_a_year_before_and_the_pair_is_the_same_for_the_same_seed(tmp_path):
     a = generate_pair(people=300, out=tmp_path / "a", seed=9)
     b = generate_pair(people=300, out=tmp_path / "b", seed=9)
     alone = generate(people=300, out=tmp_path / "alone", seed=9)
     for system in ("council_tax", "electoral_register", "school_census"):
         name = FILES[system]
-        assert (a.earlier.out / name).read_bytes() == (alone.out / name).read_bytes()
         assert (a.later.out / name).read_bytes() == (b.later.out / name).read_bytes()
+    # The same records as generate's, as of a year earlier: the later extracts are as of the date
+    # generate's are, so none of their dates lies in the future.
+    earlier = pd.read_csv(a.earlier.out / FILES["council_tax"], dtype=str)
+    alone_ct = pd.read_csv(alone.out / FILES["council_tax"], dtype=str)
+    assert earlier["account_ref"].tolist() == alone_ct["account_ref"].tolist()
+    assert pd.to_datetime(earlier["account_start"]).max() <= REFERENCE_DATE - pd.DateOffset(months=12)
+    later = pd.read_csv(a.later.out / FILES["council_tax"], dtype=str)
+    assert pd.to_datetime(later["account_start"]).max() <= REFERENCE_DATE
     pd.testing.assert_frame_equal(pd.read_parquet(a.earlier.truth_path), pd.read_parquet(alone.truth_path))
     pd.testing.assert_frame_equal(pd.read_parquet(a.later.truth_path), pd.read_parquet(b.later.truth_path))
     pd.testing.assert_frame_equal(pd.read_parquet(a.events_path), pd.read_parquet(b.events_path))
@@ -91,7 +100,7 @@ def test_events_truth_has_one_row_per_event_dated_between_the_two_extracts(event
     assert list(events.columns) == ["person_id", "event", "event_date", "details"]
     assert set(events["event"]) == set(EVENTS)
     assert not events.duplicated(["person_id", "event"]).any()
-    assert events["event_date"].between(REFERENCE_DATE, REFERENCE_DATE + pd.DateOffset(months=12)).all()
+    assert events["event_date"].between(EARLIER, REFERENCE_DATE).all()
     moved = events[events["event"] == "moved"]["details"].map(json.loads)
     assert all(d["from_uprn"] != d["to_uprn"] for d in moved)
     assert not (people_with(events, "died") & people_with(events, "left"))
@@ -128,7 +137,7 @@ def test_movers_get_a_new_council_tax_account_at_the_new_home_and_the_old_one_cl
     new = after[after["person_id"].isin(held["person_id"]) & ~after.index.isin(before.index)]
     at_new_home = new["uprn"].isin(moves["to"]) | (new["uprn"] == "")
     assert len(new) >= 0.8 * held["person_id"].nunique() * RESPONSES["council_tax"].moved and at_new_home.mean() > 0.95
-    assert (pd.to_datetime(new["account_start"]) > REFERENCE_DATE).all()
+    assert (pd.to_datetime(new["account_start"]) > EARLIER).all()
 
 
 @pytest.mark.parametrize("system", ["electoral_register", "housing_benefit", "school_census"])
@@ -210,4 +219,4 @@ def test_a_shorter_gap_has_fewer_events(tmp_path):
     half = pd.read_parquet(generate_pair(people=1000, out=tmp_path / "six", seed=2, months=6).events_path)
     full = pd.read_parquet(generate_pair(people=1000, out=tmp_path / "twelve", seed=2, months=12).events_path)
     assert len(half) < 0.75 * len(full)
-    assert half["event_date"].max() <= REFERENCE_DATE + pd.DateOffset(months=6)
+    assert half["event_date"].min() >= REFERENCE_DATE - pd.DateOffset(months=6)

@@ -33,7 +33,7 @@ from residentview.synthetic.extracts import SOURCE_CONFIG, SYSTEMS, SystemRecord
 from residentview.synthetic.later import later_records
 from residentview.synthetic.life_events import LifeEventRates, live
 from residentview.synthetic.noise import NoiseRates
-from residentview.synthetic.population import Population, make_population
+from residentview.synthetic.population import REFERENCE_DATE, Population, make_population
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,9 @@ def generate_pair(people: int = 1000, out: Union[str, Path] = "synthetic_pair", 
                   rates: Optional[LifeEventRates] = None, noise: Optional[NoiseRates] = None) -> WrittenPair:
     """The same population's six extracts at two dates `months` apart, and the life events between.
 
-    Writes `out/earlier/` (exactly what `generate(people, seed=seed, noise=noise)` writes),
-    `out/later/` (the same systems `months` on: six extracts, council.yaml, truth.parquet) and
+    Writes `out/earlier/` (what `generate(people, seed=seed, noise=noise)` writes, every date
+    `months` earlier), `out/later/` (the same systems `months` on, as of the date `generate`'s
+    extracts are: six extracts, council.yaml, truth.parquet) and
     `out/events_truth.parquet` (person_id, event, event_date, details as JSON; events are
     moved, died, name_changed, turned_18, new_resident, left; see `life_events.py`).
     A record nothing happened to keeps its id and, mostly, every byte; what each system does with
@@ -176,7 +177,9 @@ def generate_pair(people: int = 1000, out: Union[str, Path] = "synthetic_pair", 
     rates = rates or LifeEventRates()
     out = Path(out)
     rng = np.random.default_rng(seed)
-    population = make_population(people, rng, noise)
+    # The later extracts are as of REFERENCE_DATE, the earlier ones `months` before: extracts
+    # dated after the day they are read would be future dates, and invalid.
+    population = make_population(people, rng, noise, reference=REFERENCE_DATE - pd.DateOffset(months=months))
     earlier = draw_extracts(population, noise, rng)
     # The events draw from a stream of their own, so the earlier extracts stay those of `generate`.
     life_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])

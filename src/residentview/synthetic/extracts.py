@@ -24,7 +24,7 @@ import pandas as pd
 
 from residentview.synthetic import noise
 from residentview.synthetic.noise import NoiseRates
-from residentview.synthetic.population import REFERENCE_DATE, Population
+from residentview.synthetic.population import Population
 
 # How careful each system is, relative to the catalogue's rates (online self-registration and
 # school MIS data are cleaner than free text keyed at a council-tax counter).
@@ -189,6 +189,7 @@ class Extract:
         self.person_id = p["person_id"].to_numpy()
         self.female = p["female"].to_numpy()
         self.age = p["age"].to_numpy()
+        self.reference = population.reference
         self.deceased = p["deceased"].to_numpy()
         self.title = p["title"].to_numpy()
         self.role = p["role"].to_numpy()
@@ -348,9 +349,9 @@ def council_tax_records(pop: Population, chosen: np.ndarray, rates: NoiseRates, 
     liable_party[exors] = _join(np.full(exors.sum(), "Exors of", dtype=object), _join(ex.title[exors], first_initial[exors], ex.last[exors]))
     # An account opens once its holder is an adult: between their 18th birthday (or April 1993,
     # when council tax began) and today.
-    adult = REFERENCE_DATE - pd.to_timedelta((ex.age - 18).clip(min=0) * 365.25, unit="D")
+    adult = ex.reference - pd.to_timedelta((ex.age - 18).clip(min=0) * 365.25, unit="D")
     earliest = np.maximum(adult.to_numpy(), np.datetime64("1993-04-01"))
-    span = (REFERENCE_DATE.to_datetime64() - earliest).astype("timedelta64[D]").astype(int).clip(min=1)
+    span = (ex.reference.to_datetime64() - earliest).astype("timedelta64[D]").astype(int).clip(min=1)
     start = pd.DatetimeIndex(earliest) + pd.to_timedelta((rng.random(ex.n) * span).astype(int), unit="D")
     ids = np.char.add("CT", np.char.zfill(_unique_numbers(ex.n, numbered_after, rng).astype(str), 8))
     frame = pd.DataFrame({
@@ -423,7 +424,7 @@ def housing_benefit_records(pop: Population, chosen: np.ndarray, rates: NoiseRat
         "post_code": ex.postcode,
         "telephone": np.where(rng.random(ex.n) < 0.6, ex.phone, None),
         "email": np.where(rng.random(ex.n) < 0.5, _text(ex.email).str.upper().to_numpy(), None),
-        "claim_start": (REFERENCE_DATE - pd.to_timedelta(rng.integers(30, 4000, ex.n), unit="D")).date,
+        "claim_start": (ex.reference - pd.to_timedelta(rng.integers(30, 4000, ex.n), unit="D")).date,
     })
     frame["dob"] = frame["dob"].where(pd.notna(frame["dob"]), None)
     return frame, ex.truth(ids)

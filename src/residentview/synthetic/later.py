@@ -31,7 +31,7 @@ import pandas as pd
 from residentview.synthetic.extracts import SOURCE_CONFIG, SYSTEMS, SystemRecords
 from residentview.synthetic.life_events import EVENTS, Later, random_days
 from residentview.synthetic.noise import NoiseRates
-from residentview.synthetic.population import REFERENCE_DATE, Population
+from residentview.synthetic.population import Population
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def _opened_on(after: Later, rows: np.ndarray, rng) -> np.ndarray:
     days = pd.Series(when["event_date"].to_numpy(), index=when["person_id"].to_numpy())
     person_ids = after.population.people["person_id"].to_numpy()[rows]
     known = days.reindex(person_ids).to_numpy().astype("datetime64[D]")
-    return np.where(np.isnat(known), random_days(len(rows), REFERENCE_DATE, after.end_date, rng), known)
+    return np.where(np.isnat(known), random_days(len(rows), after.start_date, after.end_date, rng), known)
 
 
 def _set_record_date(frame: pd.DataFrame, system: str, dates: np.ndarray) -> None:
@@ -148,7 +148,7 @@ def _fate(system: str, row: np.ndarray, before: Population, after: Later, happen
     removed |= closed
     renamed = happened["name_changed"][row] & (rng.random(n) < response.renamed)
     eventful = np.logical_or.reduce([happened[event] for event in EVENTS])[row]
-    years = (after.end_date - REFERENCE_DATE).days / 365.25
+    years = (after.end_date - after.start_date).days / 365.25
     corrected = ~eventful & (rng.random(n) < 1 - (1 - CORRECTED) ** years)
     correct_name = corrected & (rng.random(n) < 0.5)
     return _Fate(removed, closed, [

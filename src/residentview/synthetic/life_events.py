@@ -1,6 +1,6 @@
 """A year in the life of the population: who moved, died, married, turned 18, was born, arrived or left.
 
-`live(population, months, rates, noise, rng)` takes the true population at `REFERENCE_DATE` to the date
+`live(population, months, rates, noise, rng)` takes the true population at its reference date to the date
 `months` later and says what happened in between, one row per event:
 
 | event | who | details (JSON) |
@@ -26,7 +26,7 @@ import pandas as pd
 
 from residentview.synthetic import identifiers as ids
 from residentview.synthetic.noise import NoiseRates
-from residentview.synthetic.population import LA_CODE, REFERENCE_DATE, Population, _sample_names, make_population
+from residentview.synthetic.population import LA_CODE, Population, _sample_names, make_population
 
 EVENTS = ("moved", "died", "name_changed", "turned_18", "new_resident", "left")
 
@@ -60,6 +60,7 @@ class Later:
     present: np.ndarray          # per later person: alive and living in the borough at the later date
     events: pd.DataFrame         # person_id, event, event_date, details
     end_date: pd.Timestamp
+    start_date: pd.Timestamp     # the earlier population's reference date
 
 
 def _within(yearly: float, years: float) -> float:
@@ -162,7 +163,7 @@ def _arrivals(people: pd.DataFrame, first_row: int, present: np.ndarray, vacant:
     n = int(rng.binomial(int(present.sum()), _within(rates.arrived, years)))
     if n == 0 or len(vacant) == 0:
         return people.iloc[:0].drop(columns="person_id"), np.array([], dtype="datetime64[D]")
-    incoming = make_population(n, rng, replace(noise, communal=0.0, moved=0.0)).people
+    incoming = make_population(n, rng, replace(noise, communal=0.0, moved=0.0), reference=start).people
     incoming = incoming[incoming["household"] < len(vacant)].drop(columns="person_id")  # households come in order
     household = incoming["household"].to_numpy()
     dob = pd.DatetimeIndex(incoming["dob"].to_numpy()) + (end - start)  # as old at the later date as they were drawn
@@ -273,8 +274,9 @@ def _grow_older(people: pd.DataFrame, present: np.ndarray, start: pd.Timestamp, 
 
 def live(population: Population, months: int, rates: LifeEventRates, noise: NoiseRates,
          rng: np.random.Generator) -> Later:
-    """The population `months` after `REFERENCE_DATE`, and the life events that led there."""
-    start, end = REFERENCE_DATE, REFERENCE_DATE + pd.DateOffset(months=months)
+    """The population `months` after its reference date, and the life events that led there."""
+    start = population.reference
+    end = start + pd.DateOffset(months=months)
     years = months / 12
     people = population.people.copy()
     addresses = population.addresses
@@ -301,5 +303,5 @@ def live(population: Population, months: int, rates: LifeEventRates, noise: Nois
     people["deceased"] = people["deceased"].to_numpy() | died
     later = pd.concat([people, newcomers[people.columns]], ignore_index=True)
     table = pd.concat(events, ignore_index=True).sort_values(["event_date", "person_id", "event"], kind="stable")
-    return Later(Population(later, addresses), np.r_[present, np.ones(len(newcomers), bool)],
-                 table.reset_index(drop=True), end)
+    return Later(Population(later, addresses, end), np.r_[present, np.ones(len(newcomers), bool)],
+                 table.reset_index(drop=True), end, start)

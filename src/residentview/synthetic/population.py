@@ -40,6 +40,7 @@ COMMUNAL_AGE = {"care_home": (70, 101), "student_hall": (18, 23), "hostel": (18,
 class Population:
     people: pd.DataFrame
     addresses: pd.DataFrame
+    reference: pd.Timestamp = REFERENCE_DATE  # the date the population is as of: the extracts' "today"
 
 
 def _choice(rng, values: np.ndarray, p: np.ndarray, n: int) -> np.ndarray:
@@ -158,7 +159,8 @@ def _ages(rng, n: int, low: int = 18, high: int = 95) -> np.ndarray:
     return (low + span * rng.beta(1.3, 2.0, n)).astype(int)
 
 
-def make_population(people: int, rng: np.random.Generator, rates: NoiseRates) -> Population:
+def make_population(people: int, rng: np.random.Generator, rates: NoiseRates,
+                    reference: pd.Timestamp = REFERENCE_DATE) -> Population:
     """The true population of `people` residents with their addresses and identifiers.
 
     Uses the population-level rates of `rates` (communal, moved, twins, junior, double_barrelled,
@@ -296,7 +298,7 @@ def make_population(people: int, rng: np.random.Generator, rates: NoiseRates) ->
     middle[junior] = middle[parent[junior]]
 
     # Dates of birth.
-    dob = (REFERENCE_DATE - pd.to_timedelta(age * 365.25 + rng.integers(0, 365, n), unit="D")).normalize()
+    dob = (reference - pd.to_timedelta(age * 365.25 + rng.integers(0, 365, n), unit="D")).normalize()
     dob = dob.to_numpy().astype("datetime64[D]")
     # Twins: the next child in the family shares the birthday of the previous one.
     prev_same_household = np.r_[False, (person_household[1:] == person_household[:-1]) & is_child_all[1:] & is_child_all[:-1]]
@@ -379,4 +381,4 @@ def make_population(people: int, rng: np.random.Generator, rates: NoiseRates) ->
             "email": email,
         }
     )
-    return Population(people_frame, addresses)
+    return Population(people_frame, addresses, reference)
