@@ -15,7 +15,7 @@ from helpers import snapshot
 
 from residentview.cli import main
 
-COMMANDS = ["validate", "link", "demo", "synth", "report"]
+COMMANDS = ["validate", "link", "update", "demo", "synth", "report", "review", "explain", "audit", "publish"]
 
 
 def run(*args: str):
@@ -372,7 +372,10 @@ def test_an_interrupted_demo_leaves_no_half_written_extracts(tmp_path):
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    assert not data.exists() or sorted(p.name for p in data.iterdir()) == sorted(
-        ["adult_social_care.csv", "children_services.xlsx", "council.yaml", "council_tax.csv",
-         "electoral_register.csv", "housing_benefit.parquet", "school_census.csv", "truth.parquet"])
+    extracts = sorted(["adult_social_care.csv", "children_services.xlsx", "council.yaml", "council_tax.csv",
+                       "electoral_register.csv", "housing_benefit.parquet", "school_census.csv", "truth.parquet"])
+    if data.exists():  # the two dates' extracts and the events between, all or none
+        assert sorted(p.name for p in data.iterdir()) == ["earlier", "events_truth.parquet", "later"]
+        for folder in ("earlier", "later"):
+            assert sorted(p.name for p in (data / folder).iterdir()) == extracts
     assert not [p for p in (tmp_path / "demo").glob("*") if "residentview-tmp" in p.name]

@@ -308,12 +308,18 @@ def _summarise_update(update: dict) -> None:
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed for the synthetic data.")
 @handles_errors
 def demo(out: Path, records: int, seed: int) -> None:
-    """Generate synthetic council extracts and run the whole pipeline on them."""
+    """Synthetic council extracts at two dates: link the earlier, then update with the later."""
     from residentview.demo import run_demo
 
     result, folder, config_path = run_demo(out, records=records, seed=seed, progress=False if _quiet() else None)
-    _say(f"synthetic extracts and config: {config_path.parent}")
+    _say(f"synthetic extracts at two dates, a year apart: {config_path.parent.parent}")
+    _say("the earlier extracts were linked, then the later ones brought in by `residentview update`:")
     _summarise(result, folder)
+    _summarise_update(result.diagnostics["update"])
+    events = result.view.events_this_run()
+    if events:
+        _say("  life events this year: " + ", ".join(f"{n:,} {kind}" for kind, n in events.items()))
+    _say("  the report measures the matching and the events against the synthetic truth")
 
 
 @main.command()
