@@ -12,7 +12,8 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-NOTEBOOK_NAMES = ("01_explore_outputs.ipynb", "02_review_matches.ipynb", "03_model_diagnostics.ipynb")
+NOTEBOOK_NAMES = ("01_explore_outputs.ipynb", "02_review_matches.ipynb", "03_model_diagnostics.ipynb",
+                  "04_life_events_and_services.ipynb")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,8 @@ def execute(name: str, output: Path, replace: tuple[str, str] = ("", "")) -> nbf
     return notebook
 
 
-@pytest.mark.parametrize("name", ["01_explore_outputs.ipynb", "03_model_diagnostics.ipynb"])
+@pytest.mark.parametrize("name", ["01_explore_outputs.ipynb", "03_model_diagnostics.ipynb",
+                                  "04_life_events_and_services.ipynb"])
 def test_notebook_runs_top_to_bottom_on_a_demo_run(name, demo_output):
     notebook = execute(name, demo_output)
     assert all(cell.get("outputs") is not None for cell in notebook.cells if cell.cell_type == "code")
