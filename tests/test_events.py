@@ -46,8 +46,16 @@ SECOND = [
 ]
 
 
-def view_of(rows: list[dict], previous: Path | None, timestamp, ages=(18,)):
+def hashed_records(rows: list[dict]) -> pd.DataFrame:
+    """The rows with a row_hash of their values, as standardise keeps one."""
     records = pd.DataFrame(rows).sort_values(["source", "record_id"]).reset_index(drop=True)
+    values = records.drop(columns="person").astype(str)
+    return records.assign(row_hash=pd.util.hash_pandas_object(values, index=False).to_numpy(dtype="uint64"))
+
+
+def view_of(rows: list[dict], previous: Path | None, timestamp, ages=(18,), hashed=False):
+    records = hashed_records(rows) if hashed else pd.DataFrame(rows)
+    records = records.sort_values(["source", "record_id"]).reset_index(drop=True)
     records.insert(0, "unique_id", range(len(records)))
     for column in ("record_date", "date_of_birth"):
         records[column] = pd.to_datetime(records[column])
@@ -160,3 +168,23 @@ def test_an_address_no_record_holds_any_more_stays_in_the_history(two_runs):
     assert (old["current"], old["n_records"], list(old["sources"])) == (False, 0, [])
     assert old["first_seen"] == pd.Timestamp("2020-01-01") and old["last_seen"] == second.as_of
     assert events_of(third, {**person, **person_3}, RUN_3) == {}  # ann's move was recorded already
+
+
+def test_a_change_no_new_or_changed_record_shows_is_no_event(tmp_path):
+    # ann's newest record (a new surname, a new address) leaves: her golden surname and address
+    # fall back to the older record's, which nobody changed. Nothing happened to ann this year.
+    rows = [
+        record("ct", "1", "ann", "ANN", "GRANT", "7 NEW ROAD", "AB9 9ZZ", "2024-06-01", "1960-05-05"),
+        record("er", "1", "ann", "ANN", "LEE", "1 HIGH STREET", "AB1 2CD", "2020-01-01", "1960-05-05"),
+        record("ct", "2", "bob", "BOB", "KAY", "5 MILL LANE", "AB1 9XY", "2024-12-31", "1970-03-01"),
+    ]
+    first, person = view_of(rows, None, RUN_1, hashed=True)
+    folder = save(first, tmp_path / "out")
+    hashed_records(rows)[["source", "record_id", "row_hash"]].to_parquet(folder / "records.parquet", index=False)
+    second, person_2 = view_of(rows[1:], folder, RUN_2, hashed=True)
+    assert events_of(second, {**person, **person_2}, RUN_2) == {}
+    # A change a record that did change shows is an event.
+    married = [rows[0], dict(rows[1], last_name="BLAKE", address="9 OTHER ROAD", postcode="AB7 7YY",
+                             record_date="2025-05-01"), rows[2]]
+    third, person_3 = view_of(married, folder, RUN_2, hashed=True)
+    assert events_of(third, {**person, **person_3}, RUN_2) == {"moved": {"ann"}, "name_changed": {"ann"}}

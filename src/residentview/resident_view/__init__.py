@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from residentview.sources import ROW_HASH
 from residentview.resident_view.database import DATABASE_FILE, as_arrow_table, write_tables
 from residentview.resident_view.events import empty_events, life_events
 from residentview.resident_view.golden import golden_records, record_dates
@@ -150,12 +151,19 @@ def build_resident_view(
         records, resident_of_record, residents["resident_id"].to_numpy(dtype=object), addresses.record_keys,
         key_ids, current_key, prior.addresses if prior.addresses is not None else empty_addresses(),
         dict(zip(merged["old_id"].astype(str), merged["new_id"].astype(str))), as_of)
+    fresh = _fresh_records(records, previous)
+    # Per resident: does a record new or changed since the previous run give its current address?
+    fresh_at_current = np.zeros(len(residents), dtype=bool)
+    giving = fresh & (addresses.record_keys.codes >= 0) & (
+        addresses.record_keys.codes == current_key[resident_of_record])
+    fresh_at_current[resident_of_record[giving]] = True
     events = life_events(
-        residents, addresses_now, residents_assigned.changes, prior.residents.assign(sources=prior.residents[
-            "resident_id"].astype(str).map(left)), prior.addresses if prior.addresses is not None else empty_addresses(),
+        residents.assign(fresh_current_address=fresh_at_current), addresses_now, residents_assigned.changes,
+        prior.residents.assign(sources=prior.residents["resident_id"].astype(str).map(left)),
+        prior.addresses if prior.addresses is not None else empty_addresses(),
         prior.events if prior.events is not None else empty_events(),
         first_run, event_ages, as_of, prior.as_of, run_timestamp,
-        lambda who: _surname_evidence(records, resident_of_record, residents, who))
+        lambda who: _surname_evidence(records, resident_of_record, residents, who, fresh))
     return ResidentView(links, residents, households.households, id_changes, addresses_now, events, as_of)
 
 
@@ -168,10 +176,26 @@ def _sources_of_residents_that_left(prior, changes: pd.DataFrame) -> dict:
     return {str(r): sorted(set(map(str, s))) for r, s in links.groupby(links["resident_id"].astype(str))["source"]}
 
 
+def _fresh_records(records: pd.DataFrame, previous: Optional[Path]) -> np.ndarray:
+    """Per record: new or changed since the previous run in `previous` (by source, record id and
+    `row_hash`; every record when either run kept no hashes). An event must be shown by one: a
+    golden surname or address that changed only because another record left, or won on
+    recency among unchanged records, is no event."""
+    path = Path(previous) / "records.parquet" if previous is not None else None
+    if ROW_HASH not in records or path is None or not path.is_file() or \
+            ROW_HASH not in pq.ParquetFile(path).schema_arrow.names:
+        return np.ones(len(records), dtype=bool)
+    before = pd.read_parquet(path, columns=["source", "record_id", ROW_HASH])
+    keys = lambda frame: pd.Index(frame["source"].astype(str).str.cat(frame["record_id"].astype(str), sep="\x1f"))
+    at = keys(before).get_indexer(keys(records))
+    hashes = before[ROW_HASH].to_numpy(dtype=np.uint64)
+    return (at < 0) | (hashes[np.maximum(at, 0)] != records[ROW_HASH].to_numpy(dtype=np.uint64))
+
+
 def _surname_evidence(records: pd.DataFrame, resident_of_record: np.ndarray, residents: pd.DataFrame,
-                      who: np.ndarray) -> tuple[dict, dict]:
-    """For the residents `who`: the sources whose records give the golden surname, and the latest
-    record_date among those records."""
+                      who: np.ndarray, fresh: np.ndarray) -> tuple[dict, dict]:
+    """For the residents `who` whose golden surname a record new or changed since the previous
+    run (`fresh`) gives: the sources whose records give it, and their latest record_date."""
     if not len(who) or "last_name" not in records:
         return {}, {}
     ids = residents["resident_id"].to_numpy(dtype=object)
@@ -182,6 +206,8 @@ def _surname_evidence(records: pd.DataFrame, resident_of_record: np.ndarray, res
     same = records["last_name"].to_numpy(dtype=object)[rows] == golden
     frame = pd.DataFrame({"owner": owner[same], "source": records["source"].to_numpy(dtype=object)[rows][same],
                           "date": record_dates(records).to_numpy()[rows][same]})
+    shown = set(owner[same & fresh[rows]].tolist())
+    frame = frame[frame["owner"].isin(shown)]
     grouped = frame.groupby("owner")
     sources = {r: sorted(set(map(str, s))) for r, s in grouped["source"]}
     dates = grouped["date"].max().to_dict()

@@ -14,12 +14,18 @@ Between the previous run in the folder and this one (for `link` and `update` ali
     turned_<N>    the Nth birthday (golden date of birth) fell between the two runs' extracts
                   (for each N in `resident_view.event_ages`, default 18); dated by that birthday
     name_changed  the golden surname changed to a name that is not a retyping of the old one
-                  (Jaro-Winkler under NAME_TYPO_SIMILARITY): a marriage, not a correction
+                  (more than one edit apart and Jaro-Winkler under NAME_TYPO_SIMILARITY), nor
+                  forename and surname swapped, nor one part of a double-barrelled name: a
+                  marriage, not a correction
     merged, split this run's resident id changes (id_changes.parquet)
 
 A first run has no previous run: it records what the data itself shows — `died` for every
 resident a record says died, and `moved` for each resident whose current address was first seen
 after another of their addresses — so the history starts with the moves already visible.
+
+A change between runs counts only when a record new or changed since the previous run shows it
+(by the records' hashes): a golden surname or address that changed because another record left,
+or won on recency among records nobody touched, is no event.
 
 Every event names the sources that showed it (`details`, JSON: no names, no dates of birth, no
 addresses — ids only). An event already recorded for a resident (the same kind, and for a move
@@ -130,6 +136,8 @@ def _moved(residents: pd.DataFrame, addresses: pd.DataFrame, previous: pd.DataFr
     uprn_before = uprn.reindex(was["current_address_id"].astype(str)).to_numpy()
     one_property = pd.Series(uprn_now, dtype="string").eq(pd.Series(uprn_before, dtype="string")).fillna(False)
     moved = now[~one_property.to_numpy(bool)]
+    if "fresh_current_address" in moved:  # shown by a record new or changed, not by another leaving
+        moved = moved[moved["fresh_current_address"].to_numpy(bool)]
     was = before.loc[moved["resident_id"]]
     details = [
         {"from_address": a, "to_address": b, "from_household": _id(h0), "to_household": _id(h1),
@@ -190,12 +198,23 @@ def _renamed(residents: pd.DataFrame, previous: pd.DataFrame, surname_evidence) 
     old = _letters(before.reindex(now["resident_id"]).astype(str)).to_numpy(dtype=object)
     new = _letters(now["last_name"].astype(str)).to_numpy(dtype=object)
     differ = np.flatnonzero(old != new)
-    changed = np.array([bool(old[i]) and bool(new[i])
-                        and jellyfish.jaro_winkler_similarity(old[i], new[i]) < NAME_TYPO_SIMILARITY
+    # Forenames and surname swapped (SMALL MICHAEL for MICHAEL SMALL) are no new name either.
+    first = _letters(now["first_name"].astype(str)).to_numpy(dtype=object) if "first_name" in now else np.full(len(now), "")
+    changed = np.array([new[i] != first[i] and old[i] != first[i] and _another_surname(old[i], new[i])
                         for i in differ.tolist()], dtype=bool)
     who = now["resident_id"].to_numpy(dtype=object)[differ[changed]] if len(differ) else np.array([], dtype=object)
     sources, dates = surname_evidence(who)
+    who = np.array([r for r in who if r in sources], dtype=object)  # shown by a record new or changed
     return _rows("name_changed", who, [dates.get(r) for r in who], [{"sources": sources.get(r, [])} for r in who])
+
+
+def _another_surname(old: str, new: str) -> bool:
+    """Another name, not the same one retyped (one letter wrong, missing, extra or swapped; or
+    Jaro-Winkler at NAME_TYPO_SIMILARITY or more) nor one part of a double-barrelled name."""
+    if not old or not new or old in new or new in old:
+        return False
+    return (jellyfish.damerau_levenshtein_distance(old, new) > 1
+            and jellyfish.jaro_winkler_similarity(old, new) < NAME_TYPO_SIMILARITY)
 
 
 def _letters(names: pd.Series) -> pd.Series:
@@ -209,8 +228,8 @@ def _event_key(frame: pd.DataFrame) -> pd.Series:
     return frame["event"].astype(str) + "|" + frame["resident_id"].astype(str) + "|" + to.fillna("").astype(str)
 
 
-SLIM = ("resident_id", "current_address_id", "household_id", "last_name", "date_of_birth", "is_deceased", "sources",
-        "first_seen")
+SLIM = ("resident_id", "current_address_id", "household_id", "first_name", "last_name", "date_of_birth",
+        "is_deceased", "sources", "first_seen", "fresh_current_address")
 ONCE = ("died", "moved", "name_changed") + tuple(f"turned_{n}" for n in range(0, 130))
 
 
@@ -231,7 +250,9 @@ def life_events(residents: pd.DataFrame, addresses: pd.DataFrame, changes: pd.Da
         found += [_moved(residents, addresses, previous, previous_addresses), _died(residents, previous),
                   _renamed(residents, previous, surname_evidence)]
         if previous_as_of is not None and as_of > previous_as_of:
-            found += _turned(residents, ages, previous_as_of, as_of)
+            # A resident met for the first time is a new resident, whatever birthday it just had.
+            new = set(changes.loc[(changes["entity"] == "resident") & (changes["change"] == "new"), "new_id"].astype(str))
+            found += _turned(residents[~residents["resident_id"].isin(new)], ages, previous_as_of, as_of)
     found = [f for f in found if len(f)]
     events = pd.concat(found, ignore_index=True) if found else _rows("moved", [], [], [])
     if len(previous_events) and len(events):
