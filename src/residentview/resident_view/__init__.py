@@ -143,8 +143,10 @@ def build_resident_view(
 
     as_of = extracts_date(records)
     key_ids = address_ids(addresses.key.values)
-    current_key = np.where(np.isin(addresses.key.codes, np.flatnonzero(addresses.key.values == "|")), -1,
-                           addresses.key.codes)
+    empty_key = np.flatnonzero(addresses.key.values == "|")  # a resident of no address at all
+    current_key = addresses.key.codes.copy()
+    if len(empty_key):
+        current_key[current_key == empty_key[0]] = -1
     residents["current_address_id"] = np.where(current_key >= 0, np.append(key_ids, None)[current_key], None)
     merged = residents_assigned.changes[residents_assigned.changes["change"] == "merged"]
     addresses_now = address_history(
@@ -158,7 +160,7 @@ def build_resident_view(
         addresses.record_keys.codes == current_key[resident_of_record])
     fresh_at_current[resident_of_record[giving]] = True
     events = life_events(
-        residents.assign(fresh_current_address=fresh_at_current), addresses_now, residents_assigned.changes,
+        _slim(residents).assign(fresh_current_address=fresh_at_current), addresses_now, residents_assigned.changes,
         prior.residents.assign(sources=prior.residents["resident_id"].astype(str).map(left)),
         prior.addresses if prior.addresses is not None else empty_addresses(),
         prior.events if prior.events is not None else empty_events(),
@@ -174,6 +176,13 @@ def _sources_of_residents_that_left(prior, changes: pd.DataFrame) -> dict:
         return {}
     links = prior.links[prior.links["resident_id"].astype(str).isin(set(gone.astype(str)))]
     return {str(r): sorted(set(map(str, s))) for r, s in links.groupby(links["resident_id"].astype(str))["source"]}
+
+
+def _slim(residents: pd.DataFrame) -> pd.DataFrame:
+    """The golden columns events read: a copy of every golden column (lists too) costs seconds at a million."""
+    from residentview.resident_view.events import SLIM
+
+    return residents[[c for c in SLIM if c in residents]]
 
 
 def _fresh_records(records: pd.DataFrame, previous: Optional[Path]) -> np.ndarray:
@@ -199,7 +208,7 @@ def _surname_evidence(records: pd.DataFrame, resident_of_record: np.ndarray, res
     if not len(who) or "last_name" not in records:
         return {}, {}
     ids = residents["resident_id"].to_numpy(dtype=object)
-    wanted = np.isin(ids, who)
+    wanted = pd.Index(ids).isin(who)  # hashed: numpy's isin sorts Python strings
     rows = np.flatnonzero(wanted[resident_of_record])
     owner = ids[resident_of_record[rows]]
     golden = residents["last_name"].to_numpy(dtype=object)[resident_of_record[rows]]
