@@ -171,6 +171,13 @@ def _resident_codes(links: pd.DataFrame, old_to_new: np.ndarray, n: int) -> tupl
     return resident, probability, codes
 
 
+def fresh_mask(n: int, fresh_ids: np.ndarray) -> np.ndarray:
+    """A mask of the new and changed records (by unique_id 0..n-1)."""
+    fresh = np.zeros(n, dtype=bool)
+    fresh[fresh_ids] = True
+    return fresh
+
+
 def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path]] = None,
            progress: Optional[bool] = None) -> LinkResult:
     """Link what changed in the sources since the run in `out` (default: the config's output
@@ -235,7 +242,7 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
         mark = time.perf_counter()
         step("building resident view")
         view = build_resident_view(records, clustered.clusters, folder, cfg.resident_view.source_priority,
-                                   run_timestamp, cfg.resident_view.event_ages)
+                                   run_timestamp, cfg.resident_view.event_ages, fresh=fresh_mask(len(records), fresh_ids))
         timings["resident_view"] = time.perf_counter() - mark
 
     resident_of = pd.Series(view.links["resident_id"].to_numpy(), index=view.links.index)

@@ -101,7 +101,10 @@ def build_resident_view(
     source_priority: Sequence[str] = (),
     run_timestamp: Optional[pd.Timestamp] = None,
     event_ages: Sequence[int] = (18,),
+    fresh: Optional[np.ndarray] = None,
 ) -> ResidentView:
+    """`fresh`: per record, whether it is new or changed since the previous run, when the caller
+    knows (an update does); else found from the previous run's record hashes."""
     run_timestamp = _as_utc(run_timestamp)
     prior = read_previous_run(previous)
     first_run = not prior.exists
@@ -153,7 +156,7 @@ def build_resident_view(
         records, resident_of_record, residents["resident_id"].to_numpy(dtype=object), addresses.record_keys,
         key_ids, current_key, prior.addresses if prior.addresses is not None else empty_addresses(),
         dict(zip(merged["old_id"].astype(str), merged["new_id"].astype(str))), as_of)
-    fresh = _fresh_records(records, previous)
+    fresh = _fresh_records(records, previous) if fresh is None else np.asarray(fresh, dtype=bool)
     # Per resident: does a record new or changed since the previous run give its current address?
     fresh_at_current = np.zeros(len(residents), dtype=bool)
     giving = fresh & (addresses.record_keys.codes >= 0) & (
@@ -214,7 +217,7 @@ def _surname_evidence(records: pd.DataFrame, resident_of_record: np.ndarray, res
     golden = residents["last_name"].to_numpy(dtype=object)[resident_of_record[rows]]
     same = records["last_name"].to_numpy(dtype=object)[rows] == golden
     frame = pd.DataFrame({"owner": owner[same], "source": records["source"].to_numpy(dtype=object)[rows][same],
-                          "date": record_dates(records).to_numpy()[rows][same]})
+                          "date": record_dates(records.iloc[rows]).to_numpy()[same]})
     shown = set(owner[same & fresh[rows]].tolist())
     frame = frame[frame["owner"].isin(shown)]
     grouped = frame.groupby("owner")
