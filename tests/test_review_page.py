@@ -443,7 +443,7 @@ def test_a_reviewers_session_in_a_browser_is_stored_exactly_and_honoured_by_the_
         assert sorted(taken) == sorted((p, decision, REVIEWER, origin) for p in pairs)
     assert made == []  # and nothing else
 
-    result = link(folder.parent / "data" / "council.yaml", previous=folder, progress=False)
+    result = link(folder.parent / "data" / "later" / "council.yaml", previous=folder, progress=False)
     result.write(folder)
     resident_of = records_of(folder).set_index("key")["resident_id"]
 
