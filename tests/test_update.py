@@ -292,3 +292,12 @@ def test_the_report_says_the_run_was_an_update_and_what_drift_it_found(versions,
     page = (folder / "report.html").read_text(encoding="utf-8")
     assert "This run was an update" in page and "records re-clustered" in page
     assert "retrains the model is recommended" in page or "No drift past the limits" in page
+
+
+def test_fuller_new_records_are_no_reason_to_retrain():
+    master = pd.DataFrame({"source": ["er"], "field": ["date_of_birth"], "n_records": [10_000], "n_present": [600],
+                           "n_valid": [600]})
+    fuller = master.assign(n_records=200, n_present=40, n_valid=40)  # attainers: 20% dated against 6%
+    ids = pd.Series([f"r{i // 2}" for i in range(400)])
+    report = drift_report(np.arange(200), ids, np.full(200, 12.0), ids, np.full(400, 12.0), fuller, master, 50_000)
+    assert not report["retrain_recommended"], report["reasons"]

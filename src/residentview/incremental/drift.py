@@ -12,9 +12,10 @@ the old":
   against the master's share, moved by more than 15 points;
 * WEIGHT_MOVE: the median of the fresh records' best match weights moved by more than 3 bits
   (8 times the odds) from the master's;
-* COMPLETENESS_MOVE / VALIDITY_MOVE: a field of a source is filled in 10 points more or less
-  often, or valid 5 points more or less often, among at least MIN_PROFILED fresh records of
-  that source than in the master's profile;
+* COMPLETENESS_MOVE / VALIDITY_MOVE: a field of a source is filled in 10 points less often, or
+  valid 5 points less often, among at least MIN_PROFILED fresh records of that source than in
+  the master's profile (a system stopped sending a column, or changed its date format); a
+  fuller or cleaner field is no reason to retrain;
 * a source the model was trained without;
 * FRESH_SHARE: more than a quarter of all records are new or changed (a full run costs little
   more then, and the model has seen too little of the data).
@@ -75,8 +76,10 @@ def _profile_moves(fresh_quality: pd.DataFrame, master_quality: pd.DataFrame) ->
         completeness = (row.n_present_now / row.n_records_now, row.n_present_before / row.n_records_before)
         validity = (row.n_valid_now / row.n_present_now if row.n_present_now else np.nan,
                     row.n_valid_before / row.n_present_before if row.n_present_before else np.nan)
-        moved_fill = abs(completeness[0] - completeness[1]) > COMPLETENESS_MOVE
-        moved_valid = bool(abs(validity[0] - validity[1]) > VALIDITY_MOVE)  # NaN compares False
+        # Falls only: new records are often fuller than the master (a register records the dates
+        # of birth of its attainers), and a fuller field costs the model nothing.
+        moved_fill = completeness[1] - completeness[0] > COMPLETENESS_MOVE
+        moved_valid = bool(validity[1] - validity[0] > VALIDITY_MOVE)  # NaN compares False
         if moved_fill or moved_valid:
             moves.append({
                 "source": row.source, "field": row.field, "fresh_records": int(row.n_records_now),
