@@ -188,3 +188,19 @@ def test_a_change_no_new_or_changed_record_shows_is_no_event(tmp_path):
                              record_date="2025-05-01"), rows[2]]
     third, person_3 = view_of(married, folder, RUN_2, hashed=True)
     assert events_of(third, {**person, **person_3}, RUN_2) == {"moved": {"ann"}, "name_changed": {"ann"}}
+
+
+def test_the_demo_reports_a_years_events_measured_against_its_truth(tmp_path):
+    from residentview.demo import run_demo
+
+    result, folder, _ = run_demo(tmp_path / "demo", records=1500, progress=False)
+    assert result.kind == "update"
+    events = pd.read_parquet(folder / "events.parquet")
+    assert events["run_timestamp"].nunique() == 2  # the earlier extracts' run, then the update's
+    kinds = set(events.loc[events["run_timestamp"] == events["run_timestamp"].max(), "event"])
+    assert {"moved", "new_resident", "left"} <= kinds
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    section = page[page.index("<h2>Life events</h2>"):]
+    section = section[:section.index("</section>")]
+    assert "Measured against the truth" in section and "<td>moved</td>" in section
+    assert "<h3>Measured against the truth</h3>" in page and "Pairwise" in page  # the matching, measured too

@@ -444,16 +444,19 @@ def life_events(page: Page, inputs: ReportInputs) -> None:
         stamps = pd.to_datetime(events["run_timestamp"], utc=True)
         latest = stamps.max()
         this_run = events[stamps == latest]
-        by_run = pd.crosstab(stamps.dt.strftime("%Y-%m-%d %H:%M"), events["event"]).sort_index(ascending=False)
+        by_run = pd.crosstab(stamps.dt.strftime("%Y-%m-%d %H:%M:%S"), events["event"]).sort_index(ascending=False)
         body += "<h3>This run's events</h3>" + table(
             this_run["event"].value_counts().rename_axis("event").rename("residents").reset_index(),
             {"residents": count})
         body += "<h3>Events by run</h3>" + table(by_run.head(RUNS_SHOWN).rename_axis("run").reset_index(),
                                                  {c: count for c in by_run.columns})
         if outputs.events_truth is not None and inputs.labels is not None:
-            from residentview.report.events_measured import measure_events
+            from residentview.report.events_measured import KINDS, measure_events
 
-            measured = measure_events(this_run, outputs.links, inputs.labels, outputs.events_truth)
+            # `left` is left out: who a resident that left was is in the previous run's links, which a
+            # report does not keep (benchmarks/events.py measures it).
+            measured = measure_events(this_run, outputs.links, inputs.labels, outputs.events_truth,
+                                      kinds=[k for k in KINDS if k != "left"])
             body += "<h3>Measured against the truth</h3>" + table(
                 measured, {"reported": count, "true": count, "reported_true": count, "precision": share,
                            "recall": share})
