@@ -294,3 +294,14 @@ def test_publish_needs_by_and_out(council, tmp_path):
     assert run("publish", council, "--out", tmp_path / "c.csv").exit_code == 2
     assert run("publish", council, "--by", "sex").exit_code == 2
     assert run("publish", "--help").exit_code == 0
+
+
+def test_every_publication_is_in_the_audit_log_without_a_value(council, tmp_path):
+    import json
+
+    out = tmp_path / "counts.csv"
+    assert run("publish", council, "--by", "age_band,sex", "--out", out).exit_code == 0
+    entry = json.loads((council / "audit.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    assert (entry["event"], entry["by"], entry["min_count"], entry["file"]) == ("publish", "age_band,sex", 10, "counts.csv")
+    assert entry["residents"] == 120 and len(entry["sha256"]) == 64
+    assert run("audit", "verify", council).exit_code == 0

@@ -366,10 +366,11 @@ def publish_command(outdir: Path, by: str, min_count: int, round_to: int | None,
     """Counts of OUTDIR's residents by the --by columns, with totals, safe to publish (GSS
     disclosure control: threshold rule and complementary suppression, checked by linear
     programming). No names, dates of birth or ids are written."""
-    from residentview.publish import publish, write_csv
+    from residentview.publish import publish, record_publication, write_csv
 
     publication = publish(outdir, by, min_count=min_count, round_to=round_to)
     write_csv(publication.frame, out)
+    record_publication(outdir, publication, by, min_count, round_to, out)
     _say(f"{len(publication.frame):,} cells counting {_count(publication.n_residents, 'resident')} by {by}, "
          f"{publication.n_suppressed:,} suppressed ([c]) -> {out}")
 

@@ -401,3 +401,22 @@ def write_csv(frame: pd.DataFrame, path: Union[str, Path]) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def record_publication(folder: Union[str, Path], publication: Publication, by: str, min_count: int,
+                       round_to: Optional[int], written: Path) -> None:
+    """Append what was published (the columns, the rule, the counts of cells, and the file's
+    hash; no values) to the run folder's audit log, so a governance board can see every table
+    that left the building."""
+    from residentview.audit import append_entries, os_user, versions
+    from residentview.outputs import folder_lock, staged_output
+    from residentview.review.store import file_digest
+
+    folder = Path(folder)
+    entry = {
+        "event": "publish", "user": os_user(), "versions": versions(), "by": by, "min_count": min_count,
+        "round": round_to, "cells": int(len(publication.frame)), "suppressed": publication.n_suppressed,
+        "residents": publication.n_residents, "file": Path(written).name, "sha256": file_digest(Path(written)),
+    }
+    with folder_lock(folder, "publish"), staged_output(folder) as staging:
+        append_entries(folder, staging, [entry])
