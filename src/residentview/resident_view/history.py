@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from residentview.resident_view.coding import Coded, distinct_lists
+from residentview.resident_view.previous import as_python_strings
 from residentview.resident_view.golden import record_dates
 
 ADDRESS_COLUMNS = ("resident_id", "address_id", "address", "postcode", "uprn", "sources", "n_records",
@@ -129,8 +130,8 @@ def _with_previous(now: pd.DataFrame, pairs: np.ndarray, width: int, resident_id
     gone = np.flatnonzero(alive & ~found)
     if not len(gone):
         return now
-    kept = previous.iloc[gone].assign(resident_id=before_ids[gone], current=False, n_records=0,
-                                      sources=[[] for _ in range(len(gone))])
+    kept = as_python_strings(previous.iloc[gone]).assign(resident_id=before_ids[gone], current=False, n_records=0,
+                                                         sources=[[] for _ in range(len(gone))])
     kept = kept[~kept.duplicated(["resident_id", "address_id"])]
     together = pd.concat([now, kept[list(ADDRESS_COLUMNS)]], ignore_index=True)
     owners = np.r_[pairs // width, owner[gone][~previous.iloc[gone].assign(resident_id=before_ids[gone]).duplicated(

@@ -154,8 +154,8 @@ def read_previous_run(folder: Optional[Path]) -> PreviousRun:
         events = _read(folder / "events.parquet", ("run_timestamp", "event", "resident_id", "details"),
                        everything=True)
         as_of = _run_as_of(folder / "run.json")
-    return PreviousRun(links, residents, households, id_changes,
-                       None if addresses is None else as_python_strings(addresses),
+    # The history stays Arrow text (a million rows as Python strings cost some 400 MB); events are few.
+    return PreviousRun(links, residents, households, id_changes, addresses,
                        None if events is None else as_python_strings(events), as_of)
 
 
