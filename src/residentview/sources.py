@@ -355,6 +355,11 @@ def read_sources(config: Config, progress=None) -> tuple[pd.DataFrame, list[Sour
 ROW_HASH = "row_hash"  # records.parquet: what `update` compares to find the changed records
 
 
+def record_keys(frame: pd.DataFrame) -> pd.Index:
+    """(source, record_id) of each row as one string, for finding a record again in another run."""
+    return pd.Index(frame["source"].astype(str).str.cat(frame["record_id"].astype(str), sep="\x1f"))
+
+
 def _source_settings(config: Config, name: str) -> str:
     """A source's settings that change how its values read (fields, formats, id), without its
     path: tonight's file under a new name holds the same records."""

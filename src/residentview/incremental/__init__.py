@@ -32,9 +32,9 @@ from residentview.progress import pipeline_progress
 from residentview.resident_view import build_resident_view
 from residentview.review.apply import decisions_to_honour
 from residentview.review.in_force import decisions_in_force, violations
-from residentview.sources import ROW_HASH, read_sources, row_hashes
+from residentview.sources import ROW_HASH, read_sources, record_keys, row_hashes
 from residentview.standardise import in_record_order, standardise
-from residentview.incremental.changes import Changes, compare, record_keys
+from residentview.incremental.changes import Changes, compare
 from residentview.incremental.drift import best_weights, drift_report
 from residentview.incremental.recluster import recluster
 
@@ -106,12 +106,9 @@ def _merged(previous: pd.DataFrame, changes: Changes, fresh: pd.DataFrame) -> tu
     """The records after the update, numbered as `link` numbers them (by source and record id);
     the previous unique_id -> new one (-1 for a record gone or changed); the fresh records' ids."""
     kept = previous.iloc[changes.kept]
-    both = pd.concat([kept, fresh], ignore_index=True)
-    old = np.r_[kept["unique_id"].to_numpy(np.int64), np.full(len(fresh), -1, dtype=np.int64)]
-    order = np.lexsort((both["record_id"].to_numpy(dtype=str), both["source"].to_numpy(dtype=str)))
-    records = both.take(order).reset_index(drop=True)
+    records = in_record_order(pd.concat([kept, fresh.assign(unique_id=-1)], ignore_index=True))
+    old = records["unique_id"].to_numpy(np.int64)
     records["unique_id"] = np.arange(len(records), dtype=np.int64)
-    old = old[order]
     old_to_new = np.full(len(previous), -1, dtype=np.int64)
     old_to_new[old[old >= 0]] = np.flatnonzero(old >= 0)
     return records, old_to_new, np.flatnonzero(old < 0)

@@ -8,12 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from residentview.sources import ROW_HASH
-
-
-def record_keys(frame: pd.DataFrame) -> pd.Index:
-    """(source, record_id) of each row as one string, for lookups between runs."""
-    return pd.Index(frame["source"].astype(str).str.cat(frame["record_id"].astype(str), sep="\x1f"))
+from residentview.sources import ROW_HASH, record_keys
 
 
 @dataclass

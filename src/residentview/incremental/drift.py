@@ -23,6 +23,8 @@ the old":
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import pandas as pd
 
@@ -55,12 +57,11 @@ def _quantiles(values: np.ndarray) -> dict:
             "p90": round(float(p90), 2)}
 
 
-def linked_share(resident_of: pd.Series) -> float:
-    """The share of records whose resident holds another record too."""
-    if not len(resident_of):
-        return float("nan")
+def linked_share(resident_of: pd.Series, rows: Optional[np.ndarray] = None) -> float:
+    """The share of records (of `rows`, positions, when given) whose resident holds another record too."""
     sizes = resident_of.map(resident_of.value_counts())
-    return float((sizes > 1).mean())
+    sizes = sizes if rows is None else sizes.iloc[rows]
+    return float((sizes > 1).mean()) if len(sizes) else float("nan")
 
 
 def _profile_moves(fresh_quality: pd.DataFrame, master_quality: pd.DataFrame) -> list[dict]:
@@ -97,10 +98,7 @@ def drift_report(fresh_ids: np.ndarray, resident_of: pd.Series, best_fresh: np.n
     update, by unique_id; `best_fresh`: their best match weights) compare with the master before
     it (`master_resident_of`, `best_master`, its data-quality profile), and whether to retrain."""
     reasons = []
-    fresh_share = float("nan")
-    if len(fresh_ids):
-        sizes = resident_of.map(resident_of.value_counts())
-        fresh_share = float((sizes.iloc[fresh_ids] > 1).mean())
+    fresh_share = linked_share(resident_of, fresh_ids)
     master_share = linked_share(master_resident_of)
     share = {"fresh": None if np.isnan(fresh_share) else round(fresh_share, 3),
              "master": None if np.isnan(master_share) else round(master_share, 3)}

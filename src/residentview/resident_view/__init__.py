@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from residentview.sources import ROW_HASH
+from residentview.sources import ROW_HASH, record_keys
 from residentview.resident_view.database import DATABASE_FILE, as_arrow_table, write_tables
 from residentview.resident_view.events import empty_events, life_events
 from residentview.resident_view.golden import golden_records, record_dates
@@ -198,8 +198,7 @@ def _fresh_records(records: pd.DataFrame, previous: Optional[Path]) -> np.ndarra
             ROW_HASH not in pq.ParquetFile(path).schema_arrow.names:
         return np.ones(len(records), dtype=bool)
     before = pd.read_parquet(path, columns=["source", "record_id", ROW_HASH])
-    keys = lambda frame: pd.Index(frame["source"].astype(str).str.cat(frame["record_id"].astype(str), sep="\x1f"))
-    at = keys(before).get_indexer(keys(records))
+    at = record_keys(before).get_indexer(record_keys(records))
     hashes = before[ROW_HASH].to_numpy(dtype=np.uint64)
     return (at < 0) | (hashes[np.maximum(at, 0)] != records[ROW_HASH].to_numpy(dtype=np.uint64))
 

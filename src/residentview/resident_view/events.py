@@ -230,7 +230,7 @@ def _event_key(frame: pd.DataFrame) -> pd.Series:
 
 SLIM = ("resident_id", "current_address_id", "household_id", "first_name", "last_name", "date_of_birth",
         "is_deceased", "sources", "first_seen", "fresh_current_address")
-ONCE = ("died", "moved", "name_changed") + tuple(f"turned_{n}" for n in range(0, 130))
+ONCE = ("died", "moved", "name_changed")  # and every turned_<N>: kinds a resident has once (a move, once per address)
 
 
 def life_events(residents: pd.DataFrame, addresses: pd.DataFrame, changes: pd.DataFrame, previous: pd.DataFrame,
@@ -256,7 +256,8 @@ def life_events(residents: pd.DataFrame, addresses: pd.DataFrame, changes: pd.Da
     found = [f for f in found if len(f)]
     events = pd.concat(found, ignore_index=True) if found else _rows("moved", [], [], [])
     if len(previous_events) and len(events):
-        repeat = events["event"].isin(ONCE) & _event_key(events).isin(set(_event_key(previous_events)))
+        once = events["event"].isin(ONCE) | events["event"].str.startswith("turned_")
+        repeat = once & _event_key(events).isin(set(_event_key(previous_events)))
         events = events[~repeat]
     events.insert(0, "run_timestamp", pd.Timestamp(run_timestamp))
     events = events.sort_values(["event", "resident_id"], kind="stable")[list(EVENT_COLUMNS)]

@@ -18,9 +18,9 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from residentview.resident_view.coding import Coded, distinct_lists
+from residentview.resident_view.coding import Coded, coded, distinct_lists
 from residentview.resident_view.previous import as_python_strings
-from residentview.resident_view.golden import record_dates
+from residentview.resident_view.golden import _column, record_dates
 
 ADDRESS_COLUMNS = ("resident_id", "address_id", "address", "postcode", "uprn", "sources", "n_records",
                    "first_seen", "last_seen", "current")
@@ -66,7 +66,7 @@ def address_history(records: pd.DataFrame, resident: np.ndarray, resident_ids: n
     n = len(pairs)
     dates = record_dates(records).to_numpy(dtype="datetime64[ns]")[held]
     first_seen = pd.Series(dates).groupby(pair_codes).min().reindex(range(n)).to_numpy(dtype="datetime64[ns]")
-    uprn = _factorized(_column(records, "uprn").to_numpy(dtype=object)[held])
+    uprn = coded(_column(records, "uprn").to_numpy(dtype=object)[held])
     best_uprn = np.full(n, -1, dtype=np.int64)
     np.maximum.at(best_uprn, pair_codes, uprn.codes)
     address, postcode = _split_keys(keys.values)
@@ -74,7 +74,7 @@ def address_history(records: pd.DataFrame, resident: np.ndarray, resident_ids: n
         "resident_id": resident_ids[owner],
         "address_id": key_ids[key],
         "address": address[key], "postcode": postcode[key], "uprn": uprn.decoded(best_uprn),
-        "sources": distinct_lists(pair_codes, _factorized(records["source"].to_numpy(dtype=object)[held]), n).to_numpy(),
+        "sources": distinct_lists(pair_codes, coded(records["source"].to_numpy(dtype=object)[held]), n).to_numpy(),
         "n_records": np.bincount(pair_codes, minlength=n).astype(np.int64),
         "first_seen": np.where(np.isnat(first_seen), as_of.to_datetime64(), first_seen).astype("datetime64[ns]"),
         "last_seen": np.full(n, as_of.to_datetime64(), dtype="datetime64[ns]"),
@@ -83,16 +83,6 @@ def address_history(records: pd.DataFrame, resident: np.ndarray, resident_ids: n
     if len(previous):
         out = _with_previous(out, pairs, width, resident_ids, key_ids, previous, id_moves)
     return out
-
-
-def _factorized(values: np.ndarray) -> Coded:
-    """`coded`, by pandas' factorize: for Python strings it skips the trip through Arrow."""
-    codes, uniques = pd.factorize(values, sort=True)
-    return Coded(codes.astype(np.int64), np.asarray(uniques, dtype=object))
-
-
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    return frame[name] if name in frame else pd.Series(None, index=frame.index, dtype=object)
 
 
 def _split_keys(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,8 +122,7 @@ def _with_previous(now: pd.DataFrame, pairs: np.ndarray, width: int, resident_id
         return now
     kept = as_python_strings(previous.iloc[gone]).assign(resident_id=before_ids[gone], current=False, n_records=0,
                                                          sources=[[] for _ in range(len(gone))])
-    kept = kept[~kept.duplicated(["resident_id", "address_id"])]
-    together = pd.concat([now, kept[list(ADDRESS_COLUMNS)]], ignore_index=True)
-    owners = np.r_[pairs // width, owner[gone][~previous.iloc[gone].assign(resident_id=before_ids[gone]).duplicated(
-        ["resident_id", "address_id"]).to_numpy()]]
+    first = ~kept.duplicated(["resident_id", "address_id"]).to_numpy()
+    together = pd.concat([now, kept.loc[first, list(ADDRESS_COLUMNS)]], ignore_index=True)
+    owners = np.r_[pairs // width, owner[gone][first]]
     return together.take(np.argsort(owners, kind="stable")).reset_index(drop=True)
