@@ -440,7 +440,7 @@ def test_service_overlap_counts_residents_by_the_services_that_know_them(tmp_pat
 
     residents = pd.DataFrame({
         "resident_id": ["a", "b", "c", "d", "e"],
-        "sources": [["ct", "er"], ["er", "ct"], ["er"], ["ct", "er", "hb"], ["ct"]],
+        "sources": [["ct", "er"], ["er", "ct"], ["er"], ["ct", "er", "hb"], ["ct"]],  # in any order
         "is_person": [True, True, True, True, False],  # an organisation is nobody's resident
     })
     overlap = service_overlap(residents)
@@ -449,10 +449,10 @@ def test_service_overlap_counts_residents_by_the_services_that_know_them(tmp_pat
         {"sources": "ct+er+hb", "n_sources": 3, "residents": 1},
         {"sources": "er", "n_sources": 1, "residents": 1},
     ]
-    grid = pairwise_overlap(residents)
+    grid = pairwise_overlap(overlap)
     assert grid.loc["ct", "ct"] == 3 and grid.loc["ct", "er"] == 3 and grid.loc["er", "hb"] == 1
     assert grid.loc["er", "er"] == 4 and (grid == grid.T).all().all()
-    assert services_per_resident(residents).to_dict("records") == [
+    assert services_per_resident(overlap).to_dict("records") == [
         {"n_sources": 1, "residents": 1}, {"n_sources": 2, "residents": 2}, {"n_sources": 3, "residents": 1}]
     # In the database for SQL.
     view = household_view(household_rows())

@@ -114,7 +114,9 @@ def id_changes_this_run(outputs: "RunOutputs", entity: str = "resident") -> Opti
     issued_before = pd.concat([earlier["old_id"], earlier["new_id"]]).dropna().astype(str)
     kept = current.isin(issued_before)
     if frame is not None and {id_column, "id_issued_at"} <= set(frame.columns):
-        issued_at = pd.to_datetime(frame.set_index(frame[id_column].astype(str))["id_issued_at"], utc=True, errors="coerce")
+        # A Series of the one column: set_index on the frame would copy every golden column.
+        issued_at = pd.to_datetime(pd.Series(frame["id_issued_at"].to_numpy(), index=frame[id_column].astype(str)),
+                                   utc=True, errors="coerce")
         issued_at = issued_at[~issued_at.index.duplicated()].reindex(current)
         kept |= (issued_at < stamp).to_numpy()
 

@@ -491,12 +491,12 @@ def services(page: Page, inputs: ReportInputs) -> None:
                 "service_overlap table of resident_view.duckdb holds every combination). Organisations "
                 "and 'The Occupier' are left out.")
     body += page.chart("service overlap", _upset_spec(overlap.head(UPSET_COMBINATIONS)))
-    grid = pairwise_overlap(residents)
+    grid = pairwise_overlap(overlap)
     shares = grid.div(np.diag(grid.to_numpy()), axis=0)
     body += "<h3>Of each service's residents, the share another service also knows</h3>" + heat_table(shares, shortfall=False)
     body += note("Row: the service; column: another service; the diagonal is 100%. Counts: "
                  + "; ".join(f"{s}: {int(grid.at[s, s]):,}" for s in grid.index) + ".")
-    spread = services_per_resident(residents)
+    spread = services_per_resident(overlap)
     body += "<h3>Residents known to several services</h3>" + table(
         spread.rename(columns={"n_sources": "services"}), {"residents": count})
     page.section("services", "Service overlap", body)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 SEPARATOR = "+"
 
@@ -22,8 +24,14 @@ def _people(residents: pd.DataFrame) -> pd.DataFrame:
 
 
 def combinations(residents: pd.DataFrame) -> pd.Series:
-    """Each resident's sources as one text, sorted and joined: 'council_tax+electoral_register'."""
-    return residents["sources"].map(lambda s: SEPARATOR.join(sorted(map(str, s))) if s is not None else "")
+    """Each resident's sources as one text, sorted and joined: 'council_tax+electoral_register'.
+
+    Joined by Arrow first and sorted once per distinct combination: a Python function per
+    resident took most of a second at a million."""
+    lists = pa.array(residents["sources"].to_numpy(dtype=object), type=pa.list_(pa.string()))
+    codes, distinct = pd.factorize(pc.binary_join(lists, "\x1f").to_numpy(zero_copy_only=False))
+    labels = np.array([SEPARATOR.join(sorted(d.split("\x1f"))) if d else "" for d in distinct] + [""], dtype=object)
+    return pd.Series(labels[codes], index=residents.index, dtype=object)
 
 
 def service_overlap(residents: pd.DataFrame) -> pd.DataFrame:
@@ -36,9 +44,9 @@ def service_overlap(residents: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["residents", "sources"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
-def pairwise_overlap(residents: pd.DataFrame) -> pd.DataFrame:
-    """Sources × sources: residents known to both (the diagonal: to the source at all)."""
-    overlap = service_overlap(residents)
+def pairwise_overlap(overlap: pd.DataFrame) -> pd.DataFrame:
+    """Sources × sources: residents known to both (the diagonal: to the source at all), from
+    `service_overlap`'s counts."""
     names = sorted({s for combo in overlap["sources"] for s in combo.split(SEPARATOR)})
     grid = pd.DataFrame(0, index=names, columns=names, dtype=np.int64)
     for combo, n in zip(overlap["sources"], overlap["residents"]):
@@ -47,7 +55,6 @@ def pairwise_overlap(residents: pd.DataFrame) -> pd.DataFrame:
     return grid
 
 
-def services_per_resident(residents: pd.DataFrame) -> pd.DataFrame:
-    """How many residents n sources know, for n = 1, 2, …"""
-    overlap = service_overlap(residents)
+def services_per_resident(overlap: pd.DataFrame) -> pd.DataFrame:
+    """How many residents n sources know, for n = 1, 2, …, from `service_overlap`'s counts."""
     return overlap.groupby("n_sources", as_index=False)["residents"].sum()
