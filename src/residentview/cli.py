@@ -220,6 +220,8 @@ def validate(config: Path) -> None:
     for s in summaries:
         encoding = f", encoding {s.encoding}" if s.encoding else ""
         _say(f"  {s.source}: {s.n_records:,} records{encoding}; fields: {', '.join(s.fields)}")
+        if s.retention is not None:
+            _say(f"    {s.n_past_retention:,} past the retention of {s.retention}, left out")
         for warning in s.warnings:
             _say(f"    warning: {warning}")
     if len(quality) and {"source", "field", "completeness"} <= set(quality.columns):

@@ -148,6 +148,34 @@ class SourceFields(BaseModel):
         return list(dict.fromkeys(wanted))
 
 
+class RetentionConfig(BaseModel):
+    """How long a source's records may be used (CONTRACT §10): a record whose `record_date` is
+    older than this, counted back from the run's date, is not read. Calendar years and months."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    years: Optional[int] = Field(None, gt=0)
+    months: Optional[int] = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _a_period(self) -> "RetentionConfig":
+        if self.years is None and self.months is None:
+            raise ValueError("expected years, months or both (e.g. {years: 6})")
+        return self
+
+    def cutoff(self, today: "pd.Timestamp") -> "pd.Timestamp":
+        """The earliest record_date still kept on `today` (midnight; a naive date)."""
+        import pandas as pd
+
+        day = pd.Timestamp(today)
+        day = (day.tz_convert(None) if day.tzinfo is not None else day).normalize()
+        return day - pd.DateOffset(years=self.years or 0, months=self.months or 0)
+
+    def describe(self) -> str:
+        parts = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in ((self.years, "year"), (self.months, "month")) if n]
+        return " and ".join(parts)
+
+
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -156,6 +184,7 @@ class SourceConfig(BaseModel):
     encoding: str = "auto"
     sheet: Optional[Union[str, int]] = None
     fields: SourceFields
+    retention: Optional[RetentionConfig] = None
 
     @field_validator("path")
     @classmethod
@@ -185,6 +214,12 @@ class SourceConfig(BaseModel):
             except LookupError:
                 raise ValueError("expected auto, utf-8, cp1252, latin-1 or another Python codec") from None
         return value
+
+    @model_validator(mode="after")
+    def _retention_needs_a_date(self) -> "SourceConfig":
+        if self.retention is not None and self.fields.record_date is None:
+            raise ValueError("retention needs the record_date field mapped (the date it counts from)")
+        return self
 
     @model_validator(mode="after")
     def _options_fit_the_file_type(self) -> "SourceConfig":
@@ -307,6 +342,7 @@ _EXPECTED_SHAPE = {
     "SourceFields": "a mapping of canonical field -> column",
     "FieldSpec": "a column name, a list of column names, or {column: ..., format: ...}",
     "LinkageConfig": "a mapping (e.g. threshold: 0.95)",
+    "RetentionConfig": "a mapping (e.g. {years: 6})",
     "ResidentViewConfig": "a mapping (e.g. source_priority: [...])",
 }
 
@@ -320,6 +356,8 @@ def _allowed_keys(loc: tuple) -> Optional[tuple[str, ...]]:
         return tuple(SourceConfig.model_fields)
     if len(parent) == 3 and parent[0] == "sources" and parent[2] == "fields":
         return CANONICAL_FIELDS
+    if len(parent) == 3 and parent[0] == "sources" and parent[2] == "retention":
+        return tuple(RetentionConfig.model_fields)
     if len(parent) == 4 and parent[2] == "fields":
         return tuple(FieldSpec.model_fields)
     if parent == ("linkage",):

@@ -29,7 +29,7 @@ from residentview.resident_view import ResidentView, build_resident_view, write_
 from residentview.review.apply import decisions_to_honour, write_decisions
 from residentview.review.in_force import DecisionsInForce, decisions_in_force, no_decisions, violations
 from residentview.review.store import appended, as_store_table, empty_store, read_store
-from residentview.sources import SourceSummary, read_sources
+from residentview.sources import SourceSummary, past_retention_keys, read_sources, retention_counts
 from residentview.standardise import standardise
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ class LinkResult:
         self.view = build_resident_view(
             self.records, self.clusters, previous,
             self.config.resident_view.source_priority, self.run_timestamp, self.config.resident_view.event_ages,
+            forget=past_retention_keys(self.summaries),
         )
         self.previous = previous
 
@@ -105,6 +106,7 @@ class LinkResult:
             "previous": str(self.previous) if self.previous else None,
             "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
             "decisions": self.diagnostics.get("decisions", {}),
+            "retention": retention_counts(self.summaries),
             "diagnostics": self.diagnostics,
         }
 
@@ -122,6 +124,7 @@ class LinkResult:
                 else:
                     self._write_files(staging, folder)
                 keep_run_history(folder, staging, self.run_timestamp)
+                forget_earlier_reports(folder, staging, past_retention_keys(self.summaries), self.run_timestamp)
         return folder
 
     def _keep_decisions_added_meanwhile(self, folder: Path) -> None:
@@ -217,7 +220,7 @@ def link(
         step("building resident view")
         view = build_resident_view(
             std.records, clusters, previous_dir, cfg.resident_view.source_priority, run_timestamp,
-            cfg.resident_view.event_ages,
+            cfg.resident_view.event_ages, forget=past_retention_keys(summaries),
         )
         timings["resident_view"] = time.perf_counter() - mark
 
@@ -276,6 +279,24 @@ def keep_run_history(folder: Path, staging: Path, run_timestamp: pd.Timestamp) -
             _link_or_copy(staging / name, this_run / name)
 
 
+def forget_earlier_reports(folder: Path, staging: Path, forget: list[str], run_timestamp: pd.Timestamp) -> None:
+    """Earlier runs' reports show their records (the review queue's pairs, examples): when a
+    record the previous run held is now past its retention (CONTRACT §10), they go from
+    `runs/`, and each earlier run keeps its run.json (counts only)."""
+    previous = Path(folder) / "resident_links.parquet"
+    if not forget or not previous.is_file():
+        return
+    from residentview.resident_view.previous import record_members
+
+    held = record_members(pd.read_parquet(previous, columns=["source", "record_id"])).astype(str)
+    if not held.isin(set(forget)).any():
+        return
+    this_run = run_timestamp.strftime("%Y%m%dT%H%M%SZ")
+    for report in (staging / RUNS).glob("*/report.html"):
+        if report.parent.name != this_run:
+            report.unlink()
+
+
 def run_entry(result: LinkResult, staging: Path) -> dict:
     """The audit log's entry for a run: who ran what on which inputs, and what came out."""
     from residentview.audit import os_user, versions
@@ -297,5 +318,6 @@ def run_entry(result: LinkResult, staging: Path) -> dict:
                    "by_source": {s.source: s.n_records for s in result.summaries}},
         "threshold": config.linkage.threshold,
         "decisions": result.diagnostics.get("decisions", {}),
+        "retention": retention_counts(result.summaries),
         "run_timestamp": result.run_timestamp.isoformat(),
     }

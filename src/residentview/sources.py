@@ -49,6 +49,11 @@ class SourceSummary:
     encoding: Optional[str]
     fields: list[str]
     warnings: list[str] = field(default_factory=list)
+    # Records read but past the source's retention (CONTRACT §10): left out of everything. Their
+    # ids stay in memory only, for the resident view to forget what the previous run knew of them.
+    n_past_retention: int = 0
+    retention: Optional[str] = None  # the period, as the config gave it ("6 years")
+    past_retention: list[str] = field(default_factory=list, repr=False)
 
 
 # Values -> text ---------------------------------------------------------------------------
@@ -308,8 +313,24 @@ def _check_ids(where: str, ids: pd.Series) -> None:
         )
 
 
-def read_source(config: Config, name: str) -> tuple[pd.DataFrame, SourceSummary]:
-    """Read one configured source into the raw canonical frame (see the module docstring)."""
+def past_retention(raw: pd.DataFrame, config: Config, name: str, today: Optional[pd.Timestamp] = None) -> np.ndarray:
+    """Per record of source `name`: is its record_date older than the source's retention allows
+    on `today` (default: now)? A record without a usable record_date is kept: nothing says it is old."""
+    retention = config.sources[name].retention
+    if retention is None or "record_date" not in raw or not len(raw):
+        return np.zeros(len(raw), dtype=bool)
+    from residentview.standardise.dates import clean_date
+
+    dates = clean_date(pd.Series(raw["record_date"].to_numpy(dtype=object), dtype=object),
+                       config.sources[name].date_format("record_date"))
+    cutoff = retention.cutoff(pd.Timestamp.now(tz="UTC") if today is None else today)
+    return (dates < cutoff).fillna(False).to_numpy(dtype=bool)
+
+
+def read_source(config: Config, name: str, today: Optional[pd.Timestamp] = None
+                ) -> tuple[pd.DataFrame, SourceSummary]:
+    """Read one configured source into the raw canonical frame (see the module docstring).
+    Records past the source's retention are dropped here, right after reading, and counted."""
     spec = config.sources[name]
     path = config.source_path(name)
     where = _where(path, name)
@@ -326,11 +347,23 @@ def read_source(config: Config, name: str) -> tuple[pd.DataFrame, SourceSummary]
         raw[field_name] = _as_values(_pick(frame, field_spec.columns))
     for id_name, column in spec.fields.identifiers.items():
         raw[identifier_column(id_name)] = _as_values(_pick(frame, [column]))
+    expired = past_retention(raw, config, name, today)
+    if spec.retention is not None:
+        summary.retention = spec.retention.describe()
+        summary.n_past_retention = int(expired.sum())
+        summary.past_retention = raw["record_id"].to_numpy(dtype=object)[expired].tolist()
+        if expired.any():
+            raw = raw.loc[~expired].reset_index(drop=True)
+            summary.n_records = len(raw)
+            log.info("%s: %d record(s) past the retention of %s left out", name, summary.n_past_retention,
+                     summary.retention)
     return raw, summary
 
 
-def read_sources(config: Config, progress=None) -> tuple[pd.DataFrame, list[SourceSummary]]:
-    """Read every source and stack them into one raw frame (columns: union of what was mapped).
+def read_sources(config: Config, progress=None, today: Optional[pd.Timestamp] = None
+                 ) -> tuple[pd.DataFrame, list[SourceSummary]]:
+    """Read every source and stack them into one raw frame (columns: union of what was mapped),
+    without the records past their source's retention on `today` (default: now).
 
     `progress`, when given, is called with each source's name as it is read.
     """
@@ -338,11 +371,13 @@ def read_sources(config: Config, progress=None) -> tuple[pd.DataFrame, list[Sour
     for name in config.sources:
         if progress is not None:
             progress(name)
-        raw, summary = read_source(config, name)
+        raw, summary = read_source(config, name, today)
         frames.append(raw)
         summaries.append(summary)
     raw = pd.concat(frames, ignore_index=True, sort=False)
     raw = raw.astype(object).where(raw.notna(), None)  # a field one source lacks is None, not NaN
+    if len(raw) == 0 and any(s.n_past_retention for s in summaries):
+        raise DataError(f"{config.label}: every record is past its source's retention; nothing to link")
     if len(raw) == 0:
         files = ", ".join(s.path for s in summaries)
         raise DataError(f"{config.label}: no records in any source (every file has a header but no rows: {files})")
@@ -350,6 +385,19 @@ def read_sources(config: Config, progress=None) -> tuple[pd.DataFrame, list[Sour
         for warning in summary.warnings:
             log.warning(warning)
     return raw, summaries
+
+
+def retention_counts(summaries: Sequence[SourceSummary]) -> dict:
+    """Per source with a retention: its period and how many records it left out (run.json, the
+    audit log). Counts only."""
+    return {s.source: {"retention": s.retention, "records_past_retention": s.n_past_retention}
+            for s in summaries if s.retention is not None}
+
+
+def past_retention_keys(summaries: Sequence[SourceSummary]) -> list[str]:
+    """The keys (source, record_id; see resident_view.previous.record_members) of the records
+    past retention, for the resident view to forget what a previous run knew of them."""
+    return [f"{s.source}\x1f{record_id}" for s in summaries for record_id in s.past_retention]
 
 
 ROW_HASH = "row_hash"  # records.parquet: what `update` compares to find the changed records
@@ -363,7 +411,8 @@ def record_keys(frame: pd.DataFrame) -> pd.Index:
 def _source_settings(config: Config, name: str) -> str:
     """A source's settings that change how its values read (fields, formats, id), without its
     path: tonight's file under a new name holds the same records."""
-    spec = config.sources[name].model_dump(mode="json", exclude={"path", "sheet", "encoding"})
+    # Retention says which records are read, not how they read: a record kept reads the same.
+    spec = config.sources[name].model_dump(mode="json", exclude={"path", "sheet", "encoding", "retention"})
     return json.dumps(spec, sort_keys=True, default=str)
 
 

@@ -32,7 +32,7 @@ from residentview.progress import pipeline_progress
 from residentview.resident_view import build_resident_view
 from residentview.review.apply import decisions_to_honour
 from residentview.review.in_force import decisions_in_force, violations
-from residentview.sources import ROW_HASH, read_sources, record_keys, row_hashes
+from residentview.sources import ROW_HASH, past_retention_keys, read_sources, record_keys, row_hashes
 from residentview.standardise import in_record_order, standardise
 from residentview.incremental.changes import Changes, compare
 from residentview.incremental.drift import best_weights, drift_report
@@ -239,7 +239,8 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
         mark = time.perf_counter()
         step("building resident view")
         view = build_resident_view(records, clustered.clusters, folder, cfg.resident_view.source_priority,
-                                   run_timestamp, cfg.resident_view.event_ages, fresh=fresh_mask(len(records), fresh_ids))
+                                   run_timestamp, cfg.resident_view.event_ages, fresh=fresh_mask(len(records), fresh_ids),
+                                   forget=past_retention_keys(summaries))
         timings["resident_view"] = time.perf_counter() - mark
 
     resident_of = pd.Series(view.links["resident_id"].to_numpy(), index=view.links.index)

@@ -33,7 +33,8 @@ from residentview.resident_view.database import DATABASE_FILE, as_arrow_table, w
 from residentview.resident_view.events import empty_events, life_events
 from residentview.resident_view.golden import golden_records, record_dates
 from residentview.resident_view.overlap import service_overlap
-from residentview.resident_view.history import address_history, address_ids, empty_addresses, extracts_date
+from residentview.resident_view.history import (address_history, address_ids, empty_addresses, extracts_date,
+                                                forget_records)
 from residentview.resident_view.households import build_households
 from residentview.resident_view.ids import HOUSEHOLD_IDS, RESIDENT_IDS, assign_persistent_ids
 from residentview.resident_view.previous import as_python_strings, read_previous_run, record_members
@@ -102,11 +103,14 @@ def build_resident_view(
     run_timestamp: Optional[pd.Timestamp] = None,
     event_ages: Sequence[int] = (18,),
     fresh: Optional[np.ndarray] = None,
+    forget: Sequence[str] = (),
 ) -> ResidentView:
     """`fresh`: per record, whether it is new or changed since the previous run, when the caller
-    knows (an update does); else found from the previous run's record hashes."""
+    knows (an update does); else found from the previous run's record hashes. `forget`: the keys
+    (source, record_id) of records past their retention, whose addresses leave the history."""
     run_timestamp = _as_utc(run_timestamp)
     prior = read_previous_run(previous)
+    prior.addresses = forget_records(prior.addresses, prior.links, previous, forget)
     first_run = not prior.exists
     linked = _records_with_clusters(records, clusters)
 

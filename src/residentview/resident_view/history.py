@@ -14,6 +14,7 @@ for as long as its resident does: a move leaves its trace. `current` is the gold
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -126,3 +127,36 @@ def _with_previous(now: pd.DataFrame, pairs: np.ndarray, width: int, resident_id
     together = pd.concat([now, kept.loc[first, list(ADDRESS_COLUMNS)]], ignore_index=True)
     owners = np.r_[pairs // width, owner[gone][first]]
     return together.take(np.argsort(owners, kind="stable")).reset_index(drop=True)
+
+
+def forget_records(history: pd.DataFrame, links: pd.DataFrame, folder, forget) -> pd.DataFrame:
+    """The previous run's address history without what records past their retention gave it
+    (CONTRACT §10): each (resident, address) pair one of them held in the previous run is
+    dropped, its first_seen with it. When a record kept now holds the address too, this run
+    finds the pair again from the records it has; a pair only a forgotten record held does not
+    come back as a trace of a move. `links`: the previous run's source, record_id, resident_id;
+    `folder`: the previous run's, whose records.parquet gives the records' standardised address
+    and postcode; `forget`: the records' keys (source and record_id joined by
+    previous.MEMBER_SEPARATOR)."""
+    import pyarrow.parquet as pq
+
+    from residentview.resident_view.previous import record_members
+
+    path = Path(folder) / "records.parquet" if folder is not None else None
+    if history is None or not len(history) or not forget or path is None or not path.is_file():
+        return history
+    wanted = [c for c in ("source", "record_id", "address", "postcode") if c in pq.read_schema(path).names]
+    previous_records = pq.read_table(path, columns=wanted).to_pandas()
+    gone = previous_records[record_members(previous_records).astype(str).isin(set(forget)).to_numpy()]
+    if not len(gone):
+        return history
+    text = {c: gone[c].astype(object).where(gone[c].notna(), "").astype(str) if c in gone else ""
+            for c in ("address", "postcode")}
+    keys = (text["address"] + "|" + text["postcode"]).to_numpy(dtype=object)
+    owner = pd.Series(links["resident_id"].astype(str).to_numpy(),
+                      index=record_members(links).astype(str).to_numpy())
+    pairs = set(zip(owner.reindex(record_members(gone).astype(str).to_numpy()).to_numpy(dtype=object),
+                    address_ids(keys)))
+    held = pd.MultiIndex.from_arrays([history["resident_id"].astype(str).to_numpy(dtype=object),
+                                      history["address_id"].astype(str).to_numpy(dtype=object)])
+    return history[~held.isin(list(pairs))].reset_index(drop=True)
