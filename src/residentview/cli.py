@@ -377,6 +377,27 @@ def publish_command(outdir: Path, by: str, min_count: int, round_to: int | None,
          f"{publication.n_suppressed:,} suppressed ([c]) -> {out}")
 
 
+@main.command(name="share")
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--recipient", required=True, help="Who the share is for (named in its note and the audit log).")
+@click.option("--key-file", "key_file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The recipient's key: a file only you can read, of at least 16 random bytes.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The folder to write the share into (not OUTDIR, nor inside it).")
+@handles_errors
+def share_command(outdir: Path, recipient: str, key_file: Path, out: Path) -> None:
+    """A pseudonymised copy of OUTDIR's resident view for one recipient: ids replaced by keyed
+    hashes (HMAC-SHA256) under the recipient's key, names, dates of birth, addresses, phone,
+    email and reference numbers left out or generalised, and a data-sharing note. The key is
+    never written; the share is recorded in OUTDIR's audit log by the key's fingerprint."""
+    from residentview.share import NOTE_FILE, share_run
+
+    shared = share_run(outdir, recipient, key_file, out)
+    _say(f"shared with {shared.recipient} (key {shared.fingerprint}): "
+         + ", ".join(f"{item.name} ({len(item.frame):,} rows)" for item in shared.files)
+         + f" -> {out}; see {out / NOTE_FILE}")
+
+
 @main.group()
 def review() -> None:
     """Reviewers' decisions: import a file of them, or decide pairs on the review page."""
