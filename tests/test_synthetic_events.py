@@ -97,7 +97,7 @@ def test_both_dates_have_six_extracts_a_config_and_a_truth_that_matches_them(pai
 
 
 def test_events_truth_has_one_row_per_event_dated_between_the_two_extracts(events):
-    assert list(events.columns) == ["person_id", "event", "event_date", "details"]
+    assert list(events.columns) == ["person_id", "event", "event_date", "details", "shown_by", "shown"]
     assert set(events["event"]) == set(EVENTS)
     assert not events.duplicated(["person_id", "event"]).any()
     assert events["event_date"].between(EARLIER, REFERENCE_DATE).all()
@@ -160,6 +160,45 @@ def test_the_dead_are_removed_from_the_register_and_marked_or_removed_in_care_an
         assert len(theirs) >= 5 and len(still) < len(theirs), system
         marked = still[name].str.contains(r"Deceased|Exors", case=False)
         assert marked.mean() > 0.7, system  # the rest not yet heard of
+
+
+def test_the_truth_says_which_events_the_later_extracts_show(extracts, events):
+    """`shown_by` names exactly the systems whose later records show the event, checked against
+    the extracts themselves: a marked death, the new surname, the new address, no record left."""
+    def shown_by(event: str) -> pd.Series:
+        rows = events[events["event"] == event]
+        return rows.set_index("person_id")["shown_by"].map(lambda s: set(filter(None, s.split(","))))
+
+    died = shown_by("died")
+    for system, name in (("council_tax", "liable_party"), ("adult_social_care", "last_name")):
+        after = extracts[system][1]
+        marked = set(after.loc[after["person_id"].isin(died.index)
+                               & after[name].str.contains(r"Deceased|Exors", case=False), "person_id"])
+        assert marked == {p for p, s in died.items() if system in s}, system
+    assert not any("electoral_register" in s for s in died)  # the register removes the dead unmarked
+
+    renamed = events[events["event"] == "name_changed"].set_index("person_id")
+    new_surname = renamed["details"].map(lambda d: json.loads(d)["to"].upper())
+    after = extracts["housing_benefit"][1]
+    theirs = after[after["person_id"].isin(new_surname.index)]
+    showing = {p for p, v in zip(theirs["person_id"], theirs["surname"]) if new_surname[p] in str(v).upper()}
+    claimed = {p for p, s in shown_by("name_changed").items() if "housing_benefit" in s}
+    assert claimed <= showing and len(showing - claimed) <= 0.1 * max(len(showing), 1)  # a noisy retype may coincide
+
+    moved = events[events["event"] == "moved"].set_index("person_id")
+    to_uprn = moved["details"].map(lambda d: json.loads(d)["to_uprn"])
+    before, after = extracts["council_tax"]
+    movers = after[after["person_id"].isin(to_uprn.index)]
+    at_new_home = set(movers.loc[movers["uprn"] == movers["person_id"].map(to_uprn), "person_id"])
+    opened = set(movers.loc[~movers.index.isin(before.index), "person_id"])  # some with the UPRN left blank
+    claimed = {p for p, s in shown_by("moved").items() if "council_tax" in s}
+    assert at_new_home <= claimed <= opened and len(at_new_home) > 0.7 * len(claimed)
+
+    held = set().union(*(set(after["person_id"]) for _, after in extracts.values()))
+    left = events[events["event"] == "left"]
+    assert (left["shown"] == ~left["person_id"].isin(held)).all()
+    shares = events.groupby("event")["shown"].mean()
+    assert 0.4 < shares["died"] < 0.9 and 0.5 < shares["moved"] < 1 and shares["new_resident"] > 0.5
 
 
 def test_married_women_take_the_new_surname_in_some_systems_not_others(extracts, events):

@@ -30,15 +30,20 @@ def person_of_resident(links: pd.DataFrame, truth: pd.DataFrame) -> pd.Series:
 def measure_events(events: pd.DataFrame, links: pd.DataFrame, truth: pd.DataFrame, events_truth: pd.DataFrame,
                    links_before: Optional[pd.DataFrame] = None, truth_before: Optional[pd.DataFrame] = None,
                    kinds=KINDS) -> pd.DataFrame:
-    """One row per kind of event: reported, true, reported_true, precision, recall.
+    """One row per kind of event: reported, true, reported_true, precision, recall; and, when
+    the truth says which events the extracts show (`shown`, from `synthetic.with_shown`): shown,
+    the true events the data shows, and recall_shown, the share of them reported — what a
+    linkage can be asked for, since no method reports a move no system has heard of.
 
-    `events`: the reported events (one run's); `events_truth`: person_id, event."""
+    `events`: the reported events (one run's); `events_truth`: person_id, event[, shown]."""
     person = person_of_resident(links, truth)
     if links_before is not None:
         before = person_of_resident(links_before, truth_before if truth_before is not None else truth)
         person = pd.concat([person, before[~before.index.isin(person.index)]])
     reported = pd.DataFrame({"person_id": events["resident_id"].astype(str).map(person), "event": events["event"]})
-    true = events_truth[["person_id", "event"]].astype({"person_id": str}).drop_duplicates()
+    has_shown = "shown" in events_truth
+    true = events_truth[["person_id", "event", *(["shown"] if has_shown else [])]].astype({"person_id": str})
+    true = true.drop_duplicates(["person_id", "event"])
     rows = []
     for kind in kinds:
         said = reported[reported["event"] == kind]
@@ -49,7 +54,12 @@ def measure_events(events: pd.DataFrame, links: pd.DataFrame, truth: pd.DataFram
         hits = len(found & actual)
         # Unmapped residents (no record in the truth) count as reported and wrong.
         n_reported = len(found) + int(said["person_id"].isna().sum())
-        rows.append({"event": kind, "reported": n_reported, "true": len(actual), "reported_true": hits,
-                     "precision": hits / n_reported if n_reported else float("nan"),
-                     "recall": hits / len(actual) if actual else float("nan")})
-    return pd.DataFrame(rows, columns=["event", "reported", "true", "reported_true", "precision", "recall"])
+        row = {"event": kind, "reported": n_reported, "true": len(actual), "reported_true": hits,
+               "precision": hits / n_reported if n_reported else float("nan"),
+               "recall": hits / len(actual) if actual else float("nan")}
+        if has_shown:
+            shown = set(true.loc[(true["event"] == kind) & true["shown"].astype(bool), "person_id"])
+            row |= {"shown": len(shown), "recall_shown": len(found & shown) / len(shown) if shown else float("nan")}
+        rows.append(row)
+    columns = ["event", "reported", "true", "reported_true", "precision", "recall"]
+    return pd.DataFrame(rows, columns=columns + (["shown", "recall_shown"] if has_shown else []))

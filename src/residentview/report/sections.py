@@ -459,10 +459,14 @@ def life_events(page: Page, inputs: ReportInputs) -> None:
                                       kinds=[k for k in KINDS if k != "left"])
             body += "<h3>Measured against the truth</h3>" + table(
                 measured, {"reported": count, "true": count, "reported_true": count, "precision": share,
-                           "recall": share})
+                           "recall": share, "shown": count, "recall_shown": share})
             body += note("Of the true events between the two extracts, the share reported (recall), and of the "
                          "reported, the share true (precision); a resident stands for the person most of its "
-                         "records belong to.")
+                         "records belong to."
+                         + (" <em>shown</em>: the true events some later record shows (a system that has not "
+                            "heard of a move or a marriage still holds the old address or surname, and a death "
+                            "removed without a mark is a departure); <em>recall_shown</em>: the share of those "
+                            "reported." if "shown" in measured else ""))
     addresses = outputs.addresses
     if addresses is not None and len(addresses):
         per_resident = addresses.groupby("resident_id").size()

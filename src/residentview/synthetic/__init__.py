@@ -158,6 +158,23 @@ class WrittenPair:
     events_path: Path
 
 
+def with_shown(events: pd.DataFrame, later: dict[str, SystemRecords]) -> pd.DataFrame:
+    """The true events with what the later extracts show of each: `shown_by` (the systems whose
+    records show it, comma-separated) and `shown`. A council sees only what its systems record:
+    a death the register removed without a mark, or a move no system has heard of, is true but
+    not in the data. A new resident shows when any system holds them; a departure when none does."""
+    shows = pd.concat([records.shows.assign(source=system) for system, records in later.items()
+                       if records.shows is not None], ignore_index=True)
+    held = pd.concat([records.truth[["person_id"]].assign(source=system) for system, records in later.items()],
+                     ignore_index=True).drop_duplicates()
+    shows = pd.concat([shows, held.assign(event="new_resident")], ignore_index=True)
+    by = shows.groupby(["person_id", "event"])["source"].agg(lambda s: ",".join(sorted(set(s))))
+    keys = pd.MultiIndex.from_arrays([events["person_id"], events["event"]])
+    out = events.assign(shown_by=by.reindex(keys).fillna("").to_numpy())
+    departed = (events["event"] == "left") & ~events["person_id"].isin(held["person_id"])
+    return out.assign(shown=(out["shown_by"] != "") | departed.to_numpy())
+
+
 def generate_pair(people: int = 1000, out: Union[str, Path] = "synthetic_pair", seed: int = 1, months: int = 12,
                   rates: Optional[LifeEventRates] = None, noise: Optional[NoiseRates] = None) -> WrittenPair:
     """The same population's six extracts at two dates `months` apart, and the life events between.
@@ -166,7 +183,8 @@ def generate_pair(people: int = 1000, out: Union[str, Path] = "synthetic_pair", 
     `months` earlier), `out/later/` (the same systems `months` on, as of the date `generate`'s
     extracts are: six extracts, council.yaml, truth.parquet) and
     `out/events_truth.parquet` (person_id, event, event_date, details as JSON; events are
-    moved, died, name_changed, turned_18, new_resident, left; see `life_events.py`).
+    moved, died, name_changed, turned_18, new_resident, left; see `life_events.py`; and
+    shown_by / shown: which systems' later records show each, `with_shown`).
     A record nothing happened to keeps its id and, mostly, every byte; what each system does with
     each event, and how often it lags behind, is in `later.py`. `rates` are the yearly life-event
     rates. The same arguments always write the same files.
@@ -189,7 +207,7 @@ def generate_pair(people: int = 1000, out: Union[str, Path] = "synthetic_pair", 
     with staged_output(out) as staging:
         n_earlier = _write_folder(earlier, staging / "earlier")
         n_later = _write_folder(later, staging / "later")
-        after.events.to_parquet(staging / "events_truth.parquet", index=False)
+        with_shown(after.events, later).to_parquet(staging / "events_truth.parquet", index=False)
     return WrittenPair(out, _written(out / "earlier", n_earlier), _written(out / "later", n_later),
                        out / "events_truth.parquet")
 

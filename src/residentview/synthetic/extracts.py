@@ -586,6 +586,9 @@ class SystemRecords:
     frame: pd.DataFrame
     truth: pd.DataFrame
     order: np.ndarray
+    # Later extracts only: person_id, event — the life events this system's records show
+    # (a record rewritten or opened because the system heard of it). The rest it lags behind on.
+    shows: Optional[pd.DataFrame] = None
 
 
 @dataclass(frozen=True)

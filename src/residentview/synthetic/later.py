@@ -125,6 +125,7 @@ class _Fate:
     removed: np.ndarray
     closed: np.ndarray  # removed because the account stays with the home its holder left
     rewrites: list[tuple[tuple[str, ...], np.ndarray]]  # (fields, which records)
+    shows: dict[str, np.ndarray]  # event -> which records show it at the later date
 
 
 def _fate(system: str, row: np.ndarray, before: Population, after: Later, happened: dict[str, np.ndarray],
@@ -151,12 +152,14 @@ def _fate(system: str, row: np.ndarray, before: Population, after: Later, happen
     years = (after.end_date - after.start_date).days / 365.25
     corrected = ~eventful & (rng.random(n) < 1 - (1 - CORRECTED) ** years)
     correct_name = corrected & (rng.random(n) < 0.5)
+    reopened = closed & eligible[row]  # the account at the new home (`_newly_held`)
     return _Fate(removed, closed, [
         (ADDRESS, ~removed & (heard_of_move | (corrected & ~correct_name))),
         (SURNAME, ~removed & (marked | renamed)),
         (NAME, ~removed & correct_name),
         (DATE_OF_BIRTH, ~removed & happened["turned_18"][row] & (system in ATTAINER_DOB)),
-    ])
+    ], shows={"moved": heard_of_move & (~removed | reopened), "name_changed": renamed & ~removed,
+              "died": marked})
 
 
 def _rewrite(system: str, frame: pd.DataFrame, row: np.ndarray, fate: _Fate, after: Later, noise: NoiseRates,
@@ -213,4 +216,21 @@ def later_records(system: str, earlier: SystemRecords, before: Population, after
         _set_record_date(new_frame, system, _opened_on(after, opened, rng))
         frame, truth = pd.concat([frame, new_frame]), pd.concat([truth, new_truth])
     frame, truth = frame.reset_index(drop=True), truth.reset_index(drop=True)
-    return SystemRecords(frame, truth, rng.permutation(len(frame)))
+    return SystemRecords(frame, truth, rng.permutation(len(frame)), _shown(system, frame, truth, row, fate, after, happened))
+
+
+def _shown(system: str, frame: pd.DataFrame, truth: pd.DataFrame, row: np.ndarray, fate: _Fate, after: Later,
+           happened: dict[str, np.ndarray]) -> pd.DataFrame:
+    """person_id, event: the events this system's later records show. A turned_18 shows where a
+    record of the person still carries a date of birth; moves, new names and deaths where the
+    system heard of them (`_Fate.shows`)."""
+    person_ids = after.population.people["person_id"].to_numpy()
+    frames = [pd.DataFrame({"person_id": person_ids[row[mask]], "event": event}) for event, mask in fate.shows.items()]
+    dob = columns(system, DATE_OF_BIRTH)
+    if dob:
+        dated = frame[dob[0]].fillna("").astype(str).str.strip().ne("").to_numpy()
+        index = pd.Index(person_ids)
+        held = truth["person_id"].to_numpy()[dated]
+        adult = held[happened["turned_18"][index.get_indexer(held)]]
+        frames.append(pd.DataFrame({"person_id": adult, "event": "turned_18"}))
+    return pd.concat(frames, ignore_index=True).drop_duplicates(ignore_index=True)
