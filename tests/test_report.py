@@ -576,3 +576,47 @@ def test_a_run_writes_the_report_it_would_rebuild_from_its_own_folder(tmp_path):
     for name, frame in before.items():
         pd.testing.assert_frame_equal(getattr(result, name), frame)
     pd.testing.assert_frame_equal(pd.read_parquet(folder / "resident_links.parquet"), result.links)
+
+
+# Data protection -----------------------------------------------------------------------------------
+def _section(report: str, anchor: str) -> str:
+    start = report.index(f'<section id="{anchor}">')
+    return report[start:report.index("</section>", start)]
+
+
+def test_the_data_protection_section_lists_each_files_personal_data_by_kind(report_html):
+    section = _section(report_html, "data-protection")
+    assert "<h2>Data protection</h2>" in section
+    for name in ("resident_links.parquet", "records.parquet", "pairs.parquet", "review_queue.csv", "audit.jsonl"):
+        assert name in section
+
+
+def test_columns_are_classified_by_name_and_an_unknown_one_is_flagged():
+    from residentview.report.data_protection import (DIRECT, NOT_PERSONAL, PSEUDONYMOUS, QUASI, SPECIAL,
+                                                     UNCLASSIFIED, classify, personal_data_table)
+
+    assert [classify(c) for c in ("first_name", "last_name_key_r", "id_upn", "date_of_birth", "postcode_l",
+                                  "is_deceased", "resident_id", "gamma_location", "tf_postcode_l", "shoe_size")] == \
+        [DIRECT, DIRECT, DIRECT, QUASI, QUASI, SPECIAL, PSEUDONYMOUS, NOT_PERSONAL, NOT_PERSONAL, UNCLASSIFIED]
+    frame = personal_data_table({"residents.parquet": ["resident_id", "last_name", "shoe_size"]}, [])
+    row = frame.iloc[0]
+    assert (row[DIRECT], row[PSEUDONYMOUS], row[UNCLASSIFIED]) == ("last_name", "resident_id", "shoe_size")
+    assert UNCLASSIFIED not in personal_data_table({"x.parquet": ["resident_id"]}, []).columns
+
+
+def test_a_column_the_table_does_not_know_is_shown_for_checking(run_folder, tmp_path):
+    folder = tmp_path / "output"
+    shutil.copytree(run_folder, folder)
+    pd.DataFrame({"resident_id": ["R1"], "n_records": [3], "mothers_maiden_name": ["X"]}).to_parquet(
+        folder / "residents.parquet", index=False)
+    write_report(folder)
+    section = _section((folder / "report.html").read_text(encoding="utf-8"), "data-protection")
+    assert "unclassified — check" in section and "mothers_maiden_name" in section
+
+
+def test_the_retention_table_counts_what_each_source_left_out():
+    from residentview.report.data_protection import retention_table
+
+    frame = retention_table({"sources": {"register": 20, "benefits": 6},
+                             "retention": {"benefits": {"retention": "6 years", "records_past_retention": 5}}})
+    assert frame.values.tolist() == [["register", "none set", 20, 0], ["benefits", "6 years", 6, 5]]

@@ -102,6 +102,10 @@ def test_a_link_with_retention_never_uses_the_old_records(borough, tmp_path):
     counts = {"benefits": {"retention": "6 years", "records_past_retention": 5}}
     assert run_info["retention"] == counts and run_info["sources"]["benefits"] == 6
     assert audit_entries(out)[-1]["retention"] == counts
+    report = (out / "report.html").read_text(encoding="utf-8")
+    section = report[report.index('<section id="data-protection">'):]
+    section = section[:section.index("</section>")]
+    assert "6 years" in section and "unclassified" not in section  # every column of a real run is known
 
 
 @pytest.mark.parametrize("command", ["update", "link"])

@@ -18,6 +18,7 @@ from residentview.errors import DataError
 from residentview.outputs import folder_lock, staged_output
 from residentview.report import linkage_metrics as metrics
 from residentview.report import sections
+from residentview.report.data_protection import data_protection
 from residentview.report.html_page import Page
 from residentview.report.model_view import build_model_view, comparison_names, input_columns
 from residentview.report.review_queue import build_review_queue, empty_review_queue, undecided
@@ -30,7 +31,8 @@ from residentview.report.sections import ReportInputs
 log = logging.getLogger(__name__)
 
 SECTIONS = (sections.summary, sections.data_quality, sections.model, sections.threshold,
-            sections.clusters, sections.services, sections.life_events, sections.fairness, sections.waterfalls, sections.review, sections.decisions)
+            sections.clusters, sections.services, sections.life_events, sections.fairness, sections.waterfalls, sections.review, sections.decisions,
+            data_protection)
 
 __all__ = ["write_report", "rebuild_report"]
 
