@@ -1,0 +1,346 @@
+"""`encode`: standardised records -> Bloom-filter encodings and keyed blocking keys, no clear value.
+
+What one record becomes (Schnell, Bachteler & Reiher 2009 and 2011; see the package docstring):
+
+1. **q-grams.** The standardised first name and surname (`first_name_key`, `last_name_key`) and
+   the postcode (spaces removed) are cut into bigrams, padded at both ends (`_SMITH_` -> `_S`,
+   `SM`, …, `H_`), so one wrong letter changes two bigrams, not the whole value. The date of
+   birth gives its year, month and day as tokens and the day and month as an unordered pair (a
+   day and month swapped still shares three of four); the house and flat number and sex are a
+   token each.
+2. **Keyed hashing.** Each token sets `k` bits of a 1,024-bit filter, chosen by HMAC-SHA256 under
+   a key derived from the shared secret and the field (so SMITH as a surname and as a first name
+   set different bits). Bit positions are read straight from the HMAC output ("random hashing")
+   rather than by the double hashing of the 2009 paper, whose arithmetic progressions of bit
+   positions Niedermeyer, Steinmetzer, Kroll & Schnell (2014, "Cryptanalysis of basic Bloom
+   filters used for privacy preserving record linkage", J. Privacy and Confidentiality 6(2))
+   used to decode filters. Without the secret nobody can compute which bits a name sets, so a
+   dictionary of names cannot simply be encoded and compared.
+3. **Field weights.** `k` differs by field (`FIELD_HASHES`): names and date of birth set the most
+   bits, sex the fewest, so agreement on a name counts for more than agreement on sex.
+4. **One filter per record** (a CLK): every field is hashed into the same filter, so no field's
+   filter can be attacked on its own — exactly equal filters are rare (the same name, date of
+   birth and postcode), which defeats the attack of Kuzu, Kantarcioglu, Durham & Malin (2011,
+   "A constraint satisfaction cryptanalysis of Bloom filters in private record linkage", PETS)
+   that aligns the most frequent filters of one field with the most frequent names.
+5. **Diffusion** (Armknecht, Heng & Schnell 2023): each published bit is the XOR of
+   `DIFFUSION_INPUTS` bits of the filter, chosen at random under the secret. A name's bigram no
+   longer sets fixed bits: whether a published bit is 1 depends on the other fields too. This is
+   the hardening against pattern mining — the attacks of Christen, Schnell, Vatsalan & Ranbaduge
+   (2017, "Efficient cryptanalysis of Bloom filters for privacy-preserving record linkage",
+   PAKDD) and Christen, Ranbaduge, Vatsalan & Schnell (2018, "Precise and fast cryptanalysis for
+   Bloom filter based privacy-preserving record linkage", IEEE TKDE) that find bit positions
+   always set together in the records holding a frequent bigram. Salting by year of birth
+   (Niedermeyer et al. 2014) was not chosen: council tax and most of the electoral register
+   give no date of birth, and a salt that is missing or mistyped makes a match unlinkable.
+
+What remains: an attacker holding the linked file and a population list can still try a graph
+matching attack (Vidanage, Christen, Ranbaduge & Schnell 2020, "A graph matching attack on
+privacy-preserving record linkage", CIKM), which uses only how similar records are to each other
+— something no encoding that still links can hide. The blocking keys are keyed hashes of exact
+values: their sizes show how common a surname code with a year is, no more. Whoever runs
+`link-encoded` must therefore be trusted not to hold the clear data of either side, and the
+shared secret must never reach them. `source` and `record_id` are kept as each organisation
+wrote them: the result is of no use unless each side can find its own records in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from residentview.errors import DataError
+from residentview.keys import fingerprint
+
+METHOD = "residentview-clk-1"  # changes whenever the same key would give other encodings
+BITS = 1024
+FILTER_BYTES = BITS // 8
+Q = 2
+PAD = "_"
+# Bits set per token: the field weights. A name of six letters has seven bigrams (~84 bits set);
+# the date of birth's four tokens ~60; a postcode's seven or eight bigrams ~75; the house (and
+# flat) number 25 a token; sex 6. The house number weighs so much because namesakes in one
+# postcode are common and the postcode alone cannot tell them apart (measured: BENCHMARKS.md).
+FIELD_HASHES = {"first_name": 12, "last_name": 12, "date_of_birth": 15, "postcode": 10, "address_number": 25,
+                "sex": 6}
+DIFFUSION_INPUTS = 2  # filter bits XORed into each published bit (see the module docstring)
+# The filter holds every field (a CLK, see the module docstring). Filters of combinations of
+# fields (names with address, names with date of birth) compared only where both records hold
+# them were measured too and linked worse: a child's school record then matched a parent of the
+# same name on the council tax, which gives no date of birth (BENCHMARKS.md).
+ENCODINGS = {"record": {"fields": ("first_name", "last_name", "date_of_birth", "postcode", "address_number", "sex"),
+                        "required": ("last_name",)}}
+# Blocking keys: records sharing any one are compared. Each is an HMAC of the values joined; a
+# record lacking one of its values has no key for that rule.
+BLOCKING_RULES = {
+    "surname_initial": ("last_name_phonetic", "first_initial"),
+    "forename_dob": ("first_name_phonetic", "dob"),
+    "surname_dob": ("last_name_phonetic", "dob"),
+    "postcode_initial": ("postcode_compact", "first_initial"),
+    "forename_surname": ("first_name_phonetic", "last_name_phonetic"),
+}
+METADATA_KEY = b"residentview.pprl"
+_LABEL = "residentview pprl"
+
+
+@dataclass
+class EncodedRecords:
+    """One organisation's encoded records: `frame` has source, record_id, bloom (bytes, BITS bits)
+    and one int64 column per blocking rule (`block_<rule>`, missing when the record lacks its
+    values); `metadata` says how they were made (method, parameters, key fingerprint, who)."""
+
+    frame: pd.DataFrame
+    metadata: dict
+
+
+def _derived_key(key: bytes, purpose: str) -> bytes:
+    """A key for one use of the shared secret: bits of each field, diffusion, blocking."""
+    return hmac.new(key, f"{_LABEL}\x1f{purpose}".encode("utf-8"), hashlib.sha256).digest()
+
+
+def parameters() -> dict:
+    """Everything both sides must share for their encodings to be comparable, key aside."""
+    return {"method": METHOD, "bits": BITS, "q": Q, "padding": PAD, "field_hashes": dict(FIELD_HASHES),
+            "diffusion_inputs": DIFFUSION_INPUTS, "blocking_rules": {k: list(v) for k, v in BLOCKING_RULES.items()},
+            "encodings": {k: {part: list(v) for part, v in spec.items()} for k, spec in ENCODINGS.items()}}
+
+
+def _qgrams(value: str) -> list[str]:
+    padded = f"{PAD}{value}{PAD}"
+    return sorted({padded[i:i + Q] for i in range(len(padded) - Q + 1)})
+
+
+def _tokens(records: pd.DataFrame) -> pd.DataFrame:
+    """(row, field, token): every token of every record, worked out once per distinct value."""
+    people = records["is_person"].to_numpy(bool) if "is_person" in records else np.ones(len(records), bool)
+    texts = {
+        "first_name": records.get("first_name_key"),
+        "last_name": records.get("last_name_key"),
+        "postcode": records["postcode"].str.replace(" ", "", regex=False) if "postcode" in records else None,
+    }
+    parts = []
+    for field, values in texts.items():
+        if values is None:
+            continue
+        present = values.notna().to_numpy() & people
+        rows, text = np.flatnonzero(present), values[present].astype(str)
+        grams = pd.Series(text.unique()).pipe(lambda u: pd.Series([_qgrams(v) for v in u], index=u))
+        exploded = pd.DataFrame({"row": rows, "token": grams.reindex(text.to_numpy()).to_numpy()}).explode("token")
+        parts.append(exploded.dropna().assign(field=field))
+    if "date_of_birth" in records:
+        dob = pd.to_datetime(records["date_of_birth"], errors="coerce")
+        present = dob.notna().to_numpy() & people
+        rows, dob = np.flatnonzero(present), dob[present]
+        year, month, day = dob.dt.year.astype(str), dob.dt.strftime("%m"), dob.dt.strftime("%d")
+        pair = np.where(month.to_numpy() < day.to_numpy(), month + "/" + day, day + "/" + month)
+        for token in ("Y" + year, "M" + month, "D" + day, "DM" + pd.Series(pair, index=dob.index)):
+            parts.append(pd.DataFrame({"row": rows, "token": token.to_numpy(), "field": "date_of_birth"}))
+    for column, mark in (("house_number", "H"), ("flat_number", "F")):
+        if column in records:
+            present = records[column].notna().to_numpy() & people
+            parts.append(pd.DataFrame({"row": np.flatnonzero(present), "field": "address_number",
+                                       "token": mark + records[column][present].astype(str).to_numpy()}))
+    if "sex" in records:
+        present = records["sex"].isin(["M", "F"]).to_numpy() & people
+        parts.append(pd.DataFrame({"row": np.flatnonzero(present), "token": records["sex"][present].to_numpy(),
+                                   "field": "sex"}))
+    if not parts:
+        return pd.DataFrame({"row": np.array([], np.int64), "token": [], "field": []})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _positions(key: bytes, encoding: str, field: str, tokens: np.ndarray) -> np.ndarray:
+    """The bits each distinct token of `field` sets: FIELD_HASHES[field] positions read from
+    HMAC-SHA256 output (16 positions of 16 bits per digest; BITS divides 2**16, so unbiased)."""
+    field_key, k = _derived_key(key, f"bits\x1f{encoding}\x1f{field}"), FIELD_HASHES[field]
+    blocks = -(-k // 16)
+    out = np.empty((len(tokens), blocks * 16), dtype=np.int64)
+    for i, token in enumerate(tokens):
+        stream = b"".join(hmac.new(field_key, f"{token}\x1f{b}".encode("utf-8"), hashlib.sha256).digest()
+                          for b in range(blocks))
+        out[i] = np.frombuffer(stream, dtype=">u2")
+    return out[:, :k] % BITS
+
+
+def _diffusion(key: bytes, encoding: str) -> np.ndarray:
+    """For each published bit, the DIFFUSION_INPUTS filter bits XORed into it: a layout drawn
+    under the secret (so unknown to an attacker), the same for both sides."""
+    seed = int.from_bytes(_derived_key(key, f"diffusion\x1f{encoding}")[:16], "big")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(BITS)
+    # distinct inputs for every published bit (a bit XORed with itself would always be 0), and
+    # every filter bit feeding the same number of published bits
+    shifts = np.concatenate([[0], rng.choice(np.arange(1, BITS), DIFFUSION_INPUTS - 1, replace=False)])
+    return order[(np.arange(BITS)[:, None] + shifts[None, :]) % BITS]
+
+
+def bloom_filters(records: pd.DataFrame, key: bytes, encoding: str, tokens: pd.DataFrame | None = None,
+                  chunk: int = 20_000) -> np.ndarray:
+    """The hardened filter of one combination of fields (ENCODINGS) for every record, packed:
+    uint8 array (n, FILTER_BYTES). `tokens`: `_tokens(records)`, when already worked out."""
+    tokens = _tokens(records) if tokens is None else tokens
+    tokens = tokens[tokens["field"].isin(ENCODINGS[encoding]["fields"])]
+    rows, bits = [], []
+    for field, group in tokens.groupby("field", sort=True):
+        distinct, which = np.unique(group["token"].to_numpy(str), return_inverse=True)
+        positions = _positions(key, encoding, field, distinct)[which]
+        rows.append(np.repeat(group["row"].to_numpy(np.int64), positions.shape[1]))
+        bits.append(positions.ravel())
+    rows = np.concatenate(rows) if rows else np.array([], np.int64)
+    bits = np.concatenate(bits) if bits else np.array([], np.int64)
+    order = np.argsort(rows, kind="stable")
+    rows, bits = rows[order], bits[order]
+    layout = _diffusion(key, encoding)
+    packed = np.zeros((len(records), FILTER_BYTES), dtype=np.uint8)
+    for start in range(0, len(records), chunk):  # 20k x 1,024 bits at a time, as bools: 20 MB (and the diffusion's copy)
+        stop = min(start + chunk, len(records))
+        lo, hi = np.searchsorted(rows, [start, stop])
+        plain = np.zeros((stop - start, BITS), dtype=bool)
+        plain[rows[lo:hi] - start, bits[lo:hi]] = True
+        published = np.logical_xor.reduce(plain[:, layout], axis=2)
+        packed[start:stop] = np.packbits(published, axis=1)
+    return packed
+
+
+def _blocking_values(records: pd.DataFrame) -> dict[str, pd.Series]:
+    """The clear values the blocking rules join (hashed before they leave `blocking_keys`)."""
+    empty = pd.Series(pd.NA, index=records.index, dtype=object)
+    first = records.get("first_name_key", empty)
+    dob = pd.to_datetime(records.get("date_of_birth", empty), errors="coerce")
+    postcode = records.get("postcode", empty)
+    return {
+        "first_name_phonetic": records.get("first_name_phonetic", empty),
+        "last_name_phonetic": records.get("last_name_phonetic", empty),
+        "first_initial": first.str[:1],
+        "dob": dob.dt.strftime("%Y-%m-%d").where(dob.notna()),
+        "postcode_compact": postcode.str.replace(" ", "", regex=False),
+    }
+
+
+def blocking_keys(records: pd.DataFrame, key: bytes) -> pd.DataFrame:
+    """One int64 column per rule: the first 8 bytes of HMAC-SHA256 of the rule's values under a
+    key derived from the secret, missing when a value is. Equal values give equal keys on both
+    sides; the values cannot be read back."""
+    values = _blocking_values(records)
+    block_key = _derived_key(key, "blocking")
+    people = records["is_person"].to_numpy(bool) if "is_person" in records else np.ones(len(records), bool)
+    out = {}
+    for rule, parts in BLOCKING_RULES.items():
+        joined = pd.Series(rule, index=records.index, dtype=object)
+        present = pd.Series(people, index=records.index)
+        for part in parts:
+            value = values[part].astype(object)
+            present &= value.notna() & (value.astype(str) != "")
+            joined = joined + "\x1f" + value.astype(str)
+        distinct = joined[present].unique()
+        hashed = {v: int.from_bytes(hmac.new(block_key, v.encode("utf-8"), hashlib.sha256).digest()[:8], "big",
+                                    signed=True) for v in distinct}
+        out[f"block_{rule}"] = joined.where(present).map(hashed).astype("Int64")
+    return pd.DataFrame(out, index=records.index)
+
+
+def encode_records(records: pd.DataFrame, key: bytes, organisation: str) -> EncodedRecords:
+    """Encode standardised records (the frame `standardise` returns) under `key`."""
+    if not len(records):
+        raise DataError(f"{organisation}: no records to encode")
+    records = records.reset_index(drop=True)
+    tokens = _tokens(records)
+    frame = pd.DataFrame({"source": records["source"].astype(str).to_numpy(),
+                          "record_id": records["record_id"].astype(str).to_numpy()})
+    for encoding, spec in ENCODINGS.items():
+        packed = bloom_filters(records, key, encoding, tokens)
+        held = np.ones(len(records), bool)
+        for field in spec["required"]:
+            held &= np.isin(np.arange(len(records)), tokens.loc[tokens["field"] == field, "row"].to_numpy())
+        frame[f"bloom_{encoding}"] = [row.tobytes() if ok else None for row, ok in zip(packed, held)]
+    frame = pd.concat([frame, blocking_keys(records, key)], axis=1)
+    metadata = {**parameters(), "key_fingerprint": fingerprint(key), "organisation": organisation,
+                "n_records": int(len(frame)), "sources": sorted(frame["source"].unique().tolist())}
+    return EncodedRecords(frame, metadata)
+
+
+def _table(encoded: EncodedRecords) -> pa.Table:
+    frame = encoded.frame
+    columns = {
+        "source": pa.array(frame["source"], pa.string()),
+        "record_id": pa.array(frame["record_id"], pa.string()),
+    }
+    for encoding in ENCODINGS:
+        columns[f"bloom_{encoding}"] = pa.array(frame[f"bloom_{encoding}"], pa.binary(FILTER_BYTES))
+    for rule in BLOCKING_RULES:
+        columns[f"block_{rule}"] = pa.array(frame[f"block_{rule}"], pa.int64(), from_pandas=True)
+    table = pa.table(columns)
+    return table.replace_schema_metadata({METADATA_KEY: json.dumps(encoded.metadata, sort_keys=True).encode("utf-8")})
+
+
+def write_encoded(encoded: EncodedRecords, path: Path) -> Path:
+    """Write the encoded file whole or not at all (staged beside it, then moved into place)."""
+    from residentview.outputs import staged_output
+
+    path = Path(path)
+    with staged_output(path.parent) as staging:
+        pq.write_table(_table(encoded), staging / path.name)
+    return path
+
+
+def read_encoded(path: Path) -> EncodedRecords:
+    """An encoded file, checked: a DataError (one line, naming the file) when it is not one
+    residentview wrote, when a column is missing or of another shape, or when it is empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: encoded file not found")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise DataError(f"{path}: not an encoded file (no residentview.pprl metadata); make it with `residentview encode`")
+    try:
+        metadata = json.loads(raw)
+    except ValueError:
+        raise DataError(f"{path}: its residentview.pprl metadata is not JSON") from None
+    if not isinstance(metadata, dict):
+        raise DataError(f"{path}: its residentview.pprl metadata is not a JSON object")
+    blooms = [f"bloom_{encoding}" for encoding in metadata.get("encodings", {})]
+    expected = ["source", "record_id", *blooms, *(f"block_{rule}" for rule in metadata.get("blocking_rules", {}))]
+    missing = [c for c in expected if c not in table.column_names]
+    if missing:
+        raise DataError(f"{path}: column(s) {', '.join(missing)} missing; expected {', '.join(expected)}")
+    if table.num_rows == 0:
+        raise DataError(f"{path}: no records")
+    if not blooms:
+        raise DataError(f"{path}: its metadata names no encodings")
+    for column in blooms:
+        kind = table.column(column).type
+        if not (pa.types.is_fixed_size_binary(kind) and kind.byte_width * 8 == metadata.get("bits")):
+            raise DataError(f"{path}: column {column} is {kind}; expected {metadata.get('bits')} bits a record")
+    frame = table.to_pandas()
+    if frame[["source", "record_id"]].isna().any().any():
+        raise DataError(f"{path}: source and record_id must be present on every record")
+    duplicated = frame.duplicated(["source", "record_id"])
+    if duplicated.any():
+        example = frame.loc[duplicated.idxmax()]
+        raise DataError(f"{path}: {int(duplicated.sum())} duplicate (source, record_id), "
+                        f"e.g. {example['source']}:{example['record_id']}; expected each record once")
+    return EncodedRecords(frame, metadata)
+
+
+def filters(encoded: EncodedRecords, encoding: str) -> tuple[np.ndarray, np.ndarray]:
+    """One encoding's filters as an (n, BITS/64) uint64 array, for popcounts (zeros where a
+    record has none), and which records have one."""
+    column = encoded.frame[f"bloom_{encoding}"]
+    held = column.notna().to_numpy()
+    width = encoded.metadata["bits"] // 8
+    words = np.zeros((len(column), width), dtype=np.uint8)
+    if held.any():
+        words[held] = np.frombuffer(b"".join(column[held].tolist()), dtype=np.uint8).reshape(-1, width)
+    return words.view(np.uint64), held

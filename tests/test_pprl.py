@@ -1,0 +1,234 @@
+"""encode / link-encoded (CONTRACT §8): encodings that hold no clear value, resist recovery by
+frequency, depend on the shared key, and still link two boroughs' records."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from residentview.cli import main
+from residentview.config import load_config
+from residentview.errors import DataError
+from residentview.pprl import encode_records, link_encoded, read_encoded, write_encoded
+from residentview.pprl.encoding import bloom_filters, filters
+from residentview.pprl.linking import dice
+from residentview.sources import read_sources
+from residentview.standardise import standardise
+from residentview.synthetic import generate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from metrics import pairwise_scores  # noqa: E402
+
+KEY = b"0123456789abcdef0123456789abcdef"
+OTHER_KEY = b"fedcba9876543210fedcba9876543210"
+BOROUGH_A = {"council_tax", "school_census", "adult_social_care"}
+
+
+@pytest.fixture(scope="module")
+def council(tmp_path_factory):
+    """A synthetic council of 1,500 people: its folder, standardised records and truth."""
+    folder = tmp_path_factory.mktemp("pprl") / "council"
+    written = generate(people=1500, out=folder, seed=7)
+    config = load_config(written.config_path)
+    raw, _ = read_sources(config)
+    records = standardise(raw, config).records
+    truth = pd.read_parquet(folder / "truth.parquet")
+    return folder, records, truth
+
+
+def _boroughs(records: pd.DataFrame, key: bytes = KEY):
+    in_a = records["source"].isin(BOROUGH_A)
+    return (encode_records(records[in_a], key, "borough_a"), encode_records(records[~in_a], key, "borough_b"))
+
+
+def _key_file(folder: Path, key: bytes = KEY, mode: int = 0o600) -> Path:
+    path = folder / f"shared-{mode:o}.key"
+    path.write_bytes(key + b"\n")
+    os.chmod(path, mode)
+    return path
+
+
+def _borough_config(folder: Path, name: str, sources: set[str]) -> Path:
+    whole = yaml.safe_load((folder / "council.yaml").read_text())
+    config = {"name": name, "sources": {s: spec for s, spec in whole["sources"].items() if s in sources}}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _recovered_by_frequency(patterns: pd.Series, names: pd.Series) -> float:
+    """The attack: rank the encodings by how often each exact pattern occurs, rank the names of a
+    reference population (here the very names encoded: the attacker's best case) the same way,
+    and pair them off rank by rank. The share of records whose name is then guessed right."""
+    pattern_rank = patterns.map(patterns.value_counts().rank(method="first", ascending=False))
+    name_order = names.value_counts().index
+    guess = pattern_rank.map(lambda r: name_order[int(r) - 1] if r <= len(name_order) else None)
+    return float((guess == names).mean())
+
+
+def test_frequency_alone_recovers_names_from_a_field_filter_but_not_from_the_encodings(council):
+    _, records, _ = council
+    people = records[records["first_name_key"].notna()].reset_index(drop=True)
+    names = people["first_name_key"]
+    # The control: a filter of the first name alone, keyed and diffused like the real ones. Equal
+    # names give equal filters, so ranking them by frequency gives the names away.
+    alone = people[["source", "record_id", "first_name_key"]]
+    field_filter = pd.Series([row.tobytes() for row in bloom_filters(alone, KEY, "record")])
+    assert _recovered_by_frequency(field_filter, names) > 0.5
+    # The encodings hold every field in one filter: an exact pattern is one person's, not a name's.
+    encoded = encode_records(people, KEY, "borough_a").frame["bloom_record"]
+    assert _recovered_by_frequency(encoded, names) < 0.05
+    # …nor do the most frequent names come out on top: of the ten commonest, at most one is guessed.
+    top = names.value_counts().index[:10]
+    pattern_rank = encoded.map(encoded.value_counts().rank(method="first", ascending=False))
+    guessed = {names[pattern_rank == rank].mode().iat[0] == top[rank - 1] for rank in range(1, 11)
+               if (pattern_rank == rank).any()} - {False}
+    assert len(guessed) <= 1
+
+
+def test_no_clear_value_from_the_input_is_in_the_encoded_file(council, tmp_path):
+    _, records, _ = council
+    path = write_encoded(encode_records(records, KEY, "borough_a"), tmp_path / "a.parquet")
+    table = pq.read_table(path)
+    assert set(table.column_names) == {"source", "record_id", "bloom_record"} | {
+        c for c in table.column_names if c.startswith("block_")}
+    clear = set()
+    for column in ("first_name", "last_name", "first_name_key", "last_name_key", "postcode", "address"):
+        clear |= {v for v in records[column].dropna().astype(str) if len(v) >= 5}
+    dob = pd.to_datetime(records["date_of_birth"]).dropna()
+    clear |= set(dob.dt.strftime("%Y-%m-%d")) | set(dob.dt.strftime("%d/%m/%Y")) | set(dob.dt.strftime("%Y%m%d"))
+    raw = path.read_bytes()
+    readable = " ".join([
+        " ".join(table.column("source").to_pylist()), " ".join(table.column("record_id").to_pylist()),
+        str(table.schema.metadata),
+    ])
+    found = [v for v in clear if v.encode("utf-8") in raw or v in readable]
+    assert found == []
+
+
+def test_the_same_key_gives_the_same_encodings_and_another_key_others(council):
+    _, records, _ = council
+    first, again = encode_records(records, KEY, "a"), encode_records(records, KEY, "a")
+    other = encode_records(records, OTHER_KEY, "a")
+    pd.testing.assert_frame_equal(first.frame, again.frame)
+    assert first.metadata["key_fingerprint"] != other.metadata["key_fingerprint"]
+    rows = np.arange(len(records))
+    same, _ = filters(first, "record")
+    changed, _ = filters(other, "record")
+    both = np.concatenate([same, changed])
+    across = dice(both, rows, rows + len(records))  # a record against itself under the other key
+    assert np.median(across) < 0.6  # as far apart as two strangers: nothing carries over
+    block = [c for c in first.frame.columns if c.startswith("block_")]
+    assert not (first.frame[block].stack() == other.frame[block].stack()).any()
+
+
+def test_two_boroughs_link_with_precision_and_recall(council):
+    _, records, truth = council
+    a, b = _boroughs(records)
+    result = link_encoded(a, b)
+    links = result.links
+    assert len(links) == len(records) and not links.duplicated(["source", "record_id"]).any()
+    assert list(links.columns[:5]) == ["organisation", "source", "record_id", "resident_id", "match_probability"]
+    assert links["match_probability"].between(0, 1).all()
+    merged = truth.astype(str).merge(links, on=["source", "record_id"])
+    scores = pairwise_scores(merged["resident_id"], merged["person_id"])
+    # measured 0.96 / 0.70 at 10k records (BENCHMARKS.md); this small council is a little easier
+    assert scores["precision"] >= 0.93
+    assert scores["f1"] >= 0.75
+    assert result.summary["residents_in_both"] > 100
+
+
+def test_files_under_different_keys_are_refused(council):
+    _, records, _ = council
+    in_a = records["source"].isin(BOROUGH_A)
+    a = encode_records(records[in_a], KEY, "borough_a")
+    b = encode_records(records[~in_a], OTHER_KEY, "borough_b")
+    with pytest.raises(DataError, match="different keys"):
+        link_encoded(a, b)
+
+
+def test_files_with_other_parameters_are_refused(council):
+    _, records, _ = council
+    a, b = _boroughs(records.head(200))
+    b.metadata["bits"] = 2048
+    with pytest.raises(DataError, match=r"different parameters \(bits\)"):
+        link_encoded(a, b)
+
+
+def test_a_file_not_written_by_encode_is_refused(tmp_path):
+    pd.DataFrame({"source": ["x"], "record_id": ["1"]}).to_parquet(tmp_path / "plain.parquet")
+    with pytest.raises(DataError, match="not an encoded file"):
+        read_encoded(tmp_path / "plain.parquet")
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        read_encoded(tmp_path / "junk.parquet")
+
+
+def test_an_empty_encoded_file_is_refused(council, tmp_path):
+    _, records, _ = council
+    encoded = encode_records(records.head(5), KEY, "a")
+    encoded.frame = encoded.frame.iloc[:0]
+    write_encoded(encoded, tmp_path / "empty.parquet")
+    with pytest.raises(DataError, match="no records"):
+        read_encoded(tmp_path / "empty.parquet")
+
+
+def test_encode_and_link_encoded_on_the_command_line(council, tmp_path):
+    folder, records, _ = council
+    key = _key_file(tmp_path)
+    outputs = []
+    for name, sources in (("borough_a", BOROUGH_A), ("borough_b", set(records["source"]) - BOROUGH_A)):
+        out = tmp_path / f"{name}.parquet"
+        result = _invoke("encode", _borough_config(folder, name, sources), "--key-file", key, "--out", out)
+        assert result.exit_code == 0, result.output
+        assert KEY.decode() not in result.output
+        outputs.append(out)
+    result = _invoke("link-encoded", *outputs, "--out", tmp_path / "linked")
+    assert result.exit_code == 0, result.output
+    assert "in both files" in result.output
+    links = pd.read_parquet(tmp_path / "linked" / "resident_links.parquet")
+    assert len(links) == len(records)
+    assert (tmp_path / "linked" / "pprl_summary.json").is_file()
+    assert KEY.decode() not in (tmp_path / "linked" / "pprl_summary.json").read_text()
+
+
+def test_link_encoded_refuses_mismatched_keys_in_one_line(council, tmp_path):
+    _, records, _ = council
+    in_a = records["source"].isin(BOROUGH_A)
+    write_encoded(encode_records(records[in_a], KEY, "borough_a"), tmp_path / "a.parquet")
+    write_encoded(encode_records(records[~in_a], OTHER_KEY, "borough_b"), tmp_path / "b.parquet")
+    result = _invoke("link-encoded", tmp_path / "a.parquet", tmp_path / "b.parquet", "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert "different keys" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("problem", ["readable by others", "too short", "in the config"])
+def test_encode_refuses_an_unsafe_key_file(council, tmp_path, problem):
+    folder, _, _ = council
+    config = _borough_config(folder, "borough_a", BOROUGH_A)
+    if problem == "readable by others":
+        key = _key_file(tmp_path, mode=0o644)
+    elif problem == "too short":
+        key = _key_file(tmp_path, key=b"short")
+    else:
+        key = _key_file(tmp_path)
+        config = folder / "borough_a_with_key.yaml"  # beside the extracts its paths name
+        config.write_text(config.with_name("borough_a.yaml").read_text() + f"# {KEY.decode()}\n")
+    out = tmp_path / "a.parquet"
+    result = _invoke("encode", config, "--key-file", key, "--out", out)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
