@@ -192,6 +192,25 @@ def test_sheet_on_a_csv_source_is_an_error():
     assert "'sheet' applies to .xlsx files only" in error_for(config(sources={"register": source(sheet="Sheet1")}))
 
 
+def test_delimiter_is_one_character_and_tab_may_be_spelt_out():
+    assert load_config(config(sources={"register": source(delimiter="tab")})).sources["register"].delimiter == "\t"
+    assert load_config(config(sources={"register": source(delimiter=";")})).sources["register"].delimiter == ";"
+    assert "expected one character such as ';'" in error_for(config(sources={"register": source(delimiter=";;")}))
+    assert "expected one character" in error_for(config(sources={"register": source(delimiter="a")}))
+
+
+def test_delimiter_on_a_workbook_and_header_row_on_parquet_are_errors():
+    message = error_for(config(sources={"register": source(path="p.xlsx", delimiter=";")}))
+    assert message.endswith("'delimiter' applies to .csv files only; this source is a .xlsx file")
+    message = error_for(config(sources={"register": source(path="p.parquet", header_row=2)}))
+    assert message.endswith("'header_row' applies to .csv and .xlsx files only; this source is a .parquet file")
+    assert load_config(config(sources={"register": source(path="p.xlsx", header_row=3)})).sources["register"].header_row == 3
+
+
+def test_header_row_counts_from_one():
+    assert "header_row" in error_for(config(sources={"register": source(header_row=0)}))
+
+
 def test_a_source_without_any_name_field_is_an_error():
     message = error_for(config(sources={"register": source(fields={"postcode": "pc", "date_of_birth": "dob"})}))
     assert message == (

@@ -193,6 +193,60 @@ def test_xlsx_missing_sheet_lists_the_sheets(tmp_path):
     assert message.endswith("source register: sheet 'People' not found; the workbook has: 'Sheet1'")
 
 
+def test_xlsx_header_row_skips_a_title_above_the_header(tmp_path):
+    write_workbook(tmp_path / "p.xlsx", {"People": [["Register as at 1 May"], [], ["ref", "forename"], [1, "Ann"],
+                                                    [2, "Bo"]]})
+    raw = read_one(tmp_path, "p.xlsx", header_row=3)
+    assert raw["record_id"].tolist() == ["1", "2"]
+    assert raw["first_name"].tolist() == ["Ann", "Bo"]
+
+
+# Delimiters and title rows (CSV) -------------------------------------------------------------
+
+def test_csv_header_row_skips_title_lines(tmp_path):
+    (tmp_path / "p.csv").write_text("Extract of 1 May 2026, all wards\n\nref,forename\n001,Ann\n002,Bo\n",
+                                    encoding="utf-8")
+    raw = read_one(tmp_path, "p.csv", header_row=3)
+    assert raw["record_id"].tolist() == ["001", "002"]
+    assert raw["first_name"].tolist() == ["Ann", "Bo"]
+
+
+def test_csv_header_row_past_the_end_is_one_line(tmp_path):
+    (tmp_path / "p.csv").write_text("ref,forename\n001,Ann\n", encoding="utf-8")
+    assert "line 9 is blank or past the end" in data_error(tmp_path, "p.csv", header_row=9)
+
+
+def test_csv_explicit_delimiter_keeps_commas_inside_values(tmp_path):
+    (tmp_path / "p.csv").write_text("ref|forename|address\n1|Ann|1 High St, Leeds\n", encoding="utf-8")
+    raw = read_one(tmp_path, "p.csv", {"first_name": "forename", "address": "address"}, delimiter="|")
+    assert raw["address"].tolist() == ["1 High St, Leeds"]
+
+
+@pytest.mark.parametrize("sep", ["\t", ";", "|"])
+def test_csv_without_commas_in_its_header_reads_with_its_own_delimiter(tmp_path, sep):
+    (tmp_path / "p.csv").write_text(f"ref{sep}forename\n001{sep}Smith, Ann\n", encoding="utf-8")
+    raw = read_one(tmp_path, "p.csv")
+    assert raw["first_name"].tolist() == ["Smith, Ann"]
+
+
+def test_csv_with_commas_in_its_header_stays_comma_separated(tmp_path):
+    # what read before reads the same: a semicolon inside a value never makes it the delimiter
+    (tmp_path / "p.csv").write_text("ref,forename\n001,Ann;Bo\n", encoding="utf-8")
+    assert read_one(tmp_path, "p.csv")["first_name"].tolist() == ["Ann;Bo"]
+
+
+def test_delimiter_and_header_row_do_not_change_record_hashes(tmp_path):
+    from residentview.sources import row_hashes
+
+    (tmp_path / "p.csv").write_text("ref,forename\n1,Ann\n", encoding="utf-8")
+    (tmp_path / "q.csv").write_text("Title\nref;forename\n1;Ann\n", encoding="utf-8")
+    plain = one_source(tmp_path, "p.csv")
+    laid_out = one_source(tmp_path, "q.csv", delimiter=";", header_row=2)
+    raw_plain, _ = read_source(plain, "register")
+    raw_laid_out, _ = read_source(laid_out, "register")
+    assert (row_hashes(raw_plain, plain) == row_hashes(raw_laid_out, laid_out)).all()
+
+
 @pytest.mark.parametrize("name", ["p.parquet", "p.xlsx"])
 def test_unreadable_binary_files(tmp_path, name):
     (tmp_path / name).write_text("this is not what the extension says", encoding="utf-8")

@@ -183,6 +183,11 @@ class SourceConfig(BaseModel):
     id: Text
     encoding: str = "auto"
     sheet: Optional[Union[str, int]] = None
+    # CSV only: one character (or `tab`). Default: a comma, or the header line's own tab, ';' or
+    # '|' when it holds no comma (so every file that read before reads the same).
+    delimiter: Optional[str] = None
+    # CSV and .xlsx: the 1-based row of the header, for extracts with a title above it.
+    header_row: Optional[int] = Field(None, ge=1)
     fields: SourceFields
     retention: Optional[RetentionConfig] = None
 
@@ -215,6 +220,15 @@ class SourceConfig(BaseModel):
                 raise ValueError("expected auto, utf-8, cp1252, latin-1 or another Python codec") from None
         return value
 
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and value.lower() == "tab":
+            return "\t"
+        if value is not None and (len(value) != 1 or value.isalnum() or value in "\"\r\n"):
+            raise ValueError("expected one character such as ';', '|' or tab (not a letter, digit, quote or newline)")
+        return value
+
     @model_validator(mode="after")
     def _retention_needs_a_date(self) -> "SourceConfig":
         if self.retention is not None and self.fields.record_date is None:
@@ -228,6 +242,10 @@ class SourceConfig(BaseModel):
             raise ValueError(f"'encoding' applies to .csv files only; this source is a {suffix} file")
         if self.sheet is not None and suffix != ".xlsx":
             raise ValueError(f"'sheet' applies to .xlsx files only; this source is a {suffix} file")
+        if self.delimiter is not None and suffix != ".csv":
+            raise ValueError(f"'delimiter' applies to .csv files only; this source is a {suffix} file")
+        if self.header_row is not None and suffix not in (".csv", ".xlsx"):
+            raise ValueError(f"'header_row' applies to .csv and .xlsx files only; this source is a {suffix} file")
         return self
 
     def columns(self) -> list[str]:

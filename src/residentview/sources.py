@@ -167,17 +167,37 @@ def _csv_encodings(path: Path, encoding: str) -> tuple[str, ...]:
 
 
 SPARE_FIELDS = 8
+OTHER_DELIMITERS = ("\t", ";", "|")
 
 
-def _parse_csv_body(path: Path, where: str, header: list[str], encoding: str) -> pd.DataFrame:
+def csv_delimiter(header_line: str) -> str:
+    """The delimiter of a CSV whose config gives none: a comma, unless the header line holds no
+    comma and does hold a tab, ';' or '|' (the commonest of them) — so every file that read as
+    comma-separated before still does."""
+    if "," in header_line:
+        return ","
+    counts = {d: header_line.count(d) for d in OTHER_DELIMITERS if d in header_line}
+    return max(counts, key=counts.get) if counts else ","
+
+
+def _header_line(fh, header_row: Optional[int]) -> str:
+    """The header's line of an open CSV: the first, or line `header_row` (1-based)."""
+    for _ in range((header_row or 1) - 1):
+        if not fh.readline():
+            return ""
+    return fh.readline()
+
+
+def _parse_csv_body(path: Path, where: str, header: list[str], encoding: str, delimiter: str = ",",
+                    header_row: Optional[int] = None) -> pd.DataFrame:
     """Every row as text under the header's names. A row with more fields than the header
     (an unquoted comma in an address) is an error, not a silent shift of its values: pandas would
     otherwise take the surplus as an index or drop it, so spare columns catch it here. Surplus
     fields that are all empty (a trailing comma on every line) are fine."""
     width = len(header)
     frame = pd.read_csv(
-        path, header=None, skiprows=1, names=range(width + SPARE_FIELDS), index_col=False,
-        dtype=TEXT, keep_default_na=False, na_values=[], encoding=encoding,
+        path, header=None, skiprows=header_row or 1, names=range(width + SPARE_FIELDS), index_col=False,
+        dtype=TEXT, keep_default_na=False, na_values=[], encoding=encoding, sep=delimiter,
     )
     spare = frame.iloc[:, width:]
     overfull = (spare.notna() & (spare != "")).any(axis=1).to_numpy()
@@ -192,18 +212,24 @@ def _parse_csv_body(path: Path, where: str, header: list[str], encoding: str) ->
     return frame
 
 
-def _read_csv(path: Path, where: str, wanted: Optional[Sequence[str]], encoding: str):
+def _read_csv(path: Path, where: str, wanted: Optional[Sequence[str]], encoding: str,
+              delimiter: Optional[str] = None, header_row: Optional[int] = None):
     encodings = _csv_encodings(path, encoding)
     failure: Optional[UnicodeError] = None
     for enc in encodings:
         try:
             with path.open(newline="", encoding=enc) as fh:
-                header = next(csv.reader(fh), [])
+                line = _header_line(fh, header_row)
+            sep = delimiter or csv_delimiter(line)
+            header = next(csv.reader([line.rstrip("\r\n")], delimiter=sep), [])
             if not any(h.strip() for h in header):
+                if header_row:
+                    raise DataError(f"{where}: line {header_row} is blank or past the end; expected the header there "
+                                    "(check 'header_row:')")
                 raise DataError(f"{path}: file is empty (no header row)")
             if wanted is not None:
                 _check_columns(where, header, wanted)
-            frame = _parse_csv_body(path, where, header, enc)
+            frame = _parse_csv_body(path, where, header, enc, sep, header_row)
             return frame[list(wanted)] if wanted is not None else frame, ("utf-8" if enc == "utf-8-sig" else enc)
         except UnicodeError as exc:  # UnicodeDecodeError, or utf-16 without a BOM
             failure = exc
@@ -241,7 +267,8 @@ def _read_parquet(path: Path, where: str, wanted: Optional[Sequence[str]]) -> pd
         raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
 
 
-def _read_xlsx(path: Path, where: str, wanted: Optional[Sequence[str]], sheet) -> pd.DataFrame:
+def _read_xlsx(path: Path, where: str, wanted: Optional[Sequence[str]], sheet,
+               header_row: Optional[int] = None) -> pd.DataFrame:
     """Read with calamine (Rust): about eight times quicker than openpyxl on a large sheet."""
     from python_calamine import CalamineWorkbook
 
@@ -257,7 +284,7 @@ def _read_xlsx(path: Path, where: str, wanted: Optional[Sequence[str]], sheet) -
             warnings.simplefilter("ignore")
             frame = pd.read_excel(
                 path, sheet_name=chosen, dtype=object, engine="calamine",
-                keep_default_na=False, na_values=[],
+                keep_default_na=False, na_values=[], header=(header_row or 1) - 1,
             )
     except Exception:
         raise DataError(f"{path}: not a readable .xlsx file (sheet {chosen!r})") from None
@@ -274,8 +301,11 @@ def read_table(
     sheet=None,
     columns: Optional[Sequence[str]] = None,
     source: Optional[str] = None,
+    delimiter: Optional[str] = None,
+    header_row: Optional[int] = None,
 ) -> tuple[pd.DataFrame, Optional[str]]:
     """Read one extract (or just `columns` of it). Returns the frame and the encoding used (CSV only).
+    `delimiter` (CSV) and `header_row` (CSV, .xlsx: 1-based, rows above it ignored) as in the config.
 
     Errors are one-line `DataError`s naming the file (and `source`, when given).
     """
@@ -290,11 +320,11 @@ def read_table(
         if path.stat().st_size == 0:
             raise DataError(f"{where}: file is empty")
         if suffix == ".csv":
-            return _read_csv(path, where, columns, encoding)
+            return _read_csv(path, where, columns, encoding, delimiter, header_row)
         if suffix == ".parquet":
             return _read_parquet(path, where, columns), None
         if suffix == ".xlsx":
-            return _read_xlsx(path, where, columns, sheet), None
+            return _read_xlsx(path, where, columns, sheet, header_row), None
     except PermissionError:
         raise DataError(f"{where}: cannot read the file (permission denied)") from None
     raise DataError(f"{where}: unsupported file type {suffix!r}; expected one of {_KINDS}")
@@ -334,7 +364,8 @@ def read_source(config: Config, name: str, today: Optional[pd.Timestamp] = None
     spec = config.sources[name]
     path = config.source_path(name)
     where = _where(path, name)
-    frame, used = read_table(path, spec.encoding, spec.sheet, columns=spec.columns(), source=name)
+    frame, used = read_table(path, spec.encoding, spec.sheet, columns=spec.columns(), source=name,
+                             delimiter=spec.delimiter, header_row=spec.header_row)
     frame = frame.reset_index(drop=True)  # a Parquet file may carry its own index
     fields = [*spec.fields.mapped(), *map(identifier_column, spec.fields.identifiers)]
     summary = SourceSummary(name, str(path), len(frame), used, fields)
@@ -412,7 +443,8 @@ def _source_settings(config: Config, name: str) -> str:
     """A source's settings that change how its values read (fields, formats, id), without its
     path: tonight's file under a new name holds the same records."""
     # Retention says which records are read, not how they read: a record kept reads the same.
-    spec = config.sources[name].model_dump(mode="json", exclude={"path", "sheet", "encoding", "retention"})
+    spec = config.sources[name].model_dump(mode="json", exclude={"path", "sheet", "encoding", "retention",
+                                                                  "delimiter", "header_row"})
     return json.dumps(spec, sort_keys=True, default=str)
 
 
