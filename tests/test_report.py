@@ -620,3 +620,21 @@ def test_the_retention_table_counts_what_each_source_left_out():
     frame = retention_table({"sources": {"register": 20, "benefits": 6},
                              "retention": {"benefits": {"retention": "6 years", "records_past_retention": 5}}})
     assert frame.values.tolist() == [["register", "none set", 20, 0], ["benefits", "6 years", 6, 5]]
+
+
+def test_the_page_comes_from_templates_escapes_values_and_prints_on_a4():
+    from residentview.report.html_page import Page, heat_table, table
+
+    frame = pd.DataFrame({"name": ["<b>O'Neil</b>"], "share": ['<span class="share">50%</span>']})
+    html = table(frame, raw_html=("share",))
+    assert "&lt;b&gt;O&#39;Neil&lt;/b&gt;" in html and '<span class="share">50%</span>' in html
+    grid = pd.DataFrame({"council_tax": [0.1, float("nan")], "register": [0.1, 0.9]}, index=["last_name", "phone"])
+    shaded = heat_table(grid, expected_sparse=("phone",))
+    assert "rgb(255,25,25)" in shaded  # a shortfall in a field everyone has: red
+    assert 'class="heat not-held"' in shaded  # a source that does not hold the field
+    assert "rgb(141,141,255)" in shaded and "rgb(255,229,229)" not in shaded  # phone at 90%: blue, not red
+    page = Page(title="A <run>", banner="<strong>OFFICIAL</strong>")
+    page.section("one", "First", "<p>body</p>")
+    rendered = page.render()
+    assert "<title>A &lt;run&gt;</title>" in rendered and "<strong>OFFICIAL</strong>" in rendered
+    assert "<p>body</p>" in rendered and "@media print" in rendered and "size: A4" in rendered

@@ -1,5 +1,9 @@
 """A self-contained HTML page: static tables and bars, plus Vega-Lite charts drawn by the vega
-libraries Splink ships, inlined once in the page head so the file opens with no network."""
+libraries Splink ships, inlined once in the page head so the file opens with no network.
+
+The markup is in Jinja2 templates shared with the review page (`residentview/templates`:
+report.html, its building blocks in components.html, the shell and banner in base.html); these
+functions only turn frames into the plain values the templates lay out."""
 
 from __future__ import annotations
 
@@ -11,33 +15,13 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import pandas as pd
+from markupsafe import Markup
 from splink.internals.html_utils import load_chart_libraries
+
+from residentview.templates import environment
 
 Formatter = Callable[[object], str]
 VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
-
-STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Arial, sans-serif; margin: 0; color: #1b1b1b; }
-main { max-width: 1200px; margin: 0 auto; padding: 0 24px 48px; }
-.banner { background: #8a1c1c; color: #fff; padding: 12px 24px; font-weight: 600; }
-.banner small { display: block; font-weight: 400; }
-h1 { margin: 20px 0 4px; } h2 { border-bottom: 2px solid #1d70b8; padding-bottom: 4px; margin-top: 36px; }
-nav a { margin-right: 12px; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-size: 14px; }
-th, td { border: 1px solid #c8c8c8; padding: 4px 8px; text-align: left; vertical-align: top; }
-th { background: #f0f4f8; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.this-run td { background: #fff7d6; font-weight: 600; }
-.share { white-space: nowrap; }
-.scroll { overflow-x: auto; }
-td.heat { text-align: right; font-variant-numeric: tabular-nums; }
-.bar { display: inline-block; height: 10px; background: #1d70b8; vertical-align: middle; margin-right: 6px; }
-.note { color: #505a5f; font-size: 14px; }
-.missing { color: #8a1c1c; font-style: italic; }
-.cards { display: flex; flex-wrap: wrap; gap: 12px; }
-.card { border: 1px solid #c8c8c8; border-radius: 4px; padding: 8px 16px; min-width: 140px; }
-.card b { display: block; font-size: 24px; }
-.chart { margin: 12px 0 24px; overflow-x: auto; }
-"""
 
 CHART_SCRIPT = """
 document.querySelectorAll('.chart[data-spec]').forEach(function (el) {
@@ -80,13 +64,17 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _component(macro: str, **values) -> str:
+    """One macro of components.html, rendered: HTML, safe to join into a section's body."""
+    return str(getattr(environment().get_template("components.html").module, macro)(**values))
+
+
 def table(frame: pd.DataFrame, formats: Optional[dict[str, Formatter]] = None,
           highlight: Optional[pd.Series] = None, raw_html: tuple[str, ...] = ()) -> str:
     """An HTML table; `formats` turn values into text, `raw_html` columns are already HTML."""
     formats = formats or {}
-    head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
-    body = []
     marks = highlight.to_numpy() if highlight is not None else [False] * len(frame)
+    rows = []
     for mark, row in zip(marks, frame.itertuples(index=False)):  # display tables are a few dozen rows
         cells = []
         for column, value in zip(frame.columns, row):
@@ -96,44 +84,42 @@ def table(frame: pd.DataFrame, formats: Optional[dict[str, Formatter]] = None,
                 text = ""
             else:
                 text = str(value)
-            text = text if column in raw_html else esc(text)
-            numeric = column in formats and formats[column] is not share_bar
-            cells.append(f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>")
-        row_class = ' class="this-run"' if mark else ""
-        body.append(f"<tr{row_class}>{''.join(cells)}</tr>")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+            cells.append({"text": Markup(text) if column in raw_html else text,
+                          "numeric": column in formats and formats[column] is not share_bar})
+        rows.append({"cells": cells, "highlight": bool(mark)})
+    return _component("table", columns=[str(c) for c in frame.columns], rows=rows)
 
 
-def heat_table(grid: pd.DataFrame, shortfall: bool = True) -> str:
+def heat_table(grid: pd.DataFrame, shortfall: bool = True, expected_sparse: tuple[str, ...] = ()) -> str:
     """A grid of shares (rows × columns), each cell shaded from red (0%) to white (100%) — or,
-    where a low share is no shortfall (`shortfall` False), from white (0%) to blue (100%)."""
-    head = "<th></th>" + "".join(f"<th>{esc(c)}</th>" for c in grid.columns)
+    where a low share is no shortfall (`shortfall` False, or a row in `expected_sparse`: a field
+    only some people have), from white (0%) to blue (100%). A cell with no value (a source that
+    does not hold the field) is hatched grey."""
     rows = []
     for label, values in zip(grid.index, grid.to_numpy()):
+        red = shortfall and label not in expected_sparse
         cells = []
         for value in values:
             if _is_number(value):
                 shade = int(255 * max(0.0, min(1.0, float(value))))
-                colour = f"rgb(255,{shade},{shade})" if shortfall else f"rgb({255 - shade // 2},{255 - shade // 2},255)"
-                cells.append(f'<td class="heat" style="background:{colour}">{float(value):.0%}</td>')
+                colour = f"rgb(255,{shade},{shade})" if red else f"rgb({255 - shade // 2},{255 - shade // 2},255)"
+                cells.append({"text": f"{float(value):.0%}", "colour": colour})
             else:
-                cells.append('<td class="heat">–</td>')
-        rows.append(f"<tr><th>{esc(label)}</th>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+                cells.append({"text": None, "title": "not held"})
+        rows.append({"label": str(label), "cells": cells})
+    return _component("heat_table", columns=[str(c) for c in grid.columns], rows=rows)
 
 
 def missing(what: str) -> str:
-    return f'<p class="missing">{esc(what)}</p>'
+    return _component("missing", text=what)
 
 
 def note(text: str) -> str:
-    return f'<p class="note">{esc(text)}</p>'
+    return _component("note", text=text)
 
 
 def cards(values: dict[str, str]) -> str:
-    return '<div class="cards">' + "".join(
-        f'<div class="card"><b>{esc(v)}</b>{esc(k)}</div>' for k, v in values.items()
-    ) + "</div>"
+    return _component("cards", values=list(values.items()))
 
 
 @dataclass
@@ -152,30 +138,19 @@ class Page:
         # makes vega-embed warn in the console; the major version is what matters.
         spec = {**spec, "$schema": VEGA_LITE_SCHEMA}
         self.charts.append((name, spec))
-        return f'<div class="chart" id="chart-{index}" data-spec="spec-{index}" aria-label="{esc(name)}"></div>'
+        return _component("chart", index=index, name=name)
 
     def section(self, anchor: str, heading: str, body: str) -> None:
         self.sections.append((anchor, heading, body))
 
     def render(self) -> str:
-        nav = " ".join(f'<a href="#{a}">{esc(h)}</a>' for a, h, _ in self.sections)
-        body = "".join(f'<section id="{a}"><h2>{esc(h)}</h2>{b}</section>' for a, h, b in self.sections)
-        specs = "".join(
-            f'<script type="application/json" id="spec-{i}">{spec_json(spec)}</script>'
-            for i, (_, spec) in enumerate(self.charts)
-        )
-        scripts = ""
-        if self.charts:
-            libraries = load_chart_libraries()
-            scripts = "".join(f"<script>{libraries[name]}</script>" for name in ("vega", "vega-lite", "vega-embed"))
-        return (
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{esc(self.title)}</title><style>{STYLE}</style>{scripts}</head><body>"
-            f'<div class="banner" role="alert">{self.banner}</div><main><h1>{esc(self.title)}</h1>'
-            f"<nav>{nav}</nav>{body}</main>{specs}"
-            + (f"<script>{CHART_SCRIPT}</script>" if self.charts else "")
-            + "</body></html>"
+        libraries = load_chart_libraries() if self.charts else {}
+        return environment().get_template("report.html").render(
+            title=self.title, banner=Markup(self.banner),
+            sections=[{"anchor": a, "heading": h, "body": Markup(b)} for a, h, b in self.sections],
+            specs=[Markup(spec_json(spec)) for _, spec in self.charts],
+            libraries=[libraries[name] for name in ("vega", "vega-lite", "vega-embed") if name in libraries],
+            chart_script=CHART_SCRIPT,
         )
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from residentview.report import linkage_metrics as metrics
+from residentview.fields import IDENTIFIER_PREFIX
 from residentview.report.html_page import (
     Page, cards, count, decimal, esc, heat_table, missing, note, share, share_bar, table,
 )
@@ -192,14 +193,26 @@ def data_quality(page: Page, inputs: ReportInputs) -> None:
             shown[column] = pd.to_numeric(shown[column], errors="coerce")
     body = note("Completeness: share of a source's records with the field present. Validity: share of "
                 "present values in canonical form; invalid values stay in the record but are not used for matching. "
-                "A dash: the source does not map the field.")
+                "A hatched dash: the source does not hold the field. Red marks a shortfall in a field everyone "
+                "has; fields only some people have (titles, middle names, previous surnames, phone, email, "
+                "service reference numbers) are shaded blue, since a low share there is expected.")
     for measure in ("completeness", "validity"):
         if measure in shown:
             grid = shown.pivot_table(index="field", columns="source", values=measure, aggfunc="first", sort=False)
-            body += f"<h3>{measure.capitalize()}</h3>" + heat_table(grid)
+            # Validity is expected high for every field held; completeness only for fields everyone has.
+            sparse = tuple(f for f in grid.index if _sparse_by_design(str(f))) if measure == "completeness" else ()
+            body += f"<h3>{measure.capitalize()}</h3>" + heat_table(grid, expected_sparse=sparse)
     body += "<details><summary>Every source and field, with reasons for invalid values</summary>"
     body += table(shown[columns], formats, raw_html=("completeness", "validity")) + "</details>"
     page.section("quality", "Data quality", body)
+
+
+SPARSE_BY_DESIGN = ("title", "middle_names", "previous_last_name", "phone", "email")
+
+
+def _sparse_by_design(field: str) -> bool:
+    """A field only some people have: a low completeness is expected, not a fault."""
+    return field in SPARSE_BY_DESIGN or field.startswith(IDENTIFIER_PREFIX)
 
 
 def _reasons_text(value: object) -> str:

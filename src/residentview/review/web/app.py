@@ -19,10 +19,12 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 from flask import Flask, Response, jsonify, render_template, request
+from jinja2 import ChoiceLoader, FileSystemLoader
 from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from residentview import templates as shared_templates
 from residentview.errors import DataError, ResidentViewError
 from residentview.report.sections import BANNER
 from residentview.review.apply import record_decisions
@@ -147,6 +149,8 @@ def create_app(outdir, blind: bool = False) -> Flask:
     state = PageState(outdir, blind)
     state.snapshot()
     app = Flask(__name__)
+    # Its own templates first, then the ones it shares with the report (the page shell, the banner).
+    app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(shared_templates.FOLDER)])
     app.config.update(MAX_CONTENT_LENGTH=256 * 1024)
     app.json.sort_keys = False
     app.extensions["residentview"] = state
@@ -205,9 +209,14 @@ def create_app(outdir, blind: bool = False) -> Flask:
     @app.get("/")
     def page():
         snapshot = state.snapshot()
-        return render_template("page.html", banner=Markup(PAGE_BANNER), run_timestamp=snapshot.run_timestamp or "",
-                               run_name=snapshot.run.run.get("name") or snapshot.folder.name,
+        run_name = snapshot.run.run.get("name") or snapshot.folder.name
+        return render_template("page.html", title=f"Review matches: {run_name}", banner=Markup(PAGE_BANNER),
+                               run_timestamp=snapshot.run_timestamp or "", run_name=run_name,
                                folder=str(snapshot.folder), blind_locked=state.blind)
+
+    @app.get("/static/shared.css")  # shared with the report: residentview/templates/shared.css
+    def shared_css():
+        return Response(shared_templates.shared_css(), mimetype="text/css")
 
     # -- the queue
     @app.get("/api/queue")
