@@ -132,7 +132,7 @@ def test_numeric_run_name_and_column_names_are_read_as_text():
         ({"name": "borough"}, "<config>: sources: missing required key 'sources'"),
         (config(sources={}), "<config>: sources: no sources; expected at least one source"),
         (config(sources={"register": {"id": "ref", "fields": {"first_name": "f"}}}),
-         "<config>: sources.register.path: missing required key 'path'"),
+         "<config>: sources.register: a source needs either path (a file) or sql (a database); found neither"),
         (config(sources={"register": {"path": "p.csv", "fields": {"first_name": "f"}}}),
          "<config>: sources.register.id: missing required key 'id'"),
         (config(sources={"register": {"path": "p.csv", "id": "ref"}}),

@@ -213,10 +213,15 @@ def validate(config: Path) -> None:
     from residentview.sources import read_sources
     from residentview.standardise import standardise
 
+    from residentview.resident_view.to_database import check_output_database, label
+
     cfg = load_config(config)
     raw, summaries = read_sources(cfg)
     quality = standardise(raw, cfg).quality
+    check_output_database(cfg.output_database)
     _say(f"config {config}: OK ({_count(len(summaries), 'source')})")
+    if cfg.output_database is not None:
+        _say(f"  {label(cfg.output_database)}: connected")
     for s in summaries:
         encoding = f", encoding {s.encoding}" if s.encoding else ""
         _say(f"  {s.source}: {s.n_records:,} records{encoding}; fields: {', '.join(s.fields)}")
@@ -254,8 +259,11 @@ def link_command(config: Path, out: Path | None, previous: Path | None) -> None:
     from residentview.outputs import folder_lock
     from residentview.pipeline import link
 
+    from residentview.resident_view.to_database import check_output_database
+
     cfg = load_config(config)
     folder = cfg.output_dir(out)
+    check_output_database(cfg.output_database)  # now, not after the linking
     with folder_lock(folder, "link"):  # from reading its decisions to writing them back
         result = link(cfg, previous=previous or folder, progress=False if _quiet() else None)
         result.write(folder)
@@ -279,8 +287,11 @@ def update_command(config: Path, out: Path | None, retrain: bool) -> None:
     from residentview.outputs import folder_lock
     from residentview.pipeline import has_previous_run, link
 
+    from residentview.resident_view.to_database import check_output_database
+
     cfg = load_config(config)
     folder = cfg.output_dir(out)
+    check_output_database(cfg.output_database)  # now, not after the linking
     show = False if _quiet() else None
     with folder_lock(folder, "update"):
         if retrain:

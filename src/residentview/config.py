@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional, Union
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from residentview.databases import url_problem
 from residentview.errors import ConfigError
 from residentview.fields import (
     CANONICAL_FIELDS,
@@ -176,10 +178,59 @@ class RetentionConfig(BaseModel):
         return " and ".join(parts)
 
 
+def _database_url(value: str) -> str:
+    problem = url_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
+
+
+def _a_mapping(value: Any, expected: str) -> Any:
+    # Said here, not by pydantic's type check, whose message would quote the value: a URL
+    # given where the mapping belongs may hold a password.
+    if not isinstance(value, dict):
+        raise ValueError(f"must be {expected}")
+    return value
+
+
+class SqlSource(BaseModel):
+    """A source read from a database (CONTRACT §9): a query, or every row of a table or view."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: DatabaseUrl
+    query: Optional[str] = None
+    table: Optional[str] = None  # `name`, or `schema.name`
+    chunk_size: int = Field(50_000, gt=0)  # rows fetched at a time
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping(cls, value: Any) -> Any:
+        return _a_mapping(value, "a mapping {url: ..., query: ...} or {url: ..., table: ...}")
+
+    @model_validator(mode="after")
+    def _query_or_table(self) -> "SqlSource":
+        given = [k for k in ("query", "table") if getattr(self, k) is not None]
+        if len(given) != 1:
+            found = "both" if given else "neither"
+            raise ValueError(f"needs exactly one of query (a SELECT) or table (a table or view); found {found}")
+        if not (self.query or self.table).strip():
+            raise ValueError(f"{given[0]} is blank; expected {'a SELECT' if self.query is not None else 'a table name'}")
+        return self
+
+
+# Settings that only a file has: refused on a database source, which has none of them.
+FILE_OPTIONS = ("encoding", "sheet", "delimiter", "header_row")
+
+
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: Path
+    path: Optional[Path] = None
+    sql: Optional[SqlSource] = None  # instead of path: a database (CONTRACT §9)
     id: Text
     encoding: str = "auto"
     sheet: Optional[Union[str, int]] = None
@@ -193,7 +244,9 @@ class SourceConfig(BaseModel):
 
     @field_validator("path")
     @classmethod
-    def _supported_extension(cls, value: Path) -> Path:
+    def _supported_extension(cls, value: Optional[Path]) -> Optional[Path]:
+        if value is None:
+            return value
         suffix = value.suffix.lower()
         if suffix not in SUPPORTED_EXTENSIONS:
             hint = " (save the workbook as .xlsx)" if suffix == ".xls" else ""
@@ -236,7 +289,19 @@ class SourceConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _path_or_sql(self) -> "SourceConfig":
+        if (self.path is None) == (self.sql is None):
+            found = "both" if self.path is not None else "neither"
+            raise ValueError(f"a source needs either path (a file) or sql (a database); found {found}")
+        given = [k for k in FILE_OPTIONS if k in self.model_fields_set]
+        if self.sql is not None and given:
+            raise ValueError(f"'{given[0]}' applies to files only; this source reads a database (sql)")
+        return self
+
+    @model_validator(mode="after")
     def _options_fit_the_file_type(self) -> "SourceConfig":
+        if self.path is None:  # a database source: _path_or_sql has checked it
+            return self
         suffix = self.path.suffix.lower()
         if self.encoding != "auto" and suffix != ".csv":
             raise ValueError(f"'encoding' applies to .csv files only; this source is a {suffix} file")
@@ -278,6 +343,37 @@ class ResidentViewConfig(BaseModel):
     event_ages: list[Annotated[int, Field(gt=0, lt=130)]] = Field(default_factory=lambda: [18])
 
 
+class OutputConfig(BaseModel):
+    """Where a run's outputs go: `output: out/` (the folder, CONTRACT §1), or a mapping with the
+    folder and a database the resident view's tables are also written to (issue 21):
+    `output: {folder: out/, url: postgresql://rv@dbhost/council, schema: resident_view}`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    folder: Optional[Path] = None  # default: residentview-output/ beside the config
+    url: Optional[DatabaseUrl] = None
+    # `schema` in the config; another name here, as pydantic's BaseModel has a `schema` of its own
+    db_schema: Optional[str] = Field(None, alias="schema")  # default: the database's own (public, dbo)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _folder_or_mapping(cls, value: Any) -> Any:
+        value = _number_as_text(value)
+        if isinstance(value, str) and "://" in value:  # not quoted back: it may hold a password
+            raise ValueError("is a database URL; expected a folder, or {folder: ..., url: ..., schema: ...}")
+        if isinstance(value, (str, Path)):
+            return {"folder": value}
+        return _a_mapping(value, "a folder, or a mapping {folder: ..., url: ..., schema: ...}")
+
+    @model_validator(mode="after")
+    def _schema_needs_a_url(self) -> "OutputConfig":
+        if self.db_schema is not None and self.url is None:
+            raise ValueError("schema needs url (the database to write the resident view to)")
+        if self.db_schema is not None and not self.db_schema.strip():
+            raise ValueError("schema is blank; expected a schema name, or leave it out for the database's own")
+        return self
+
+
 class Config(BaseModel):
     """A validated linkage config. `base_dir` is the folder relative paths are resolved from."""
 
@@ -287,7 +383,7 @@ class Config(BaseModel):
     sources: dict[str, SourceConfig]
     linkage: LinkageConfig = Field(default_factory=LinkageConfig)
     resident_view: ResidentViewConfig = Field(default_factory=ResidentViewConfig)
-    output: Optional[Path] = None
+    output: Optional[OutputConfig] = None
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     config_path: Optional[Path] = Field(default=None, exclude=True)
 
@@ -339,7 +435,13 @@ class Config(BaseModel):
     def output_dir(self, override: Optional[Union[str, Path]] = None) -> Path:
         if override is not None:
             return Path(override)
-        return self._resolve(self.output or Path("residentview-output"))
+        folder = self.output.folder if self.output is not None else None
+        return self._resolve(folder or Path("residentview-output"))
+
+    @property
+    def output_database(self) -> Optional[OutputConfig]:
+        """The database the resident view is also written to, when the config names one."""
+        return self.output if self.output is not None and self.output.url is not None else None
 
     def model_path(self) -> Optional[Path]:
         return None if self.linkage.model is None else self._resolve(self.linkage.model)
@@ -362,6 +464,8 @@ _EXPECTED_SHAPE = {
     "LinkageConfig": "a mapping (e.g. threshold: 0.95)",
     "RetentionConfig": "a mapping (e.g. {years: 6})",
     "ResidentViewConfig": "a mapping (e.g. source_priority: [...])",
+    "SqlSource": "{url: ..., query: ...} or {url: ..., table: ...}",
+    "OutputConfig": "a folder, or {folder: ..., url: ..., schema: ...}",
 }
 
 
@@ -374,6 +478,10 @@ def _allowed_keys(loc: tuple) -> Optional[tuple[str, ...]]:
         return tuple(SourceConfig.model_fields)
     if len(parent) == 3 and parent[0] == "sources" and parent[2] == "fields":
         return CANONICAL_FIELDS
+    if len(parent) == 3 and parent[0] == "sources" and parent[2] == "sql":
+        return tuple(SqlSource.model_fields)
+    if parent == ("output",):
+        return tuple(f.alias or name for name, f in OutputConfig.model_fields.items())
     if len(parent) == 3 and parent[0] == "sources" and parent[2] == "retention":
         return tuple(RetentionConfig.model_fields)
     if len(parent) == 4 and parent[2] == "fields":

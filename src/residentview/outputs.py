@@ -12,7 +12,7 @@ import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Callable, Iterator, Optional, Union
 
 from residentview import interrupts
 from residentview.errors import DataError
@@ -37,8 +37,9 @@ def _make_staging(target: Path) -> Path:
         raise DataError(f"{target}: cannot write beside the output folder (permission denied)") from None
 
 
-def _move_into_place(staging: Path, target: Path) -> None:
-    """Move every item of `staging` into `target`; on any failure put the previous files back."""
+def _move_into_place(staging: Path, target: Path, commit: Optional[Callable[[], None]] = None) -> None:
+    """Move every item of `staging` into `target`, then `commit()`; on any failure (the
+    commit's too) put the previous files back."""
     items = sorted(p for p in staging.iterdir() if p.name != _REPLACED)
     for item in items:
         existing = target / item.name
@@ -58,6 +59,8 @@ def _move_into_place(staging: Path, target: Path) -> None:
                 set_aside.append(item.name)
             os.replace(item, existing)
             moved_in.append(item.name)
+        if commit is not None:
+            commit()
     except BaseException:
         for name in reversed(moved_in):
             _remove(target / name)
@@ -67,10 +70,12 @@ def _move_into_place(staging: Path, target: Path) -> None:
 
 
 @contextmanager
-def staged_output(target: Union[str, Path]) -> Iterator[Path]:
+def staged_output(target: Union[str, Path], commit: Optional[Callable[[], None]] = None) -> Iterator[Path]:
     """Yield a temporary folder to write outputs into; when the block ends without an error,
     move each of them into `target` (replacing files of the same name, touching nothing else).
-    When it fails, `target` is left exactly as it was and the temporary folder is removed."""
+    When it fails, `target` is left exactly as it was and the temporary folder is removed.
+    `commit`, when given, is called once every file is in place (the database the view is also
+    written to commits there); if it fails, the previous files are put back."""
     target = Path(target)
     if target.exists() and not target.is_dir():
         raise DataError(f"{target}: output path exists and is not a folder")
@@ -79,7 +84,7 @@ def staged_output(target: Union[str, Path]) -> Iterator[Path]:
         yield staging
         interrupts.check()  # a signal swallowed on the way must not let the outputs move in
         try:
-            _move_into_place(staging, target)
+            _move_into_place(staging, target, commit)
         except PermissionError:
             raise DataError(f"{target}: cannot write the output folder (permission denied)") from None
     finally:

@@ -25,7 +25,8 @@ from residentview.config import Config, load_config
 from residentview.linkage import link_records
 from residentview.outputs import folder_lock, staged_output
 from residentview.progress import pipeline_progress
-from residentview.resident_view import ResidentView, build_resident_view, write_view
+from residentview.resident_view import ResidentView, build_resident_view, view_tables, write_view
+from residentview.resident_view.to_database import database_output
 from residentview.review.apply import decisions_to_honour, write_decisions
 from residentview.review.in_force import DecisionsInForce, decisions_in_force, no_decisions, violations
 from residentview.review.store import appended, as_store_table, empty_store, read_store
@@ -118,13 +119,16 @@ class LinkResult:
                 self._rebase(folder)
             else:
                 self._keep_decisions_added_meanwhile(folder)
-            with staged_output(folder) as staging:
+            # The database's transaction commits once the files are in place (to_database.py)
+            with database_output(self.config.output_database) as database, \
+                    staged_output(folder, commit=database.commit) as staging:
                 if report:
                     self._write_files_and_report(staging, folder)
                 else:
                     self._write_files(staging, folder)
                 keep_run_history(folder, staging, self.run_timestamp)
                 forget_earlier_reports(folder, staging, past_retention_keys(self.summaries), self.run_timestamp)
+                database.write(view_tables(self.view, self.quality))
         return folder
 
     def _keep_decisions_added_meanwhile(self, folder: Path) -> None:
@@ -195,7 +199,7 @@ def link(
     with pipeline_progress(5, progress) as step:
         started = time.perf_counter()
         step("reading sources")
-        raw, summaries = read_sources(cfg)
+        raw, summaries = read_sources(cfg, progress=step.note)
         timings["read"] = time.perf_counter() - started
 
         mark = time.perf_counter()
@@ -304,7 +308,12 @@ def run_entry(result: LinkResult, staging: Path) -> dict:
 
     config = result.config
     inputs = {}
-    for name in config.sources:
+    for name, spec in config.sources.items():
+        if spec.sql is not None:
+            from residentview.sql_sources import audit_input
+
+            inputs[name] = audit_input(spec.sql)
+            continue
         path = config.source_path(name)
         inputs[name] = {"file": path.name, "sha256": file_digest(path)}
     settings = json.dumps(config.model_dump(mode="json"), sort_keys=True, default=str).encode("utf-8")

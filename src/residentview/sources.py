@@ -138,14 +138,14 @@ def _where(path: Path, source: Optional[str]) -> str:
     return f"{path}: source {source}" if source else str(path)
 
 
-def _check_columns(where: str, header: Sequence[str], wanted: Sequence[str]) -> None:
+def _check_columns(where: str, header: Sequence[str], wanted: Sequence[str], holder: str = "the file has") -> None:
     missing = [c for c in wanted if c not in header]
     if missing:
         shown = ", ".join(repr(c) for c in header[:SHOWN_COLUMNS])
         more = f" (and {len(header) - SHOWN_COLUMNS} more)" if len(header) > SHOWN_COLUMNS else ""
         raise DataError(
             f"{where}: column(s) {', '.join(map(repr, missing))} not found; "
-            f"the file has: {shown or '(no columns)'}{more}"
+            f"{holder}: {shown or '(no columns)'}{more}"
         )
     counts = Counter(header)
     repeated = [c for c in wanted if counts[c] > 1]
@@ -357,20 +357,27 @@ def past_retention(raw: pd.DataFrame, config: Config, name: str, today: Optional
     return (dates < cutoff).fillna(False).to_numpy(dtype=bool)
 
 
-def read_source(config: Config, name: str, today: Optional[pd.Timestamp] = None
+def read_source(config: Config, name: str, today: Optional[pd.Timestamp] = None, progress=None
                 ) -> tuple[pd.DataFrame, SourceSummary]:
     """Read one configured source into the raw canonical frame (see the module docstring).
-    Records past the source's retention are dropped here, right after reading, and counted."""
+    Records past the source's retention are dropped here, right after reading, and counted.
+    `progress`: told how many rows a database source has given so far (see `read_sources`)."""
     spec = config.sources[name]
-    path = config.source_path(name)
-    where = _where(path, name)
-    frame, used = read_table(path, spec.encoding, spec.sheet, columns=spec.columns(), source=name,
-                             delimiter=spec.delimiter, header_row=spec.header_row)
+    if spec.sql is not None:
+        from residentview.sql_sources import read_sql_source
+
+        frame, path = read_sql_source(spec.sql, name, spec.columns(), progress)
+        where, used = _where(path, name), None
+    else:
+        path = config.source_path(name)
+        where = _where(path, name)
+        frame, used = read_table(path, spec.encoding, spec.sheet, columns=spec.columns(), source=name,
+                                 delimiter=spec.delimiter, header_row=spec.header_row)
     frame = frame.reset_index(drop=True)  # a Parquet file may carry its own index
     fields = [*spec.fields.mapped(), *map(identifier_column, spec.fields.identifiers)]
     summary = SourceSummary(name, str(path), len(frame), used, fields)
     if len(frame) == 0:
-        summary.warnings.append(f"{where}: has a header but no records")
+        summary.warnings.append(f"{where}: {'returned' if spec.sql is not None else 'has a header but'} no records")
     ids = _pick(frame, [spec.id])
     _check_ids(where, ids)
     raw = pd.DataFrame({"source": name, "record_id": _as_values(ids)}, index=frame.index).astype(object)
@@ -396,13 +403,14 @@ def read_sources(config: Config, progress=None, today: Optional[pd.Timestamp] = 
     """Read every source and stack them into one raw frame (columns: union of what was mapped),
     without the records past their source's retention on `today` (default: now).
 
-    `progress`, when given, is called with each source's name as it is read.
+    `progress`, when given, is called with a description ("reading council_tax") as each source
+    is read, and as each chunk of a database source arrives ("reading tenancies: 150,000 rows").
     """
     frames, summaries = [], []
     for name in config.sources:
         if progress is not None:
-            progress(name)
-        raw, summary = read_source(config, name, today)
+            progress(f"reading {name}")
+        raw, summary = read_source(config, name, today, progress)
         frames.append(raw)
         summaries.append(summary)
     raw = pd.concat(frames, ignore_index=True, sort=False)
@@ -441,9 +449,10 @@ def record_keys(frame: pd.DataFrame) -> pd.Index:
 
 def _source_settings(config: Config, name: str) -> str:
     """A source's settings that change how its values read (fields, formats, id), without its
-    path: tonight's file under a new name holds the same records."""
+    path: tonight's file under a new name holds the same records (and a database source's
+    `sql`: a table moved to a new server does too; the values themselves are hashed)."""
     # Retention says which records are read, not how they read: a record kept reads the same.
-    spec = config.sources[name].model_dump(mode="json", exclude={"path", "sheet", "encoding", "retention",
+    spec = config.sources[name].model_dump(mode="json", exclude={"path", "sql", "sheet", "encoding", "retention",
                                                                   "delimiter", "header_row"})
     return json.dumps(spec, sort_keys=True, default=str)
 
