@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo browser test bench clean
+.PHONY: install demo browser postgres test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ demo: $(STAMP)
 browser:
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-test: $(STAMP) browser
+# The database tests start a throwaway cluster of Debian's PostgreSQL server (its programs live
+# in /usr/lib/postgresql/<version>/bin, not on PATH). Installed when absent.
+postgres:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql)
+
+test: $(STAMP) browser postgres
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
