@@ -638,3 +638,28 @@ def test_the_page_comes_from_templates_escapes_values_and_prints_on_a4():
     rendered = page.render()
     assert "<title>A &lt;run&gt;</title>" in rendered and "<strong>OFFICIAL</strong>" in rendered
     assert "<p>body</p>" in rendered and "@media print" in rendered and "size: A4" in rendered
+
+
+def test_the_summary_opens_with_a_plain_english_headline(run_folder, report_html):
+    import re
+
+    links = pd.read_parquet(run_folder / "resident_links.parquet")
+    headline = re.search(r'<p class="headline">(.*?)</p>', report_html).group(1)
+    assert headline.startswith(f"{len(links):,} records from {links['source'].nunique()} services describe "
+                               f"{links['resident_id'].nunique():,} residents")
+    assert "known to more than one service" in headline and "worth a look" in headline
+
+
+def test_waterfall_labels_show_the_values_compared_and_never_a_row_of_nones():
+    from residentview.report.sections import WATERFALL_LABEL, _short_labels, _with_values
+
+    spec = {"data": {"values": [{"value_l": "None, None, LS1 2AB, None", "value_r": "x" * 40},
+                                {"value_l": "None, None", "value_r": None}]}}
+    rows = _short_labels(spec)["data"]["values"]
+    assert rows[0]["value_l"] == "LS1 2AB" and len(rows[0]["value_r"]) == WATERFALL_LABEL and rows[0]["value_r"].endswith("…")
+    assert rows[1]["value_l"] == "" and rows[1]["value_r"] is None
+    members = pd.DataFrame({"unique_id": [0, 1], "first_name": ["ANNA", "ANN"], "resident_id": ["R1", "R1"]})
+    pairs = pd.DataFrame({"unique_id_l": [0], "unique_id_r": [1], "match_probability": [0.9]})
+    shown = _with_values(pairs, members)
+    assert shown.loc[0, "first_name_l"] == "ANNA" and shown.loc[0, "first_name_r"] == "ANN"
+    assert "resident_id_l" not in shown

@@ -69,7 +69,7 @@ def summary(page: Page, inputs: ReportInputs) -> None:
         "residents with one record": count(singletons),
         "records linked to another source": share(flags["linked_other_source"].mean()),
     }
-    body = cards(figures)
+    body = _headline(inputs, n_residents) + cards(figures)
     run = outputs.run
     facts = [f"Run {run.get('name', '(unnamed)')}", f"at {run.get('run_timestamp', 'an unknown time')}",
              f"threshold {outputs.threshold:g}"]
@@ -89,6 +89,27 @@ def summary(page: Page, inputs: ReportInputs) -> None:
     if outputs.problems:
         body += note("Inputs not available to this report: " + "; ".join(outputs.problems) + ".")
     page.section("summary", "Summary", body)
+
+
+def _headline(inputs: ReportInputs, n_residents: int) -> str:
+    """The run in two or three plain sentences, for a board member who reads nothing else."""
+    outputs, flags = inputs.outputs, inputs.flags
+    households = outputs.households
+    sentences = [f"{len(flags):,} records from {flags['source'].nunique():,} services describe "
+                 f"{n_residents:,} residents"
+                 + (f" in {len(households):,} households." if households is not None and len(households) else ".")]
+    per_resident = flags.groupby("resident_id")["source"].nunique()
+    if len(per_resident):
+        sentences.append(f"{(per_resident > 1).mean():.0%} of residents are known to more than one service.")
+    if len(inputs.suspicious):
+        sentences.append(f"{len(inputs.suspicious):,} residents hold records that disagree (dates of birth or "
+                         "NHS or NI numbers) and are worth a look: see Clusters.")
+    update = outputs.run.get("diagnostics", {}).get("update")
+    if isinstance(update, dict) and isinstance(update.get("records"), dict):
+        changed = update["records"]
+        sentences.append(f"This run updated the previous one: {changed.get('new', 0):,} new, "
+                         f"{changed.get('changed', 0):,} changed and {changed.get('removed', 0):,} removed records.")
+    return f'<p class="headline">{esc(" ".join(sentences))}</p>'
 
 
 def _update(run: dict) -> str:
@@ -594,9 +615,9 @@ def waterfalls(page: Page, inputs: ReportInputs) -> None:
         page.section("waterfalls", "Example match weight waterfalls",
                      missing("Waterfall charts need scored pairs and the model (pairs.parquet, model.json)."))
         return
-    examples = _example_pairs(pairs, inputs.outputs.threshold)
+    examples = _with_values(_example_pairs(pairs, inputs.outputs.threshold), inputs.members)
     try:
-        spec = view.waterfall_chart(examples).chart_dict
+        spec = _short_labels(view.waterfall_chart(examples).chart_dict)
     except Exception as exc:  # the rest of the report is still worth having
         page.section("waterfalls", "Example match weight waterfalls",
                      missing(f"Waterfall charts could not be drawn ({type(exc).__name__})."))
@@ -605,6 +626,41 @@ def waterfalls(page: Page, inputs: ReportInputs) -> None:
                 "and weakest links. Use the slider under the chart to step through them. Each bar is what "
                 "one comparison added to the match weight.")
     page.section("waterfalls", "Example match weight waterfalls", body + page.chart("waterfall", spec))
+
+
+WATERFALL_LABEL = 22  # characters of a compared value shown above its bar
+
+
+def _with_values(examples: pd.DataFrame, members: Optional[pd.DataFrame]) -> pd.DataFrame:
+    """The example pairs with their two records' values (`first_name_l`, `first_name_r`, …), so
+    each bar says what was compared."""
+    if members is None or "unique_id" not in members or not len(examples):
+        return examples
+    records = members.drop(columns=["resident_id"], errors="ignore").set_index("unique_id")
+    out = examples.reset_index(drop=True)
+    for side in ("l", "r"):
+        values = records.reindex(out[f"unique_id_{side}"].to_numpy())
+        values.columns = [f"{c}_{side}" for c in values.columns]
+        out = pd.concat([out, values.drop(columns=[c for c in values.columns if c in out]).reset_index(drop=True)],
+                        axis=1)
+    return out
+
+
+def _short_labels(spec: dict) -> dict:
+    """Splink writes every input column of a comparison above its bar ("None, None, …" for the
+    location's dozen): keep the values present, cut to a length that does not run into the next bar."""
+    def short(text):
+        if not isinstance(text, str):
+            return text
+        parts = [part for part in text.split(", ") if part and part not in ("None", "nan", "NaT")]
+        joined = ", ".join(parts)
+        return joined if len(joined) <= WATERFALL_LABEL else joined[:WATERFALL_LABEL - 1] + "…"
+
+    for row in spec.get("data", {}).get("values", []):
+        for key in ("value_l", "value_r"):
+            if key in row:
+                row[key] = short(row[key])
+    return spec
 
 
 def _example_pairs(pairs: pd.DataFrame, threshold_value: float) -> pd.DataFrame:
