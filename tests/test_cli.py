@@ -244,6 +244,74 @@ def test_quiet_link_prints_nothing_on_stdout(linkable_pair, tmp_path):
     assert (tmp_path / "elsewhere" / "resident_links.parquet").is_file()
 
 
+# Output paths are checked before any work -------------------------------------------------------
+
+def _no_reading(*args, **kwargs):
+    raise AssertionError("the sources were read before the output path was checked")
+
+
+def test_out_inside_a_file_stops_before_reading_anything(linkable_pair, tmp_path, monkeypatch):
+    monkeypatch.setattr("residentview.pipeline.read_sources", _no_reading)
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    line = assert_one_line_error(run("link", linkable_pair, "--out", tmp_path / "notes.txt" / "out"))
+    assert line == (f"error: {tmp_path / 'notes.txt' / 'out'}: cannot be an output folder, "
+                    f"{tmp_path / 'notes.txt'} is a file; expected a folder or a new path")
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_an_output_in_the_config_that_is_a_file_stops_before_reading_anything(tmp_path, write_config):
+    (tmp_path / "out").write_text("mine", encoding="utf-8")
+    config = write_config({"name": "x", "output": "out", "sources": {"register": {
+        "path": "not_there_yet.csv", "id": "ref", "fields": {"first_name": "forename"}}}})
+    for command in ("link", "update"):
+        line = assert_one_line_error(run(command, config))
+        assert line.endswith("out: output path exists and is not a folder; expected a folder or a new path")
+
+
+def test_demo_into_a_file_stops_before_generating_anything(tmp_path):
+    (tmp_path / "demo").write_text("mine", encoding="utf-8")
+    line = assert_one_line_error(run("demo", "--out", tmp_path / "demo" / "x", "--records", "50"))
+    assert "is a file" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+# Splink's chatter from Python ----------------------------------------------------------------------
+
+def test_python_link_keeps_splinks_warnings_off_stderr(linkable_pair):
+    code = f"import residentview as rv; r = rv.link({str(linkable_pair)!r}); print(len(r.links))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "45"
+    for chatter in ("not observed in dataset", "max_pairs", "WARNING:"):
+        assert chatter not in done.stderr
+
+
+def test_splink_warnings_are_dropped_only_when_logging_is_not_configured(capsys, monkeypatch):
+    import logging
+
+    from residentview.logging_setup import splink_errors_only
+
+    splink = logging.getLogger("splink.internals.test")
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as a plain `python` or script starts
+    with splink_errors_only():
+        splink.warning("Level Initial not observed in dataset")
+        splink.error("a real problem")
+    splink.warning("after the block: Python's own default again")
+    err = capsys.readouterr().err
+    assert "not observed" not in err
+    assert "a real problem" in err and "after the block" in err
+
+
+def test_configured_logging_still_gets_splinks_warnings(caplog):
+    import logging
+
+    from residentview.logging_setup import splink_errors_only
+
+    with caplog.at_level(logging.WARNING), splink_errors_only():  # pytest's handler is on the root
+        logging.getLogger("splink.internals.test").warning("Level Initial not observed in dataset")
+    assert "not observed" in caplog.text
+
+
 # The real entry point -------------------------------------------------------------------------
 
 def entry_point() -> str:

@@ -17,6 +17,7 @@ import click
 
 from residentview import interrupts
 from residentview.errors import ResidentViewError
+from residentview.logging_setup import DropSplinkChatter
 
 EXIT_BAD_INPUT = 2
 EXIT_UNEXPECTED = 1
@@ -118,14 +119,6 @@ def _global_flags_first(args: list[str]) -> list[str]:
     return flags + [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
 
 
-class _DropChatter(logging.Filter):
-    """Splink reports training progress and model caveats as log records; the report covers
-    them, so on the command line only its errors are shown (all of it with --debug)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR or not record.name.startswith("splink")
-
-
 def _configure_logging(debug: bool, quiet: bool):
     """Route log records to stderr for one command; returns a function that undoes it (so a
     notebook or test that invokes the CLI in-process keeps its own logging setup)."""
@@ -134,8 +127,8 @@ def _configure_logging(debug: bool, quiet: bool):
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     handler.setLevel(logging.DEBUG if debug else (logging.ERROR if quiet else logging.WARNING))
-    if not debug:
-        handler.addFilter(_DropChatter())
+    if not debug:  # only Splink's errors; all of it with --debug
+        handler.addFilter(DropSplinkChatter())
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
     # Splink's Linker may set its logger to INFO; records then propagate to the handler above,

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from residentview.outputs import folder_lock
+from residentview.outputs import check_output_folder, folder_lock
 from residentview.schema import OUTPUT_FILES
 
 # What a demo run leaves in its output folder, cleared before the next demo starts afresh.
@@ -45,8 +45,10 @@ def run_demo(out: Path, records: int = 20_000, seed: int = 1, progress: Optional
     from residentview.synthetic import generate_pair
 
     out = Path(out)
-    pair = generate_pair(people=people_for_records(records), out=out / "data", seed=seed)
     folder = out / "output"
+    for path in (out / "data", folder):  # before generating anything
+        check_output_folder(path)
+    pair = generate_pair(people=people_for_records(records), out=out / "data", seed=seed)
     with folder_lock(folder, "demo"):
         _start_afresh(folder)
         link(pair.earlier.config_path, previous=None, progress=progress).write(folder)

@@ -91,6 +91,21 @@ def staged_output(target: Union[str, Path], commit: Optional[Callable[[], None]]
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def check_output_folder(target: Union[str, Path]) -> None:
+    """Before any work: `target` must be a folder, or a path one can be made at. An output path
+    that is a file, or lies inside one, would otherwise fail only after the whole run."""
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise DataError(f"{target}: output path exists and is not a folder; expected a folder or a new path")
+    nearest = next((p for p in (target.absolute(), *target.absolute().parents) if p.exists()), None)
+    if nearest is None:
+        return
+    if not nearest.is_dir():
+        raise DataError(f"{target}: cannot be an output folder, {nearest} is a file; expected a folder or a new path")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise DataError(f"{target}: cannot write there ({nearest}: permission denied)")
+
+
 LOCK_SUFFIX = ".residentview.lock"
 
 
@@ -119,6 +134,7 @@ def folder_lock(target: Union[str, Path], command: str) -> Iterator[None]:
     each reading the decisions store and writing it back would lose one's decisions. A second
     command stops with a DataError naming the first (process, host, command, start time); a lock
     left by a process that died is taken over. Taken again by the same process, it is the same lock."""
+    check_output_folder(target)
     path = _lock_path(target)
     if path in _held:
         _held[path] += 1

@@ -23,6 +23,7 @@ import pandas as pd
 from residentview.cluster import cluster_records
 from residentview.config import Config, load_config
 from residentview.linkage import link_records
+from residentview.logging_setup import quiet_splink
 from residentview.outputs import folder_lock, staged_output
 from residentview.progress import pipeline_progress
 from residentview.resident_view import ResidentView, build_resident_view, view_tables, write_view
@@ -111,6 +112,7 @@ class LinkResult:
             "diagnostics": self.diagnostics,
         }
 
+    @quiet_splink
     def write(self, folder: Union[str, Path], report: bool = True) -> Path:
         """Write every output into `folder` (all or nothing). Returns the folder."""
         folder = Path(folder)
@@ -177,6 +179,7 @@ class LinkResult:
                         [run_entry(self, staging)])
 
 
+@quiet_splink
 def link(
     config: Union[str, Path, dict, Config],
     previous: Optional[Union[str, Path]] = None,
