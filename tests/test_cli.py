@@ -15,7 +15,7 @@ from helpers import snapshot
 
 from residentview.cli import main
 
-COMMANDS = ["validate", "link", "update", "demo", "synth", "report", "review", "explain", "audit", "publish"]
+COMMANDS = ["init", "validate", "link", "update", "demo", "synth", "report", "review", "explain", "audit", "publish"]
 
 
 def run(*args: str):

@@ -158,6 +158,7 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
     \b
     Quick start:
       residentview demo                 synthetic council extracts -> the whole pipeline
+      residentview init FOLDER          draft a config from the extracts in FOLDER
       residentview validate CONFIG      check a config and read every source
       residentview link CONFIG          link the sources and write the outputs
 
@@ -190,6 +191,32 @@ def _summarise(result, folder: Path) -> None:
     )
     _say(f"outputs written to {folder}")
     _say(f"  report: {folder / 'report.html'}")
+
+
+@main.command(name="init")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="The config file to write (default: FOLDER/residentview.yaml).")
+@click.option("--force", is_flag=True, help="Overwrite the config file if it exists.")
+@handles_errors
+def init_command(folder: Path, out: Path | None, force: bool) -> None:
+    """Draft a config from the extracts in FOLDER (.csv, .xlsx sheets, .parquet): which column
+    is which field, guessed from names and values, each guess commented with its evidence.
+
+    Check the guesses, then `residentview validate` and `residentview link` the file."""
+    from residentview.init import init_config
+
+    written, draft = init_config(folder, out, force=force)
+    _say(f"wrote {written}: {_count(len(draft.usable), 'source')} to check")
+    for source in draft.sources:
+        if source.usable:
+            _say(f"  {source.name}: {source.table.label}, id {source.id.column}; "
+                 f"{_count(len(source.mapped()), 'field')} guessed, {_count(len(source.unmapped()), 'column')} not")
+        else:
+            _say(f"  {source.table.label}: left out ({source.why_not()}); its guesses are in the file, commented out")
+    for note in draft.skipped:
+        _say(f"  {note}")
+    _say(f"next: check the guesses in {written}, then `residentview validate {written}`")
 
 
 @main.command()
