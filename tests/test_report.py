@@ -213,6 +213,19 @@ def test_measured_precision_and_recall_appear_only_with_labels(run_folder, repor
     write_report(copy, labels=run_folder.parent / "labels.csv")
     labelled = (copy / "report.html").read_text(encoding="utf-8")
     assert "Measured against labels" in labelled and "measured precision" in labelled
+    # the two precisions on one page say which is which
+    assert "Pairwise over the residents as written, after clustering" in labelled
+    assert "Precision and recall here are of the scored pairs at or above each threshold, before clustering" in labelled
+
+
+def test_expected_false_and_missed_matches_are_whole_numbers(report_html):
+    import re
+
+    section = report_html[report_html.index("expected false matches among accepted pairs") - 400:]
+    for label in ("expected false matches among accepted pairs", "expected missed matches among scored pairs"):
+        card = re.search(r"<b>([^<]*)</b>\s*" + label, section) or re.search(label + r"[^<]*</[^>]+>\s*<b>([^<]*)</b>", section)
+        assert card is not None, label
+        assert re.fullmatch(r"[\d,]+", card.group(1)), card.group(1)
 
 
 # Resident ids against the previous run -----------------------------------------------------------

@@ -367,8 +367,9 @@ def threshold(page: Page, inputs: ReportInputs) -> None:
     body += cards({
         "estimated precision": share(estimate["estimated precision"]),
         "estimated recall": share(estimate["estimated recall"]),
-        "expected false matches among accepted pairs": decimal(1)(estimate["expected false matches"]),
-        "expected missed matches among scored pairs": decimal(1)(estimate["expected missed matches"]),
+        # sums of probabilities, but counts of pairs to a reader: whole numbers ("1,361", not "1,361.3")
+        "expected false matches among accepted pairs": decimal(0)(estimate["expected false matches"]),
+        "expected missed matches among scored pairs": decimal(0)(estimate["expected missed matches"]),
     })
     body += note("Estimated without labels from the model's own probabilities: among accepted pairs "
                  "Σ(1−p) are expected to be wrong, and Σp over all scored pairs are expected to be true. "
@@ -378,12 +379,16 @@ def threshold(page: Page, inputs: ReportInputs) -> None:
         body += _measured(inputs)
     body += "<h3>What moving the threshold would change</h3>"
     shown = table_frame.drop(columns="this run")
-    formats = {"threshold": decimal(3), "pairs accepted": count, "expected false matches": decimal(1),
-               "expected missed matches": decimal(1), "estimated precision": share, "estimated recall": share,
+    formats = {"threshold": decimal(3), "pairs accepted": count, "expected false matches": decimal(0),
+               "expected missed matches": decimal(0), "estimated precision": share, "estimated recall": share,
                "residents": count, "measured precision": share, "measured recall": share}
     body += table(shown, formats, highlight=table_frame["this run"])
     body += note("Residents at each threshold: records joined by every accepted pair (connected components); "
-                 "the highlighted row is this run.")
+                 "the highlighted row is this run. Precision and recall here are of the scored pairs at or above "
+                 "each threshold, before clustering"
+                 + (", so the measured precision can be lower than the residents' above: clustering refuses "
+                    "accepted pairs whose records conflict, and those are mostly the wrong ones." if inputs.labels
+                    is not None else "."))
     body += "<h3>Match weights of scored pairs</h3>" + page.chart("match weight histogram", _weight_histogram(pairs, outputs.threshold))
     page.section("threshold", "Threshold and accuracy", body)
 
@@ -405,10 +410,12 @@ def _measured(inputs: ReportInputs) -> str:
     body = "<h3>Measured against labels</h3>" + cards({
         "precision": share(measured["precision"]), "recall": share(measured["recall"]), "F1": share(measured["F1"]),
     })
-    body += note(f"Pairwise over residents: {measured['correctly linked pairs']:,} "
+    body += note(f"Pairwise over the residents as written, after clustering: {measured['correctly linked pairs']:,} "
                  f"of {measured['predicted pairs']:,} linked record pairs are the same person; "
                  f"{measured['true pairs']:,} true pairs exist among {measured['labelled records']:,} labelled records"
-                 f" ({measured['records without a label']:,} records have no label).")
+                 f" ({measured['records without a label']:,} records have no label). Clustering refuses accepted "
+                 "pairs whose records conflict (two NHS or NI numbers, dates of birth or first names that do not "
+                 "fit), so these can be higher than the threshold table's precision of the accepted pairs below.")
     return body
 
 
