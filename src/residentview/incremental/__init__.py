@@ -192,7 +192,7 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
     with pipeline_progress(6, progress) as step:
         mark = time.perf_counter()
         step("reading sources")
-        raw, summaries = read_sources(cfg)
+        raw, summaries = read_sources(cfg, progress=step.note)
         raw = in_record_order(raw)
         timings["read"] = time.perf_counter() - mark
 
