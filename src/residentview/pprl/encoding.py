@@ -235,7 +235,7 @@ def blocking_keys(records: pd.DataFrame, key: bytes) -> pd.DataFrame:
     out = {}
     for rule, parts in BLOCKING_RULES.items():
         joined = pd.Series(rule, index=records.index, dtype=object)
-        present = pd.Series(people, index=records.index)
+        present = pd.Series(people, index=records.index, copy=True)  # `        present = pd.Series(people, index=records.index)=` below must not write into `people`
         for part in parts:
             value = values[part].astype(object)
             present &= value.notna() & (value.astype(str) != "")
