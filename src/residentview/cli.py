@@ -211,7 +211,7 @@ def init_command(folder: Path, out: Path | None, force: bool) -> None:
     for source in draft.sources:
         if source.usable:
             _say(f"  {source.name}: {source.table.label}, id {source.id.column}; "
-                 f"{_count(len(source.mapped()), 'field')} guessed, {_count(len(source.unmapped()), 'column')} not")
+                 f"{_count(len(source.mapped()), 'field')} guessed, {_count(len(source.unmapped()), 'column')} left unmapped")
         else:
             _say(f"  {source.table.label}: left out ({source.why_not()}); its guesses are in the file, commented out")
     for note in draft.skipped:
