@@ -48,7 +48,8 @@ def new_linker(sdf, settings) -> Linker:
     return Linker(sdf, settings, log_level=None)
 
 
-def _settings(comparisons, rules):
+def link_settings(comparisons, rules) -> SettingsCreator:
+    """The Splink settings of a model to train, in no engine's dialect yet."""
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
@@ -118,7 +119,11 @@ def _adjusted(connection, relation, name: str):
 
 def _scored(connection, predictions, columns: set[str], threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The slim pairs and the review pairs, both with the full-name frequency adjustment."""
-    relation = predictions.as_duckdbpyrelation()
+    return scored_relation(connection, predictions.as_duckdbpyrelation(), columns, threshold)
+
+
+def scored_relation(connection, relation, columns: set[str], threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`_scored` of predictions as a DuckDB relation (another engine's, handed over)."""
     names = {f"{c}_{side}" for c in ("first_name_key", "last_name_key") for side in "lr"}
     # (A loaded model may compare neither name: then the pairs carry no names to adjust by.)
     if not names <= set(relation.columns) or not _full_name_excess(connection, columns):
@@ -326,64 +331,111 @@ def link_records(records: pd.DataFrame, settings: LinkageConfig, model_path: Opt
     return _link(records, settings, model_path, labels)
 
 
-def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path],
-          labels: Optional[pd.DataFrame] = None) -> Linkage:
+@dataclass
+class LinkPlan:
+    """What the link stage will do, whatever engine runs it: the linking frame, the fields it
+    compares, the columns its loaded table will hold, a saved model (or None: train one), the
+    records to train on (None: all of them) and the diagnostics so far. `done` holds the
+    result already when there is nothing to link."""
+
+    frame: pd.DataFrame
+    fields: set[str]
+    columns: set[str]
+    diagnostics: dict
+    model: Optional[dict] = None
+    model_path: Optional[Path] = None
+    priors: dict = field(default_factory=dict)
+    sample_ids: Optional[pd.Series] = None
+    done: Optional[Linkage] = None
+
+
+def plan_link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path]) -> LinkPlan:
+    """The engine-neutral first half of the link stage (see `LinkPlan`)."""
     frame = linking_frame(records)
     fields = set(frame.attrs[COMPARED_FIELDS]) if COMPARED_FIELDS in frame.attrs else compared_fields(frame)
     columns = with_derived(set(frame.columns))
     diagnostics: dict = {"n_person_records": int(len(frame)), "compared_fields": sorted(fields)}
+    plan = LinkPlan(frame, fields, columns, diagnostics, model_path=model_path)
     if len(frame) < 2 or not (fields - {"source"}):
         diagnostics["note"] = "fewer than two person records or no shared fields: nothing to link"
-        return Linkage(_no_pairs(), {"comparisons": []}, diagnostics)
-
-    model = None
+        plan.done = Linkage(_no_pairs(), {"comparisons": []}, diagnostics)
+        return plan
     if model_path is not None:
-        model = _load_model(model_path)
-        frame = with_model_columns(frame, model, f"linkage.model: {model_path}")
-        columns = with_derived(set(frame.columns))
-    n_records = len(frame)
-    priors = {"Initial agrees": initial_prior(frame["first_name_key"])} if "first_name_key" in frame else {}
-    sample_ids = None
-    if model_path is None and n_records > settings.training_sample_size:
-        sample_ids = frame["unique_id"].sample(n=settings.training_sample_size, random_state=settings.seed)
-        diagnostics["training_sample"] = int(len(sample_ids))
-    sdf, train_sdf, connection = _load(frame, sample_ids)
-    del frame  # DuckDB holds the records now
-    blocking = choose_records_rules(connection, columns, n_records, settings)
-    rules = blocking.rules
-    diagnostics["blocking_rules"] = blocking.tried
-    diagnostics["blocking"] = blocking.summary()
-    log.info("blocking: %d of %d rules kept, about %s comparisons (budget %s)", len(rules), len(blocking.tried),
-             f"{blocking.comparisons:,}", f"{blocking.budget:,}")
+        plan.model = _load_model(model_path)
+        plan.frame = with_model_columns(frame, plan.model, f"linkage.model: {model_path}")
+        plan.columns = with_derived(set(plan.frame.columns))
+    if "first_name_key" in plan.frame:
+        plan.priors = {"Initial agrees": initial_prior(plan.frame["first_name_key"])}
+    if model_path is None and len(plan.frame) > settings.training_sample_size:
+        plan.sample_ids = plan.frame["unique_id"].sample(n=settings.training_sample_size, random_state=settings.seed)
+        diagnostics["training_sample"] = int(len(plan.sample_ids))
+    return plan
 
-    if model is not None:
-        linker = new_linker(sdf, model)
-        diagnostics["model"] = f"loaded from {model_path.name}; training skipped"
+
+def chosen_rules(plan: LinkPlan, connection, n_records: int, settings: LinkageConfig) -> list:
+    """The blocking rules, measured on the loaded records table in `connection` (DuckDB)."""
+    blocking = choose_records_rules(connection, plan.columns, n_records, settings)
+    plan.diagnostics["blocking_rules"] = blocking.tried
+    plan.diagnostics["blocking"] = blocking.summary()
+    log.info("blocking: %d of %d rules kept, about %s comparisons (budget %s)", len(blocking.rules),
+             len(blocking.tried), f"{blocking.comparisons:,}", f"{blocking.budget:,}")
+    return blocking.rules
+
+
+def trained_linker(plan: LinkPlan, rules: list, sdf, train_sdf, settings: LinkageConfig, n_records: int,
+                   make_linker=new_linker) -> Linker:
+    """A linker over `sdf` with the plan's saved model, or trained here (on `train_sdf`, the
+    sample, when there is one). `make_linker(sdf, settings)`: how this engine builds a Linker
+    from `link_settings(...)` or a saved model."""
+    diagnostics = plan.diagnostics
+    if plan.model is not None:
+        diagnostics["model"] = f"loaded from {plan.model_path.name}; training skipped"
+        return make_linker(sdf, plan.model)
+    comparisons = build_comparisons(plan.fields, plan.columns)
+    if train_sdf is None:
+        linker = make_linker(sdf, link_settings(comparisons, rules))
+        diagnostics.update(train(linker, plan.columns, settings.seed, plan.priors, n_records))
     else:
-        comparisons = build_comparisons(fields, columns)
-        if train_sdf is None:
-            linker = new_linker(sdf, _settings(comparisons, rules))
-            diagnostics.update(train(linker, columns, settings.seed, priors, n_records))
-        else:
-            trainer = new_linker(train_sdf, _settings(comparisons, rules))
-            diagnostics.update(train(trainer, columns, settings.seed, priors, len(sample_ids)))
-            linker = new_linker(sdf, trainer.misc.save_model_to_json())
-            # Splink caches term-frequency tables by column name, per database: the trainer's
-            # were counted on the training sample, and scoring would read them, so values the
-            # sample missed would get no adjustment and every other a sample's noisy one.
-            # Scoring counts them afresh over all the records.
-            linker._intermediate_table_cache.invalidate_cache()
-        diagnostics.setdefault("model", "trained")  # or the stated priors a tiny input gets
-        if labels is not None and len(labels):
-            levels = _labelled_levels(linker, connection, labels)
-            if levels is not None:
-                diagnostics["learnt_from_decisions"] = learn_m_from_labels(linker, levels)
+        trainer = make_linker(train_sdf, link_settings(comparisons, rules))
+        diagnostics.update(train(trainer, plan.columns, settings.seed, plan.priors, len(plan.sample_ids)))
+        linker = make_linker(sdf, trainer.misc.save_model_to_json())
+        # Splink caches term-frequency tables by column name, per database: the trainer's
+        # were counted on the training sample, and scoring would read them, so values the
+        # sample missed would get no adjustment and every other a sample's noisy one.
+        # Scoring counts them afresh over all the records.
+        linker._intermediate_table_cache.invalidate_cache()
+    diagnostics.setdefault("model", "trained")  # or the stated priors a tiny input gets
+    return linker
 
-    predictions = _predict(linker, sdf, connection)
-    pairs, review_pairs = _scored(connection, predictions, columns, settings.threshold)
+
+def learn_from_labels(plan: LinkPlan, linker: Linker, connection, labels: Optional[pd.DataFrame]) -> None:
+    """Reviewers' labelled matches move a model trained here (DuckDB `linker`, in place)."""
+    if plan.model is None and labels is not None and len(labels):
+        levels = _labelled_levels(linker, connection, labels)
+        if levels is not None:
+            plan.diagnostics["learnt_from_decisions"] = learn_m_from_labels(linker, levels)
+
+
+def saved_model(linker: Linker) -> dict:
     model = linker.misc.save_model_to_json()
     model.pop("linker_uid", None)  # random per run; the same input must give the same model.json
-    return Linkage(pairs=pairs, model=model, diagnostics=diagnostics, review_pairs=review_pairs)
+    return model
+
+
+def _link(records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path],
+          labels: Optional[pd.DataFrame] = None) -> Linkage:
+    plan = plan_link(records, settings, model_path)
+    if plan.done is not None:
+        return plan.done
+    n_records = len(plan.frame)
+    sdf, train_sdf, connection = _load(plan.frame, plan.sample_ids)
+    plan.frame = None  # DuckDB holds the records now
+    rules = chosen_rules(plan, connection, n_records, settings)
+    linker = trained_linker(plan, rules, sdf, train_sdf, settings, n_records)
+    learn_from_labels(plan, linker, connection, labels)
+    predictions = _predict(linker, sdf, connection)
+    pairs, review_pairs = _scored(connection, predictions, plan.columns, settings.threshold)
+    return Linkage(pairs=pairs, model=saved_model(linker), diagnostics=plan.diagnostics, review_pairs=review_pairs)
 
 
 FRESH_TABLE = "fresh_records"
