@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from residentview import interrupts
-from residentview.errors import ResidentViewError
+from residentview.errors import ConfigError, ResidentViewError
 from residentview.logging_setup import DropSplinkChatter
 
 EXIT_BAD_INPUT = 2
@@ -262,6 +262,23 @@ def validate(config: Path) -> None:
             _say(f"  {source}: " + ", ".join(parts))
 
 
+ENGINE_OPTION = click.option(
+    "--engine", type=click.Choice(["duckdb", "spark"]),
+    help="Where the stages run (overrides the config's `engine`): duckdb, or spark (the `spark` extra).")
+
+
+def with_engine(cfg, engine: str | None):
+    """The config with `--engine` in force, PySpark and Java checked before any work."""
+    if engine is not None:
+        cfg = cfg.model_copy(update={"engine": engine})
+    if cfg.engine == "spark":
+        from residentview.engines.spark.session import require_java, require_pyspark
+
+        require_pyspark()
+        require_java()
+    return cfg
+
+
 @main.command(name="link")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
@@ -269,8 +286,9 @@ def validate(config: Path) -> None:
 @click.option("--previous", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="A previous run's output folder to carry resident ids over from "
                    "(default: the output folder, when it holds a previous run).")
+@ENGINE_OPTION
 @handles_errors
-def link_command(config: Path, out: Path | None, previous: Path | None) -> None:
+def link_command(config: Path, out: Path | None, previous: Path | None, engine: str | None) -> None:
     """Link the sources in CONFIG and write resident_links, residents, households, report…
 
     Outputs are written all at once: a failed run leaves the output folder as it was.
@@ -281,7 +299,7 @@ def link_command(config: Path, out: Path | None, previous: Path | None) -> None:
 
     from residentview.resident_view.to_database import check_output_database
 
-    cfg = load_config(config)
+    cfg = with_engine(load_config(config), engine)
     folder = cfg.output_dir(out)
     check_output_database(cfg.output_database)  # now, not after the linking
     with folder_lock(folder, "link"):  # from reading its decisions to writing them back
@@ -295,8 +313,9 @@ def link_command(config: Path, out: Path | None, previous: Path | None) -> None:
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder holding the previous run (default: the config's output).")
 @click.option("--retrain", is_flag=True, help="Run a full link instead, training the model afresh.")
+@ENGINE_OPTION
 @handles_errors
-def update_command(config: Path, out: Path | None, retrain: bool) -> None:
+def update_command(config: Path, out: Path | None, retrain: bool, engine: str | None) -> None:
     """Link only what changed in CONFIG's sources since the run in the output folder.
 
     New and changed records are scored with the previous run's model; only the residents they
@@ -309,7 +328,10 @@ def update_command(config: Path, out: Path | None, retrain: bool) -> None:
 
     from residentview.resident_view.to_database import check_output_database
 
-    cfg = load_config(config)
+    cfg = with_engine(load_config(config), engine)
+    if cfg.engine == "spark" and not retrain:
+        raise ConfigError("update on Spark is not yet supported; run it with --engine duckdb, "
+                          "or `update --retrain` (a full link) on Spark")
     folder = cfg.output_dir(out)
     check_output_database(cfg.output_database)  # now, not after the linking
     show = False if _quiet() else None

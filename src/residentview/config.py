@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import (
@@ -381,6 +381,8 @@ class Config(BaseModel):
 
     name: Text
     sources: dict[str, SourceConfig]
+    # Where the stages run (CONTRACT §9): the embedded DuckDB, or Spark (the `spark` extra)
+    engine: Literal["duckdb", "spark"] = "duckdb"
     linkage: LinkageConfig = Field(default_factory=LinkageConfig)
     resident_view: ResidentViewConfig = Field(default_factory=ResidentViewConfig)
     output: Optional[OutputConfig] = None

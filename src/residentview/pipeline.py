@@ -195,6 +195,10 @@ def link(
     previous_dir = Path(previous) if previous is not None else cfg.output_dir()
     if not has_previous_run(previous_dir):
         previous_dir = None
+    if cfg.engine == "spark":
+        from residentview.engines.spark.pipeline import link_spark
+
+        return link_spark(cfg, previous_dir, progress)
     run_timestamp = pd.Timestamp.now(tz="UTC").floor("s")
     # Before any work: a bad row in a filled-in review queue stops the run here, not after it.
     decisions, new_decisions = decisions_to_honour(previous_dir)
@@ -242,10 +246,10 @@ def link(
 
 
 def _clustered(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float, in_force: DecisionsInForce,
-               decisions: pd.DataFrame, diagnostics: dict) -> pd.DataFrame:
+               decisions: pd.DataFrame, diagnostics: dict, clusterer=cluster_records) -> pd.DataFrame:
     """Cluster with the reviewers' decisions in force (of the store `decisions`); what was
-    honoured goes into `diagnostics`."""
-    clusters = cluster_records(records, pairs, threshold, in_force.must_link, in_force.cannot_link)
+    honoured goes into `diagnostics`. `clusterer`: `cluster_records`, or an engine's own."""
+    clusters = clusterer(records, pairs, threshold, in_force.must_link, in_force.cannot_link)
     broken = violations(in_force, clusters.set_index("unique_id")["cluster_key"])
     if any(broken.values()):  # cannot happen: clustering joins must-links first and checks every merge
         raise RuntimeError(f"clustering broke reviewers' decisions: {broken}")

@@ -1,0 +1,133 @@
+"""Stage 4 on Spark: connected components of the scored pairs, found by Spark, then
+`cluster.cluster_records` (the conflict-aware splitting `link` runs) on each component by itself
+(`applyInPandas`): components are small and independent.
+
+A component here joins the pairs clustering can act on: those at or above the threshold, a
+reviewer's `match` pairs, and the pairs from ATTACH_FLOOR up (an initial-only record joins the
+one resident at its address it could stand for through one of those). Nothing clustering does
+reaches past them, so each component clustered alone gives what clustering all at once gives.
+What clustering learns from all the records together (which systems hold adults only, which
+references one person keeps, the sex a first name implies: `cluster.clustering_context`) is
+worked out first, across the table, and handed to each component with its records.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from residentview.cluster import ATTACH_FLOOR, EDGE_COLUMNS, _Context, cluster_records, clustering_context
+
+log = logging.getLogger(__name__)
+
+# What cluster_records reads of a record when it is given the context (`_may_conflict`,
+# `_people`, `_attach_initials`), and the id_ columns.
+CLUSTER_COLUMNS = ("unique_id", "date_of_birth", "record_date", "first_name_key", "first_name_aliases",
+                   "middle_names_key", "last_name_key", "nhs_number", "ni_number", "uprn", "address", "postcode")
+COMPONENT = "component"
+ADULT, SEX = "_adult_when", "_implied_sex"
+KIND = "kind"  # of an edge: scored, must (a reviewer's match), cannot (a reviewer's non-match)
+MAX_ITERATIONS = 100
+
+
+def connected_components(spark, edges):
+    """unique_id -> component (its lowest unique_id), for every id in `edges` (l, r): labels
+    spread along the edges, lowest first, until none changes."""
+    from pyspark.sql import functions as F
+
+    both = edges.select(F.col("l").alias("a"), F.col("r").alias("b")).union(
+        edges.select(F.col("r").alias("a"), F.col("l").alias("b"))).persist()
+    labels = both.select(F.col("a").alias("id")).distinct().withColumn("label", F.col("id")).localCheckpoint()
+    for iteration in range(MAX_ITERATIONS):
+        offered = both.join(labels, both["b"] == labels["id"]).select(F.col("a").alias("id"), F.col("label"))
+        updated = labels.union(offered).groupBy("id").agg(F.min("label").alias("label")).localCheckpoint()
+        changed = updated.join(labels.withColumnRenamed("label", "before"), "id").where("label < before").count()
+        labels = updated
+        if not changed:
+            log.debug("connected components: %d iterations", iteration + 1)
+            break
+    both.unpersist()
+    return labels.withColumnRenamed("id", "unique_id").withColumnRenamed("label", COMPONENT)
+
+
+def _component_clusterer(threshold: float, kept: tuple, columns: list[str]):
+    def cluster_component(records: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
+        records = records.sort_values("unique_id", kind="stable").reset_index(drop=True)
+        ids = records["unique_id"].to_numpy(np.int64)
+        # ids 0..k-1 in the same order: the arrays cluster_records sizes by the largest id stay small
+        local = pd.Series(np.arange(len(ids), dtype=np.int64), index=ids)
+        frame = records[columns].copy()
+        frame["unique_id"] = local.to_numpy()
+        frame = frame.astype({c: object for c in frame.columns if c not in ("unique_id", "date_of_birth", "record_date")})
+        frame = frame.where(frame.notna(), None)
+
+        def pairs_of(kind: str) -> pd.DataFrame:
+            chosen = edges[(edges[KIND] == kind) & edges["unique_id_r"].isin(ids) & edges["unique_id_l"].isin(ids)]
+            out = chosen[EDGE_COLUMNS].copy()
+            for side in ("unique_id_l", "unique_id_r"):
+                out[side] = local.reindex(out[side].to_numpy()).to_numpy(np.int64)
+            return out.reset_index(drop=True)
+
+        context = _Context(records[ADULT].to_numpy(dtype="datetime64[ns]"), kept, records[SEX].to_numpy(dtype=object))
+        must, cannot = pairs_of("must"), pairs_of("cannot")
+        clusters = cluster_records(frame, pairs_of("scored"), threshold, must if len(must) else None,
+                                   cannot if len(cannot) else None, context=(context, {}, {}))
+        return pd.DataFrame({"unique_id": ids[clusters["unique_id"].to_numpy()],
+                             "cluster_key": ids[clusters["cluster_key"].to_numpy()],
+                             "match_probability": clusters["match_probability"].to_numpy(float)})
+
+    return cluster_component
+
+
+def cluster_on_spark(spark, records: pd.DataFrame, pairs: pd.DataFrame, threshold: float,
+                     must_link: Optional[pd.DataFrame] = None,
+                     cannot_link: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """`cluster.cluster_records(records, pairs, threshold, must_link, cannot_link)`, component by
+    component on Spark (see the module docstring). Same frame, same attrs."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    context, measured, references = clustering_context(records, pairs, threshold, must_link)
+    floor = min(threshold, ATTACH_FLOOR)
+    parts = [pairs.loc[pairs["match_probability"] >= floor, EDGE_COLUMNS].assign(**{KIND: "scored"})]
+    for kind, decided in (("must", must_link), ("cannot", cannot_link)):
+        if decided is not None and len(decided):
+            parts.append(pd.DataFrame({
+                "unique_id_l": decided["unique_id_l"].to_numpy(np.int64), "unique_id_r": decided["unique_id_r"].to_numpy(np.int64),
+                "match_weight": np.inf if kind == "must" else -np.inf, "match_probability": 1.0 if kind == "must" else 0.0,
+                KIND: kind}))
+    edges = pd.concat(parts, ignore_index=True)
+    edges["unique_id_l"] = edges["unique_id_l"].astype("int64")
+    edges["unique_id_r"] = edges["unique_id_r"].astype("int64")
+    alone = pd.DataFrame({"unique_id": records["unique_id"].to_numpy(np.int64)})
+    alone["cluster_key"] = alone["unique_id"]
+    alone["match_probability"] = 1.0
+    joining = edges[edges[KIND] != "cannot"]
+    if not len(joining):
+        out = alone
+    else:
+        edge_frame = spark.createDataFrame(edges)
+        components = connected_components(spark, edge_frame.where(F.col(KIND) != "cannot")
+                                          .select(F.col("unique_id_l").alias("l"), F.col("unique_id_r").alias("r")))
+        columns = [c for c in records.columns if c in CLUSTER_COLUMNS or c.startswith("id_")]
+        mine = records[columns].copy()
+        mine[ADULT] = context.adult
+        mine[SEX] = context.sex
+        record_frame = spark.createDataFrame(mine).join(components, "unique_id")
+        # A copy of its own (not the same plan joined twice): the cogroup below needs its two
+        # sides' `component` columns told apart.
+        edge_components = components.localCheckpoint().withColumnRenamed("unique_id", "unique_id_l")
+        edge_frame = edge_frame.join(edge_components, "unique_id_l")
+        schema = T.StructType([T.StructField("unique_id", T.LongType()), T.StructField("cluster_key", T.LongType()),
+                               T.StructField("match_probability", T.DoubleType())])
+        clustered = (record_frame.groupBy(COMPONENT).cogroup(edge_frame.groupBy(COMPONENT))
+                     .applyInPandas(_component_clusterer(threshold, context.kept, columns), schema)).toPandas()
+        out = pd.concat([alone[~alone["unique_id"].isin(clustered["unique_id"])], clustered], ignore_index=True)
+        out = out.sort_values("unique_id", kind="stable").reset_index(drop=True)
+        out = out.astype({"unique_id": "int64", "cluster_key": "int64", "match_probability": "float64"})
+    out.attrs["adult_sources"] = measured
+    out.attrs["kept_references"] = references
+    return out

@@ -1,0 +1,119 @@
+"""`link` with `engine: spark`: the stages of `residentview.pipeline.link`, run where Spark
+runs them, returning the same `LinkResult` (written by `LinkResult.write`, report and all).
+
+What runs where:
+
+* sources — read on the driver by `sources.read_sources` (the mapping, the checks, retention),
+  then handed to Spark as text;
+* standardise — on Spark, partition by partition (`engines.spark.standardise`);
+* link — the linking frame and the blocking rules on the driver, training and scoring on Spark
+  by Splink's SparkAPI, the scored pairs' adjustment on the driver (`engines.spark.linkage`);
+* cluster — the context on the driver, connected components and the conflict-aware splitting
+  of each component on Spark (`engines.spark.cluster`);
+* resident view — on the driver, `resident_view.build_resident_view` (golden records,
+  households and ids are not yet Spark SQL).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from residentview.config import Config
+from residentview.engines.spark.cluster import cluster_on_spark
+from residentview.engines.spark.linkage import link_on_spark
+from residentview.engines.spark.session import spark_session
+from residentview.engines.spark.standardise import standardise_on_spark
+from residentview.progress import pipeline_progress
+from residentview.resident_view import build_resident_view
+from residentview.review.apply import decisions_to_honour
+from residentview.review.in_force import decisions_in_force
+from residentview.sources import past_retention_keys, read_sources
+
+log = logging.getLogger(__name__)
+
+
+def _raw_frame(spark, raw: pd.DataFrame):
+    """The raw records as a Spark frame of text (None where missing)."""
+    from pyspark.sql import types as T
+
+    schema = T.StructType([T.StructField(c, T.StringType(), c not in ("source", "record_id")) for c in raw.columns])
+    return spark.createDataFrame(raw.astype(object).where(raw.notna(), None), schema)
+
+
+def records_from_spark(frame) -> pd.DataFrame:
+    """Spark's standardised records as `standardise` types them (row_hash unsigned, lists)."""
+    records = frame.toPandas().sort_values("unique_id", kind="stable").reset_index(drop=True)
+    records["row_hash"] = records["row_hash"].to_numpy(dtype=np.int64).view(np.uint64)
+    for column in ("date_of_birth", "record_date"):
+        if column in records:
+            records[column] = pd.to_datetime(records[column]).astype("datetime64[ns]")
+    if "first_name_aliases" in records:
+        records["first_name_aliases"] = [None if v is None else list(v) for v in records["first_name_aliases"].tolist()]
+    for column in records.columns:
+        if records[column].dtype == object:
+            records[column] = records[column].where(records[column].notna(), None)
+    return records
+
+
+def link_spark(cfg: Config, previous_dir: Optional[Path], progress: Optional[bool] = None):
+    """The pipeline on Spark (see the module docstring); `previous_dir` as `pipeline.link` found it."""
+    from residentview.pipeline import LinkResult, _clustered
+
+    spark = spark_session()
+    timings: dict[str, float] = {}
+    run_timestamp = pd.Timestamp.now(tz="UTC").floor("s")
+    decisions, new_decisions = decisions_to_honour(previous_dir)
+
+    with pipeline_progress(5, progress) as step:
+        started = time.perf_counter()
+        step("reading sources")
+        raw, summaries = read_sources(cfg, progress=step.note)
+        n_records = len(raw)
+        raw_frame = _raw_frame(spark, raw)
+        del raw
+        timings["read"] = time.perf_counter() - started
+
+        mark = time.perf_counter()
+        step("standardising (Spark)")
+        spark_records, quality, cached = standardise_on_spark(raw_frame, cfg, n_records)
+        records = records_from_spark(spark_records)
+        cached.unpersist()
+        timings["standardise"] = time.perf_counter() - mark
+
+        mark = time.perf_counter()
+        step("linking (Spark)")
+        in_force = decisions_in_force(decisions, records)
+        linkage = link_on_spark(spark, records, cfg.linkage, cfg.model_path(), labels=in_force.labels())
+        timings["link"] = time.perf_counter() - mark
+
+        mark = time.perf_counter()
+        step("clustering (Spark)")
+
+        def on_spark(records, pairs, threshold, must_link, cannot_link):
+            return cluster_on_spark(spark, records, pairs, threshold, must_link, cannot_link)
+
+        clusters = _clustered(records, linkage.pairs, cfg.linkage.threshold, in_force, decisions,
+                              linkage.diagnostics, clusterer=on_spark)
+        timings["cluster"] = time.perf_counter() - mark
+
+        mark = time.perf_counter()
+        step("building resident view")
+        view = build_resident_view(
+            records, clusters, previous_dir, cfg.resident_view.source_priority, run_timestamp,
+            cfg.resident_view.event_ages, forget=past_retention_keys(summaries),
+        )
+        timings["resident_view"] = time.perf_counter() - mark
+
+    log.info("linked %d records into %d residents on Spark", len(records), view.links["resident_id"].nunique())
+    return LinkResult(
+        config=cfg, records=records, quality=quality, pairs=linkage.pairs, clusters=clusters,
+        model=linkage.model, view=view, summaries=summaries, run_timestamp=run_timestamp,
+        previous=previous_dir, review_pairs=linkage.review_pairs, timings=timings,
+        diagnostics=linkage.diagnostics, decisions=decisions, new_decisions=new_decisions, in_force=in_force,
+    )

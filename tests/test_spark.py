@@ -1,0 +1,155 @@
+"""engine: spark (CONTRACT §9): the same pipeline on Spark in local mode gives the same residents
+as DuckDB. Skipped, with the reason, where PySpark or Java is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import residentview as rv
+from residentview.synthetic import generate
+from residentview.cli import main
+from residentview.config import load_config
+from residentview.errors import ConfigError
+
+pyspark = pytest.importorskip("pyspark", reason="PySpark is not installed (pip install 'residentview[spark]')")
+if shutil.which("java") is None:
+    pytest.skip("no Java runtime: PySpark needs Java 17 or later", allow_module_level=True)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from pyspark.sql import SparkSession
+    from splink.backends.spark import similarity_jar_location
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers import this residentview
+    session = (
+        SparkSession.builder.master("local[2]").appName("residentview-tests")
+        .config("spark.jars", similarity_jar_location())
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def both_engines(spark, tmp_path_factory):
+    """The synthetic demo council (100 people, five systems) linked on DuckDB and on Spark."""
+    folder = tmp_path_factory.mktemp("demo")
+    generate(people=100, out=folder)
+    config = load_config(folder / "council.yaml")
+    duckdb_run = rv.link(config, previous=None, progress=False)
+    spark_run = rv.link(config.model_copy(update={"engine": "spark"}), previous=None, progress=False)
+    return duckdb_run, spark_run
+
+
+def _residents_by_record(result) -> pd.Series:
+    """Each record's resident, as the set of its members' (source, record_id): ids aside."""
+    links = result.links
+    key = links["source"] + ":" + links["record_id"].astype(str)
+    members = key.groupby(links["resident_id"]).agg(lambda s: tuple(sorted(s)))
+    return pd.Series(links["resident_id"].map(members).to_numpy(), index=key).sort_index()
+
+
+def test_spark_gives_every_record_the_same_resident_as_duckdb(both_engines):
+    duckdb_run, spark_run = both_engines
+    ours, theirs = _residents_by_record(duckdb_run), _residents_by_record(spark_run)
+    assert list(ours.index) == list(theirs.index)
+    share = float((ours == theirs).mean())
+    assert share == 1.0, f"only {share:.2%} of records in identical residents"
+    assert len(spark_run.residents) == len(duckdb_run.residents)
+
+
+def test_spark_standardises_scores_and_models_as_duckdb(both_engines):
+    duckdb_run, spark_run = both_engines
+    pd.testing.assert_frame_equal(duckdb_run.records, spark_run.records, check_dtype=False)
+    pd.testing.assert_frame_equal(duckdb_run.quality, spark_run.quality, check_dtype=False)
+    assert duckdb_run.model == spark_run.model  # in DuckDB's SQL: `update` can reuse it
+    pairs = duckdb_run.pairs.merge(spark_run.pairs, on=["unique_id_l", "unique_id_r"], how="outer",
+                                   suffixes=("_duckdb", "_spark"), indicator=True)
+    assert (pairs["_merge"] == "both").all() and len(pairs) == len(duckdb_run.pairs) > 0
+    assert (pairs["match_weight_duckdb"] - pairs["match_weight_spark"]).abs().max() < 1e-9
+    assert spark_run.diagnostics["engine"] == "spark"
+
+
+def test_spark_clusters_each_component_as_clustering_all_at_once(spark, both_engines):
+    from residentview.cluster import cluster_records
+    from residentview.engines.spark.cluster import cluster_on_spark
+
+    duckdb_run, _ = both_engines
+    records, pairs = duckdb_run.records, duckdb_run.pairs
+    # a reviewer's non-match inside a resident, and a match across two: both honoured alike
+    joined = pairs[pairs["match_probability"] >= 0.95].iloc[0]
+    apart = pd.DataFrame({"unique_id_l": [int(joined["unique_id_l"])], "unique_id_r": [int(joined["unique_id_r"])]})
+    together = pd.DataFrame({"unique_id_l": [0], "unique_id_r": [int(records["unique_id"].max())]})
+    whole = cluster_records(records, pairs, 0.95, together, apart)
+    by_component = cluster_on_spark(spark, records, pairs, 0.95, together, apart)
+    pd.testing.assert_frame_equal(whole.reset_index(drop=True), by_component, check_dtype=False)
+    assert whole.attrs == by_component.attrs
+
+
+def test_spark_run_writes_the_outputs_link_writes(both_engines, tmp_path):
+    _, spark_run = both_engines
+    spark_run.write(tmp_path / "out")
+    for name in ("resident_links.parquet", "residents.parquet", "households.parquet", "report.html", "model.json"):
+        assert (tmp_path / "out" / name).is_file(), name
+    links = pd.read_parquet(tmp_path / "out" / "resident_links.parquet")
+    assert len(links) == len(spark_run.records) and links["resident_id"].notna().all()
+
+
+def test_spark_sql_of_list_and_similarity_functions():
+    from residentview.engines.spark.dialect import spark_sql
+
+    assert spark_sql('list_has_any("a_l", "a_r")') == "ARRAYS_OVERLAP(`a_l`, `a_r`)"
+    assert spark_sql('jaro_winkler_similarity("f_l", "f_r") >= 0.8') == "JARO_WINKLER(`f_l`, `f_r`) >= 0.8"
+    assert spark_sql('len(list_intersect("address_tokens_l", "address_tokens_r"))') == (
+        "SIZE(ARRAY_INTERSECT(`address_tokens_l`, `address_tokens_r`))")
+
+
+def test_engine_spark_without_pyspark_is_one_line_naming_the_extra(monkeypatch, linkable_pair):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pyspark(name, *args, **kwargs):
+        if name == "pyspark" or name.startswith("pyspark."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyspark)
+    result = CliRunner().invoke(main, ["link", str(linkable_pair), "--engine", "spark"])
+    assert result.exit_code == 2
+    message = result.output.strip()
+    assert len(message.splitlines()) == 1 and "residentview[spark]" in message
+
+
+def test_engine_spark_without_java_is_one_line(monkeypatch):
+    from residentview.engines.spark.session import require_java
+
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match="Java runtime"):
+        require_java()
+
+
+def test_update_on_spark_says_it_is_not_yet_supported(linkable_pair):
+    result = CliRunner().invoke(main, ["update", str(linkable_pair), "--engine", "spark"])
+    assert result.exit_code == 2
+    assert "update on Spark is not yet supported" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_engine_is_duckdb_unless_the_config_says_spark(write_config):
+    config = {"name": "x", "sources": {"a": {"path": "a.csv", "id": "i", "fields": {"first_name": "f"}}}}
+    assert load_config(config).engine == "duckdb"
+    assert load_config({**config, "engine": "spark"}).engine == "spark"
+    with pytest.raises(ConfigError, match="engine"):
+        load_config({**config, "engine": "flink"})
