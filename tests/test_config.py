@@ -64,7 +64,7 @@ def test_unknown_top_level_key_lists_the_valid_keys():
     message = error_for(config(nmae="x"))
     assert message.startswith("<config>: nmae: unknown key 'nmae'")
     assert "did you mean 'name'" in message
-    assert "expected one of: name, sources, linkage, resident_view, output" in message
+    assert "expected one of: name, sources, engine, linkage, resident_view, output" in message
 
 
 def test_unknown_source_key_names_the_source():
