@@ -3,6 +3,8 @@ frequency, depend on the shared key, and still link two boroughs' records."""
 
 from __future__ import annotations
 
+import json
+
 import os
 import sys
 from pathlib import Path
@@ -202,6 +204,12 @@ def test_encode_and_link_encoded_on_the_command_line(council, tmp_path):
     assert len(links) == len(records)
     assert (tmp_path / "linked" / "pprl_summary.json").is_file()
     assert KEY.decode() not in (tmp_path / "linked" / "pprl_summary.json").read_text()
+    # The audit log says who linked which encodings, under which key's fingerprint; no record ids.
+    log = (tmp_path / "linked" / "audit.jsonl").read_text()
+    entry = json.loads(log.splitlines()[-1])
+    assert entry["event"] == "link-encoded" and entry["residents"] == links["resident_id"].nunique()
+    assert KEY.decode() not in log and not any(str(r) in log for r in links["record_id"].head(50))
+    assert _invoke("audit", "verify", tmp_path / "linked").exit_code == 0
 
 
 def test_link_encoded_refuses_mismatched_keys_in_one_line(council, tmp_path):

@@ -232,8 +232,21 @@ def write_links(result: EncodedLinks, folder: Path) -> Path:
     """resident_links.parquet and pprl_summary.json, all at once or not at all (CONTRACT §3)."""
     from residentview.outputs import folder_lock, staged_output
 
+    from residentview.audit import append_entries, os_user, versions
+    from residentview.review.store import file_digest
+
     folder = Path(folder)
     with folder_lock(folder, "link-encoded"), staged_output(folder) as staging:
         result.links.to_parquet(staging / "resident_links.parquet", index=False)
         (staging / "pprl_summary.json").write_text(json.dumps(result.summary, indent=2), encoding="utf-8")
+        # Who linked which organisations' encodings under which key (its fingerprint), and what
+        # came out: counts and the file's hash, no record ids.
+        summary = result.summary
+        append_entries(folder, staging, [{
+            "event": "link-encoded", "user": os_user(), "versions": versions(),
+            "organisations": summary["organisations"], "key_fingerprint": summary["key_fingerprint"],
+            "method": summary["method"], "threshold": summary["threshold"], "records": summary["records"],
+            "residents": summary["residents"], "residents_in_both": summary["residents_in_both"],
+            "file": "resident_links.parquet", "sha256": file_digest(staging / "resident_links.parquet"),
+        }])
     return folder
