@@ -646,6 +646,8 @@ def test_the_page_comes_from_templates_escapes_values_and_prints_on_a4():
     assert "rgb(255,25,25)" in shaded  # a shortfall in a field everyone has: red
     assert 'class="heat not-held"' in shaded  # a source that does not hold the field
     assert "rgb(141,141,255)" in shaded and "rgb(255,229,229)" not in shaded  # phone at 90%: blue, not red
+    partial = heat_table(grid, sparse_cells=grid < 0.25)  # a field a source holds for some people only
+    assert "rgb(255,25,25)" not in partial and "rgb(243,243,255)" in partial
     page = Page(title="A <run>", banner="<strong>OFFICIAL</strong>")
     page.section("one", "First", "<p>body</p>")
     rendered = page.render()

@@ -90,16 +90,19 @@ def table(frame: pd.DataFrame, formats: Optional[dict[str, Formatter]] = None,
     return _component("table", columns=[str(c) for c in frame.columns], rows=rows)
 
 
-def heat_table(grid: pd.DataFrame, shortfall: bool = True, expected_sparse: tuple[str, ...] = ()) -> str:
+def heat_table(grid: pd.DataFrame, shortfall: bool = True, expected_sparse: tuple[str, ...] = (),
+               sparse_cells: Optional[pd.DataFrame] = None) -> str:
     """A grid of shares (rows × columns), each cell shaded from red (0%) to white (100%) — or,
-    where a low share is no shortfall (`shortfall` False, or a row in `expected_sparse`: a field
-    only some people have), from white (0%) to blue (100%). A cell with no value (a source that
-    does not hold the field) is hatched grey."""
+    where a low share is no shortfall (`shortfall` False, a row in `expected_sparse`: a field
+    only some people have, or a True cell of `sparse_cells`), from white (0%) to blue (100%). A
+    cell with no value (a source that does not hold the field) is hatched grey."""
+    sparse = (sparse_cells.reindex(index=grid.index, columns=grid.columns).fillna(False).to_numpy(bool)
+              if sparse_cells is not None else None)
     rows = []
-    for label, values in zip(grid.index, grid.to_numpy()):
-        red = shortfall and label not in expected_sparse
+    for i, (label, values) in enumerate(zip(grid.index, grid.to_numpy())):
         cells = []
-        for value in values:
+        for j, value in enumerate(values):
+            red = shortfall and label not in expected_sparse and not (sparse is not None and sparse[i, j])
             if _is_number(value):
                 shade = int(255 * max(0.0, min(1.0, float(value))))
                 colour = f"rgb(255,{shade},{shade})" if red else f"rgb({255 - shade // 2},{255 - shade // 2},255)"

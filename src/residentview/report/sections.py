@@ -215,20 +215,27 @@ def data_quality(page: Page, inputs: ReportInputs) -> None:
     body = note("Completeness: share of a source's records with the field present. Validity: share of "
                 "present values in canonical form; invalid values stay in the record but are not used for matching. "
                 "A hatched dash: the source does not hold the field. Red marks a shortfall in a field everyone "
-                "has; fields only some people have (titles, middle names, previous surnames, phone, email, "
-                "service reference numbers) are shaded blue, since a low share there is expected.")
+                "has; blue, a field only some people have — titles, middle names, previous surnames, phone, "
+                f"email, service reference numbers, and any field a source fills for under {SPARSE_SHARE:.0%} of "
+                "its records (the register's dates of birth of attainers) — where a low share is expected. A "
+                "field falling between runs is what `residentview update` reports as drift.")
     for measure in ("completeness", "validity"):
         if measure in shown:
             grid = shown.pivot_table(index="field", columns="source", values=measure, aggfunc="first", sort=False)
             # Validity is expected high for every field held; completeness only for fields everyone has.
-            sparse = tuple(f for f in grid.index if _sparse_by_design(str(f))) if measure == "completeness" else ()
-            body += f"<h3>{measure.capitalize()}</h3>" + heat_table(grid, expected_sparse=sparse)
+            if measure == "completeness":
+                sparse = tuple(f for f in grid.index if _sparse_by_design(str(f)))
+                body += "<h3>Completeness</h3>" + heat_table(grid, expected_sparse=sparse,
+                                                             sparse_cells=grid < SPARSE_SHARE)
+            else:
+                body += "<h3>Validity</h3>" + heat_table(grid)
     body += "<details><summary>Every source and field, with reasons for invalid values</summary>"
     body += table(shown[columns], formats, raw_html=("completeness", "validity")) + "</details>"
     page.section("quality", "Data quality", body)
 
 
 SPARSE_BY_DESIGN = ("title", "middle_names", "previous_last_name", "phone", "email")
+SPARSE_SHARE = 0.25  # a source filling a field for fewer of its records holds it for some people only
 
 
 def _sparse_by_design(field: str) -> bool:
