@@ -305,3 +305,14 @@ def test_every_publication_is_in_the_audit_log_without_a_value(council, tmp_path
     assert (entry["event"], entry["by"], entry["min_count"], entry["file"]) == ("publish", "age_band,sex", 10, "counts.csv")
     assert entry["residents"] == 120 and len(entry["sha256"]) == 64
     assert run("audit", "verify", council).exit_code == 0
+
+
+def test_ages_are_counted_at_the_date_of_the_extracts_when_the_run_knows_it(tmp_path):
+    import json
+
+    from residentview.publish import run_date
+
+    (tmp_path / "run.json").write_text(json.dumps({"run_timestamp": "2026-12-03T10:00:00+00:00", "as_of": "2026-10-01"}))
+    assert run_date(tmp_path) == pd.Timestamp("2026-10-01")
+    (tmp_path / "run.json").write_text(json.dumps({"run_timestamp": "2026-12-03T10:00:00+00:00"}))
+    assert run_date(tmp_path) == pd.Timestamp("2026-12-03 10:00:00")

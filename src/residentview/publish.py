@@ -59,7 +59,7 @@ UNKNOWN = "unknown"
 SUPPRESSED = "[c]"  # GSS symbol for a confidential (suppressed) value
 COUNT_COLUMN = "residents"
 
-# ONS quinary age bands, age in completed years at the run's date.
+# ONS quinary age bands, age in completed years at the date of the extracts (run.json's as_of).
 AGE_BANDS = tuple(f"{low}-{low + 4}" for low in range(0, 85, 5)) + ("85+",)
 HOUSEHOLD_SIZE_TOP = 6
 HOUSEHOLD_SIZES = {n: str(n) for n in range(1, HOUSEHOLD_SIZE_TOP)} | {HOUSEHOLD_SIZE_TOP: f"{HOUSEHOLD_SIZE_TOP}+"}
@@ -158,11 +158,14 @@ def read_people(folder: Union[str, Path], by: Sequence[str]) -> tuple[pd.DataFra
 
 
 def run_date(folder: Path) -> pd.Timestamp:
-    """The run's run_timestamp, as a naive UTC timestamp."""
+    """The date ages are counted at: the extracts' date (run.json's `as_of`, the latest record
+    date the sources hold), else the run's run_timestamp; a naive UTC timestamp. Extracts read
+    weeks after they were taken describe residents as they were then."""
     path = folder / "run.json"
     try:
-        stamp = pd.Timestamp(json.loads(path.read_text(encoding="utf-8"))["run_timestamp"])
-    except (OSError, ValueError, TypeError, KeyError):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        stamp = pd.Timestamp(run.get("as_of") or run["run_timestamp"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         raise DataError(f"{path}: missing, or holds no run_timestamp; age_band is the age at the run's date") from None
     if pd.isna(stamp):
         raise DataError(f"{path}: run_timestamp is empty; age_band is the age at the run's date")

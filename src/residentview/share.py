@@ -9,7 +9,7 @@ What leaves is an explicit **allow-list** (`SHARED`): per file of the run, the c
 and how each is made. A column not on the list never leaves — one added to the resident view
 later is not shared until someone adds it here. Direct identifiers (names, addresses, phone,
 email, NHS and NI numbers, reference numbers, UPRN, dates of birth) are on no list;
-quasi-identifiers are generalised: the date of birth to an ONS five-year age band at the run's
+quasi-identifiers are generalised: the date of birth to an ONS five-year age band at the extracts'
 date, the postcode to its district, the household to its size (top-coded at 6+), dates to the
 month (a birthday's event to the year). Beside the files goes SHARING_NOTE.md: the recipient,
 the date, what each file holds and what was left out, and the key's fingerprint — never the key.
@@ -181,7 +181,7 @@ SHARED: dict[str, tuple[Shared, ...]] = {
         Shared("current_address_id", ("current_address_id",), _pseudonym("current_address_id", "address_id"),
                "pseudonym of the resident's current address"),
         Shared("age_band", ("date_of_birth",), _age_band,
-               "ONS five-year age band on the run's date (from the date of birth), or unknown"),
+               "ONS five-year age band on the date of the extracts (from the date of birth), or unknown"),
         Shared("sex", ("sex",), _sex, "female, male or unknown"),
         Shared("postcode_district", ("postcode",), _postcode_district,
                "district of the current postcode (LS6), or unknown"),
@@ -319,7 +319,7 @@ def build_share(folder: Union[str, Path], key: bytes, recipient: str) -> Share:
         usable = [c for c in allowed if all(n in present for n in c.needs)]
         if date is None and any(c.make is _age_band for c in usable):
             raise DataError(f"{folder / 'run.json'}: missing, or holds no run_timestamp; the age band is the age "
-                            "on the run's date")
+                            "on the extracts' date (as_of) or the run's")
         needed = list(dict.fromkeys(n for c in usable for n in c.needs))
         frame = pd.read_parquet(path, columns=needed)
         shared = pd.DataFrame({c.name: c.make(frame, ctx).to_numpy() for c in usable})
@@ -353,7 +353,7 @@ def sharing_note(share: Share) -> str:
         "## Left out and generalised", "",
         "- **Left out:** names, titles and other names, addresses, UPRNs, NHS and NI numbers, phone numbers, "
         "email addresses, the services' own reference numbers, and every other column not listed below.",
-        "- **Generalised:** the date of birth to an ONS five-year age band on the run's date; the postcode to "
+        "- **Generalised:** the date of birth to an ONS five-year age band on the date of the extracts; the postcode to "
         "its district; the household to its size (6+ above five); dates to the month (an 18th birthday, and "
         "any other `turned_<N>`, to the year).",
         "- **Special category data:** `sources` says which services know a resident — social care among "
