@@ -64,7 +64,7 @@ def test_unknown_top_level_key_lists_the_valid_keys():
     message = error_for(config(nmae="x"))
     assert message.startswith("<config>: nmae: unknown key 'nmae'")
     assert "did you mean 'name'" in message
-    assert "expected one of: name, sources, engine, linkage, resident_view, output" in message
+    assert "expected one of: name, sources, engine, memory_limit, linkage, resident_view, output" in message
 
 
 def test_unknown_source_key_names_the_source():
@@ -306,3 +306,15 @@ def test_a_config_object_passes_through_unchanged():
 def test_something_that_is_not_a_config_is_a_config_error():
     with pytest.raises(ConfigError, match="found int, expected a YAML file path, a dict or a Config"):
         load_config(42)
+
+
+def test_memory_limit_is_a_size_with_its_unit():
+    assert load_config(config()).memory_limit is None  # default: what the machine has available
+    assert load_config(config(memory_limit="8GB")).memory_limit == "8GB"
+    assert load_config(config(memory_limit=" 1.5 GiB ")).memory_limit == "1.5 GiB"
+
+
+@pytest.mark.parametrize("bad", [8, "8 gigs", "0GB", "-2GB", "lots"])
+def test_memory_limit_without_a_unit_or_amount_is_one_line(bad):
+    message = error_for(config(memory_limit=bad))
+    assert message == f"<config>: memory_limit: found {bad!r}, expected a size with its unit, such as 8GB or 512MB"

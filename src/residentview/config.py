@@ -188,6 +188,18 @@ def _database_url(value: str) -> str:
 DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
 
 
+def _memory_size(value: Any) -> str:
+    from residentview.memory import size_bytes
+
+    # A bare number is refused, not read as bytes: `memory_limit: 8` almost always means 8GB.
+    if not isinstance(value, str) or size_bytes(value) is None:
+        raise ValueError("expected a size with its unit, such as 8GB or 512MB")
+    return value.strip()
+
+
+MemorySize = Annotated[str, BeforeValidator(_memory_size)]
+
+
 def _a_mapping(value: Any, expected: str) -> Any:
     # Said here, not by pydantic's type check, whose message would quote the value: a URL
     # given where the mapping belongs may hold a password.
@@ -383,6 +395,9 @@ class Config(BaseModel):
     sources: dict[str, SourceConfig]
     # Where the stages run (CONTRACT §9): the embedded DuckDB, or Spark (the `spark` extra)
     engine: Literal["duckdb", "spark"] = "duckdb"
+    # The memory the run may use, e.g. "8GB" (`memory.py`): bounds DuckDB's working memory, and a
+    # run expected to need more stops before it starts. Default: what the machine has available.
+    memory_limit: Optional[MemorySize] = None
     linkage: LinkageConfig = Field(default_factory=LinkageConfig)
     resident_view: ResidentViewConfig = Field(default_factory=ResidentViewConfig)
     output: Optional[OutputConfig] = None

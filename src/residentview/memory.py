@@ -1,7 +1,12 @@
-"""Memory helpers shared by the stages that build millions of small Python objects."""
+"""Memory: helpers for the stages that build millions of small Python objects, and the memory a
+run may use (the config's `memory_limit`): DuckDB's share of it, and the check before the stages
+that a run is expected to fit."""
 
 import gc
+import re
 from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Optional
 
 
 @contextmanager
@@ -19,3 +24,100 @@ def cycle_collector_paused():
     finally:
         if was_enabled:
             gc.enable()
+
+
+# The memory a run may use (`memory_limit` in the config) -----------------------------------
+
+# DuckDB's working memory when the config sets no limit: the linking database spills to disk
+# past it rather than growing until the machine swaps.
+DUCKDB_MEMORY_LIMIT = "2GB"
+# With a limit set, DuckDB's share of it: the rest is the pandas frames the stages hold (the
+# records, the scored pairs, the resident view) beside the linking database.
+DUCKDB_SHARE = 0.25
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B)\s*$", re.IGNORECASE)
+
+_duckdb_limit: ContextVar[str] = ContextVar("duckdb_memory_limit", default=DUCKDB_MEMORY_LIMIT)
+
+
+def size_bytes(text: str) -> Optional[int]:
+    """`"8GB"` -> 8,000,000,000 (GB, MB … are powers of ten and GiB, MiB … of two, as DuckDB
+    reads them); None when `text` is not a size with its unit."""
+    match = _SIZE.match(text)
+    if not match:
+        return None
+    amount = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    return int(amount) if amount >= 1 else None
+
+
+def described(n_bytes: float) -> str:
+    """`12.3 GB`, `800 MB`: how a message shows a size."""
+    return f"{n_bytes / 10**9:.1f} GB" if n_bytes >= 10**9 else f"{n_bytes / 10**6:,.0f} MB"
+
+
+def duckdb_memory_limit() -> str:
+    """The `memory_limit` for a DuckDB database a stage opens, under the run's limit in force."""
+    return _duckdb_limit.get()
+
+
+@contextmanager
+def memory_limit_in_force(memory_limit: Optional[str]):
+    """Within: DuckDB databases the stages open get `DUCKDB_SHARE` of `memory_limit` (the
+    config's), or `DUCKDB_MEMORY_LIMIT` when it is None."""
+    limit = DUCKDB_MEMORY_LIMIT
+    if memory_limit is not None:
+        limit = f"{max(1, int(size_bytes(memory_limit) * DUCKDB_SHARE) // 10**6)}MB"
+    token = _duckdb_limit.set(limit)
+    try:
+        yield
+    finally:
+        _duckdb_limit.reset(token)
+
+
+# The peak resident set of a `link` on DuckDB (the process and its address cleaner), measured by
+# benchmarks/scale.py at 1M and 2M records (BENCHMARKS.md, "One machine"): 3.3 GB and 6.0 GB, so
+# 0.7 GB and 2,600 bytes a record. The margin covers the steepest stage (the resident view grew
+# by 3,250 bytes a record) and a busier machine; the linking database is bounded by its limit.
+PEAK_FIXED_BYTES = 700 * 10**6
+PEAK_BYTES_PER_RECORD = 2_600
+MARGIN = 1.25
+
+
+def expected_peak(n_records: int) -> int:
+    """The memory a DuckDB `link` of `n_records` records is expected to need at its peak."""
+    return int(MARGIN * (PEAK_FIXED_BYTES + PEAK_BYTES_PER_RECORD * n_records))
+
+
+def memory_allowed(memory_limit: Optional[str]) -> tuple[int, str]:
+    """How much the run may use, and what says so: the config's `memory_limit`, or what this
+    machine has available (free now, plus what this run already holds), whichever is less."""
+    import psutil
+
+    me = psutil.Process()
+    held = 0
+    for process in (me, *me.children(recursive=True)):
+        try:
+            held += process.memory_info().rss
+        except psutil.Error:  # a child that has just ended
+            pass
+    available = psutil.virtual_memory().available + held
+    if memory_limit is not None and size_bytes(memory_limit) <= available:
+        return size_bytes(memory_limit), f"memory_limit {memory_limit} allows"
+    return available, "this machine has available"
+
+
+def check_memory(n_records: int, memory_limit: Optional[str], label: str) -> None:
+    """A one-line `DataError` when a DuckDB run of `n_records` is expected to need more memory
+    than it may use: said before the stages start rather than found out by running out of it."""
+    from residentview.errors import DataError
+
+    needed = expected_peak(n_records)
+    allowed, bound = memory_allowed(memory_limit)
+    if needed > allowed:
+        raise DataError(
+            f"{label}: {n_records:,} records are expected to need about {described(needed)} of memory, "
+            f"more than the {described(allowed)} {bound}; give the run more (memory_limit) on a machine "
+            f"that has it, or run it on Spark (engine: spark, or --engine spark)"
+        )

@@ -24,6 +24,7 @@ from residentview.cluster import cluster_records
 from residentview.config import Config, load_config
 from residentview.linkage import link_records
 from residentview.logging_setup import quiet_splink
+from residentview.memory import check_memory, memory_limit_in_force
 from residentview.outputs import folder_lock, staged_output
 from residentview.progress import pipeline_progress
 from residentview.resident_view import ResidentView, build_resident_view, view_tables, write_view
@@ -198,15 +199,17 @@ def link(
     if cfg.engine == "spark":
         from residentview.engines.spark.pipeline import link_spark
 
-        return link_spark(cfg, previous_dir, progress)
+        with memory_limit_in_force(cfg.memory_limit):  # the driver's linking database
+            return link_spark(cfg, previous_dir, progress)
     run_timestamp = pd.Timestamp.now(tz="UTC").floor("s")
     # Before any work: a bad row in a filled-in review queue stops the run here, not after it.
     decisions, new_decisions = decisions_to_honour(previous_dir)
 
-    with pipeline_progress(5, progress) as step:
+    with pipeline_progress(5, progress) as step, memory_limit_in_force(cfg.memory_limit):
         started = time.perf_counter()
         step("reading sources")
         raw, summaries = read_sources(cfg, progress=step.note)
+        check_memory(len(raw), cfg.memory_limit, cfg.label)  # stop now, not out of memory an hour in
         timings["read"] = time.perf_counter() - started
 
         mark = time.perf_counter()

@@ -21,13 +21,13 @@ from residentview.linkage.blocking import blocked_pairs_sql, choose_records_rule
 from residentview.linkage.comparisons import build_comparisons, compared_fields
 from residentview.linkage.frame import ADDED, COMPARED_FIELDS, linking_frame, load_sql, with_derived
 from residentview.linkage.training import initial_prior, learn_m_from_labels, train
+from residentview.memory import duckdb_memory_limit
 
 log = logging.getLogger(__name__)
 
 PREDICT_FLOOR = 0.01  # pairs scored below this are never worth clustering or reviewing
 
 PAIR_COLUMNS = ("unique_id_l", "unique_id_r", "match_weight", "match_probability")
-DUCKDB_MEMORY_LIMIT = "2GB"
 REVIEW_BAND_WEIGHT = 4.0  # match weight either side of the threshold's
 REVIEW_PAIRS_KEPT = 5_000
 
@@ -255,9 +255,10 @@ def _load(frame: pd.DataFrame, sample_ids: Optional[pd.Series] = None):
     and the connection.
 
     Copied rather than viewed: DuckDB stores text far more compactly than pandas objects, so
-    the caller can drop its frame. The database stays within a laptop's memory, spilling to
-    disk past its limit instead of growing until the machine swaps."""
-    connection = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT})
+    the caller can drop its frame. The database stays within its share of the run's memory
+    (`memory.duckdb_memory_limit`), spilling to disk past it instead of growing until the
+    machine swaps."""
+    connection = duckdb.connect(config={"memory_limit": duckdb_memory_limit()})
     connection.execute("SET enable_progress_bar = false")  # our own progress bars report the stage
     connection.register("incoming", frame)
     connection.execute(f"CREATE TABLE records_table AS {load_sql(set(frame.columns), 'incoming')}")

@@ -1,0 +1,60 @@
+"""The memory a run may use (`memory_limit`): DuckDB's share of it, and the check after reading
+the sources that stops a run expected to need more, in one line that points to Spark."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+import residentview as rv
+from residentview import DataError
+from residentview.linkage.model import _load
+from residentview.memory import (
+    DUCKDB_MEMORY_LIMIT, check_memory, duckdb_memory_limit, expected_peak, memory_limit_in_force, size_bytes,
+)
+
+
+def _duckdb_setting(limit: str) -> str:
+    with duckdb.connect(config={"memory_limit": limit}) as connection:
+        return connection.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def test_sizes_read_as_duckdb_reads_them():
+    assert size_bytes("8GB") == 8 * 10**9
+    assert size_bytes("512 mib") == 512 * 2**20
+    assert size_bytes("8") is None and size_bytes("eight GB") is None
+
+
+def test_without_a_limit_the_linking_database_keeps_its_default():
+    assert duckdb_memory_limit() == DUCKDB_MEMORY_LIMIT
+    with memory_limit_in_force(None):
+        assert duckdb_memory_limit() == DUCKDB_MEMORY_LIMIT
+
+
+def test_the_linking_database_gets_a_quarter_of_the_runs_limit():
+    frame = pd.DataFrame({"unique_id": ["a-1"], "source": ["a"], "record_id": ["1"]})
+    with memory_limit_in_force("4GB"):
+        _, _, connection = _load(frame)
+    setting = connection.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert setting == _duckdb_setting("1000MB")
+    assert duckdb_memory_limit() == DUCKDB_MEMORY_LIMIT  # only within the run
+
+
+def test_a_small_run_fits():
+    check_memory(45, None, "borough.yaml")
+    assert expected_peak(1_000_000) < expected_peak(2_000_000) < 2 * expected_peak(1_000_000)
+
+
+def test_a_run_expected_to_need_more_than_its_limit_stops_after_reading(linkable_pair):
+    config = yaml.safe_load(linkable_pair.read_text(encoding="utf-8"))
+    linkable_pair.write_text(yaml.safe_dump({**config, "memory_limit": "1MB"}), encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        rv.link(linkable_pair, progress=False)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{linkable_pair}: 45 records are expected to need about ")
+    assert "more than the 1 MB memory_limit 1MB allows" in message
+    assert "engine: spark" in message
+    assert not (linkable_pair.parent / "out").exists()
