@@ -58,3 +58,11 @@ def test_a_run_expected_to_need_more_than_its_limit_stops_after_reading(linkable
     assert "more than the 1 MB memory_limit 1MB allows" in message
     assert "engine: spark" in message
     assert not (linkable_pair.parent / "out").exists()
+
+
+def test_without_a_limit_a_run_is_held_to_what_the_machine_has():
+    with pytest.raises(DataError) as caught:
+        check_memory(10**12, None, "borough.yaml")
+    message = str(caught.value)
+    assert message.startswith("borough.yaml: 1,000,000,000,000 records are expected to need about ")
+    assert "this machine has available; free memory or use a machine with more, or run it on Spark" in message
