@@ -105,6 +105,7 @@ def run_child(config: Path, out: Path, engine: str, report: Path) -> None:
         own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
         report.write_text(json.dumps({"exit_code": code, "stage_peak_mb": memory.peaks_mb,
                                       "peak_memory_mb": max([own_peak, *memory.peaks_mb.values()])}))
+    raise SystemExit(code)  # the CLI's own exit code, for the parent's status
 
 
 # The parent: each size and engine, then one table -------------------------------------------
@@ -174,10 +175,10 @@ def markdown_table(rows: list[dict]) -> str:
              "Status | Per stage (time / peak memory) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        same = row.get("identical_residents_share")
+        same, f1 = row.get("identical_residents_share"), row.get("pairwise_f1")
         lines.append(
             f"| {row['dataset']} | {row['engine']} | {row['records']:,} | {row['wall_seconds']:,.1f} | "
-            f"{row.get('peak_memory_mb', 0):,} | {row.get('pairwise_f1', float('nan')):.4f} | "
+            f"{row.get('peak_memory_mb', 0):,} | {'–' if f1 is None else f'{f1:.4f}'} | "
             f"{'–' if same is None else f'{same:.2%}'} | {row['status']} | {_stage_cells(row)} |")
     return "\n".join(lines)
 
