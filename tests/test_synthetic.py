@@ -358,3 +358,13 @@ def test_hostile_extracts_have_no_dob_in_housing_benefit_or_adult_social_care(tm
     assert has_dob["housing_benefit"] == 0 and has_dob["adult_social_care"] == 0
     assert has_dob["children_services"] > 0.7 and has_dob["school_census"] > 0.9  # only `missing` blanks these
     assert len(frame) == written.n_records == len(pd.read_parquet(written.truth_path))
+
+
+@pytest.mark.parametrize("n", [1, 29, 31, 10_000, 700_001, 1_000_000])
+def test_addresses_come_to_exactly_n_however_the_streets_round(n):
+    """Rounding ~n/30 street lengths can leave more houses than the last street holds (it did
+    at 700,001 and a million): the excess comes off the longest streets, none below one house."""
+    from residentview.synthetic.population import make_addresses
+
+    addresses = make_addresses(n, np.random.default_rng(n))
+    assert len(addresses) == n

@@ -58,8 +58,14 @@ def make_addresses(n: int, rng: np.random.Generator) -> pd.DataFrame:
     street_len = np.maximum(1, np.round(street_len)).astype(int)
     street_len[-1] += n - street_len.sum()
     if street_len[-1] < 1:
-        street_len = np.maximum(1, street_len)
-        street_len[np.argmax(street_len)] -= street_len.sum() - n
+        # The rounding of many streets can leave more houses than `n` than the last street holds:
+        # take the excess off the longest streets a house at a time, none below one house.
+        street_len[-1] = 1
+        excess = int(street_len.sum() - n)
+        while excess > 0:
+            take = min(excess, int((street_len > 1).sum()))
+            street_len[np.argsort(-street_len, kind="stable")[:take]] -= 1
+            excess -= take
     street_names = (
         pd.Series(stems[rng.integers(0, len(stems), n_streets)])
         + " "
