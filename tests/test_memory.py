@@ -66,3 +66,14 @@ def test_without_a_limit_a_run_is_held_to_what_the_machine_has():
     message = str(caught.value)
     assert message.startswith("borough.yaml: 1,000,000,000,000 records are expected to need about ")
     assert "this machine has available; free memory or use a machine with more, or run it on Spark" in message
+
+
+def test_without_a_limit_a_small_run_is_never_refused_for_want_of_free_memory(monkeypatch):
+    import residentview.memory as memory
+
+    monkeypatch.setattr(memory, "memory_allowed", lambda limit: (10**6, "this machine has available"))
+    check_memory(100_000, None, "borough.yaml")  # about 1.2 GB expected: not checked against the machine
+    with pytest.raises(DataError, match="this machine has available"):
+        check_memory(1_000_000, None, "borough.yaml")
+    with pytest.raises(DataError, match="engine: spark"):
+        check_memory(100_000, "1MB", "borough.yaml")
