@@ -301,3 +301,16 @@ def test_fuller_new_records_are_no_reason_to_retrain():
     ids = pd.Series([f"r{i // 2}" for i in range(400)])
     report = drift_report(np.arange(200), ids, np.full(200, 12.0), ids, np.full(400, 12.0), fuller, master, 50_000)
     assert not report["retrain_recommended"], report["reasons"]
+
+
+def test_an_update_stops_after_reading_when_it_would_need_more_memory_than_its_limit(versions, folder, tmp_path):
+    """As `link` does (test_memory.py): exit 2, one line pointing to Spark, the folder untouched."""
+    _, after, _ = versions
+    settings = yaml.safe_load(after.read_text(encoding="utf-8"))
+    limited = after.with_name("limited.yaml")
+    limited.write_text(yaml.safe_dump({**settings, "memory_limit": "1MB"}), encoding="utf-8")
+    before = snapshot(folder)
+    result = run("update", limited, "--out", folder)
+    assert result.exit_code == 2 and "memory_limit 1MB allows" in result.output and "engine: spark" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert snapshot(folder) == before
