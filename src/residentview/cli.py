@@ -7,6 +7,7 @@ Exit codes: 0 success; 2 bad input (one line on stderr, no traceback); 1 unexpec
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -59,10 +60,24 @@ def handles_errors(func):
     return wrapper
 
 
+_own_process = False  # set when the command line is this process's own (not a caller's runner)
+
+
 def _stopped() -> None:
     if interrupts.received() == signal.SIGTERM:
-        _fail(f"terminated (SIGTERM); {UNTOUCHED}", EXIT_TERMINATED)
-    _fail(f"interrupted (Ctrl-C); {UNTOUCHED}", EXIT_INTERRUPTED)
+        message, code = f"terminated (SIGTERM); {UNTOUCHED}", EXIT_TERMINATED
+    else:
+        message, code = f"interrupted (Ctrl-C); {UNTOUCHED}", EXIT_INTERRUPTED
+    if not _own_process:
+        _fail(message, code)
+    # Every output is already back as it was (the stages' `finally` blocks have run). Leave now:
+    # a library's native worker thread still running when the interpreter finalises can abort
+    # the process (SIGABRT, "terminate called without an active exception") and lose the exit code.
+    click.echo(message, err=True)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _describe_unexpected(exc: BaseException) -> str:
@@ -90,6 +105,8 @@ class _OneLineErrors(click.Group):
     """Usage errors (a missing argument, an unknown option) as one line on stderr, exit 2."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        global _own_process
+        _own_process = args is None  # the `residentview` command itself, not a test's CliRunner
         args = _global_flags_first(sys.argv[1:] if args is None else list(args))
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
