@@ -98,9 +98,9 @@ def _headline(inputs: ReportInputs, n_residents: int) -> str:
     sentences = [f"{len(flags):,} records from {flags['source'].nunique():,} services describe "
                  f"{n_residents:,} residents"
                  + (f" in {len(households):,} households." if households is not None and len(households) else ".")]
-    per_resident = flags.groupby("resident_id")["source"].nunique()
-    if len(per_resident):
-        sentences.append(f"{(per_resident > 1).mean():.0%} of residents are known to more than one service.")
+    if n_residents:  # link_flags already knows, per record, whether its resident spans sources
+        several = flags.loc[flags["linked_other_source"].to_numpy(bool), "resident_id"].nunique()
+        sentences.append(f"{several / n_residents:.0%} of residents are known to more than one service.")
     if len(inputs.suspicious):
         sentences.append(f"{len(inputs.suspicious):,} residents hold records that disagree (dates of birth or "
                          "NHS or NI numbers) and are worth a look: see Clusters.")
