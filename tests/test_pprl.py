@@ -104,10 +104,13 @@ def test_no_clear_value_from_the_input_is_in_the_encoded_file(council, tmp_path)
     _, records, _ = council
     path = write_encoded(encode_records(records, KEY, "borough_a"), tmp_path / "a.parquet")
     table = pq.read_table(path)
-    assert set(table.column_names) == {"source", "record_id", "bloom_record"} | {
-        c for c in table.column_names if c.startswith("block_")}
+    assert set(table.column_names) == {"source", "record_id", "bloom_record", "part_first_name", "initials",
+                                       "first_initial_only", "age_group"} | {
+        c for c in table.column_names if c.startswith(("block_", "token_"))}
+    assert set(table.column("age_group").drop_null().to_pylist()) <= {"child", "adult"}
     clear = set()
-    for column in ("first_name", "last_name", "first_name_key", "last_name_key", "postcode", "address"):
+    for column in ("first_name", "last_name", "first_name_key", "last_name_key", "postcode", "address", "uprn",
+                   "nhs_number", "ni_number", "email", "phone", "id_upn"):
         clear |= {v for v in records[column].dropna().astype(str) if len(v) >= 5}
     dob = pd.to_datetime(records["date_of_birth"]).dropna()
     clear |= set(dob.dt.strftime("%Y-%m-%d")) | set(dob.dt.strftime("%d/%m/%Y")) | set(dob.dt.strftime("%Y%m%d"))

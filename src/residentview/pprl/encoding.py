@@ -60,7 +60,7 @@ import pyarrow.parquet as pq
 from residentview.errors import DataError
 from residentview.keys import fingerprint
 
-METHOD = "residentview-clk-1"  # changes whenever the same key would give other encodings
+METHOD = "residentview-clk-2"  # changes whenever the same key would give other encodings
 BITS = 1024
 FILTER_BYTES = BITS // 8
 Q = 2
@@ -87,6 +87,35 @@ BLOCKING_RULES = {
     "postcode_initial": ("postcode_compact", "first_initial"),
     "forename_surname": ("first_name_phonetic", "last_name_phonetic"),
 }
+# Field parts: one hardened filter of one field each (`part_filters`), compared on their own so
+# that a first name can be judged apart from the surname and the address the record filter mixes
+# it with. Balanced (Schnell & Borgs 2016) and with BLIP noise (see the module docstring).
+PARTS = {"first_name": "first_name"}
+PART_BITS = 256  # before balancing doubles it
+PART_HASHES = 10
+FLIP = 0.03
+# Keyed exact tokens (`exact_tokens`): equal on both sides when the values are equal, and
+# nothing else. A person's own numbers (every `id_<name>` a config maps is added to these); the
+# place (UPRN; postcode with house, flat number and building); and the date of birth in three
+# pairs of its parts, so that two dates agreeing in two of year, month and day (or with day and
+# month swapped) still share a token, as a typo leaves them.
+PERSON_TOKENS = ("nhs_number", "ni_number", "email", "phone")
+PLACE_TOKENS = ("uprn", "address")
+DOB_TOKENS = ("dob_year_month", "dob_year_day", "dob_day_month")
+# Sex as recorded, else as the title or the first name implies (`linkage.frame.implied_sex`).
+SEX_TOKENS = ("sex",)
+# Tokens that also serve as blocking keys: records sharing one are compared.
+BLOCKING_TOKENS = (*PERSON_TOKENS, *PLACE_TOKENS)
+# The first initials a forename may be written with (its own and its short or long forms':
+# BOB -> B and R), each put in one of INITIAL_BUCKETS buckets chosen under the secret and written
+# as a bit mask: two records whose masks share no bit have first names that no nickname, initial
+# or short form reconciles. About three letters share a bucket, so a mask says little of a name.
+INITIAL_BUCKETS = 8
+# A record is a child's when its date of birth makes it under ADULT_AGE on its record_date (else
+# on the file's latest record_date), an adult's when over, or when its title is one only adults
+# have; undated records of a source whose dated records hold almost no child are adults'
+# (the rules of `cluster.adult_when`, on one organisation's own records).
+AGE_GROUPS = ("child", "adult")
 METADATA_KEY = b"residentview.pprl"
 _LABEL = "residentview pprl"
 
@@ -110,7 +139,9 @@ def parameters() -> dict:
     """Everything both sides must share for their encodings to be comparable, key aside."""
     return {"method": METHOD, "bits": BITS, "q": Q, "padding": PAD, "field_hashes": dict(FIELD_HASHES),
             "diffusion_inputs": DIFFUSION_INPUTS, "blocking_rules": {k: list(v) for k, v in BLOCKING_RULES.items()},
-            "encodings": {k: {part: list(v) for part, v in spec.items()} for k, spec in ENCODINGS.items()}}
+            "encodings": {k: {part: list(v) for part, v in spec.items()} for k, spec in ENCODINGS.items()},
+            "parts": dict(PARTS), "part_bits": 2 * PART_BITS, "part_hashes": PART_HASHES, "flip": FLIP,
+            "blocking_tokens": list(BLOCKING_TOKENS), "initial_buckets": INITIAL_BUCKETS, "age_groups": list(AGE_GROUPS)}
 
 
 def _qgrams(value: str) -> list[str]:
@@ -120,7 +151,7 @@ def _qgrams(value: str) -> list[str]:
 
 def _tokens(records: pd.DataFrame) -> pd.DataFrame:
     """(row, field, token): every token of every record, worked out once per distinct value."""
-    people = records["is_person"].to_numpy(bool) if "is_person" in records else np.ones(len(records), bool)
+    people = _people(records)
     texts = {
         "first_name": records.get("first_name_key"),
         "last_name": records.get("last_name_key"),
@@ -157,17 +188,19 @@ def _tokens(records: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _positions(key: bytes, encoding: str, field: str, tokens: np.ndarray) -> np.ndarray:
-    """The bits each distinct token of `field` sets: FIELD_HASHES[field] positions read from
-    HMAC-SHA256 output (16 positions of 16 bits per digest; BITS divides 2**16, so unbiased)."""
-    field_key, k = _derived_key(key, f"bits\x1f{encoding}\x1f{field}"), FIELD_HASHES[field]
+def _positions(key: bytes, encoding: str, field: str, tokens: np.ndarray, bits: int = BITS,
+               k: int | None = None) -> np.ndarray:
+    """The bits each distinct token of `field` sets: `k` (default FIELD_HASHES[field]) positions
+    read from HMAC-SHA256 output (16 positions of 16 bits per digest; `bits` divides 2**16, so
+    unbiased)."""
+    field_key, k = _derived_key(key, f"bits\x1f{encoding}\x1f{field}"), k or FIELD_HASHES[field]
     blocks = -(-k // 16)
     out = np.empty((len(tokens), blocks * 16), dtype=np.int64)
     for i, token in enumerate(tokens):
         stream = b"".join(hmac.new(field_key, f"{token}\x1f{b}".encode("utf-8"), hashlib.sha256).digest()
                           for b in range(blocks))
         out[i] = np.frombuffer(stream, dtype=">u2")
-    return out[:, :k] % BITS
+    return out[:, :k] % bits
 
 
 def _diffusion(key: bytes, encoding: str) -> np.ndarray:
@@ -210,6 +243,48 @@ def bloom_filters(records: pd.DataFrame, key: bytes, encoding: str, tokens: pd.D
     return packed
 
 
+def _record_seeds(records: pd.DataFrame, key: bytes) -> np.ndarray:
+    """A 64-bit seed per record from a keyed hash of its source and id: the noise is the same
+    each time a record is encoded under one key, and unrelated between records."""
+    noise_key = _derived_key(key, "noise")
+    ids = (records["source"].astype(str) + "\x1f" + records["record_id"].astype(str)).tolist()
+    return np.array([int.from_bytes(hmac.new(noise_key, v.encode("utf-8"), hashlib.sha256).digest()[:8], "big")
+                     for v in ids], dtype=np.uint64)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """The SplitMix64 finaliser (Steele, Lea & Flood 2014): a well-mixed uint64 per input."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def part_filters(records: pd.DataFrame, key: bytes, part: str, tokens: pd.DataFrame | None = None) -> np.ndarray:
+    """The hardened filter of one field part (PARTS) for every record, packed: uint8 (n,
+    PART_BITS / 4): the field's bigrams set PART_HASHES bits each of PART_BITS, the filter is
+    followed by its complement and the two permuted under the secret (balancing), and each
+    published bit is flipped with probability FLIP by noise drawn from the record's seed (BLIP).
+    Rows of records without the field are zeros."""
+    tokens = _tokens(records) if tokens is None else tokens
+    group = tokens[tokens["field"] == PARTS[part]]
+    distinct, which = np.unique(group["token"].to_numpy(str), return_inverse=True)
+    positions = _positions(key, f"part\x1f{part}", PARTS[part], distinct, bits=PART_BITS, k=PART_HASHES)[which]
+    plain = np.zeros((len(records), PART_BITS), dtype=bool)
+    plain[np.repeat(group["row"].to_numpy(np.int64), PART_HASHES), positions.ravel()] = True
+    held = plain.any(axis=1)
+    seed = int.from_bytes(_derived_key(key, f"balance\x1f{part}")[:16], "big")
+    balanced = np.concatenate([plain, ~plain], axis=1)[:, np.random.default_rng(seed).permutation(2 * PART_BITS)]
+    with np.errstate(over="ignore"):
+        counter = (np.uint64(list(PARTS).index(part) + 1) << np.uint64(32)) + np.arange(2 * PART_BITS, dtype=np.uint64)
+        draws = _splitmix64(_record_seeds(records, key)[:, None] ^ _splitmix64(counter)[None, :])
+    published = balanced ^ (draws < np.uint64(int(FLIP * 2.0 ** 64)))
+    packed = np.packbits(published, axis=1)
+    packed[~held] = 0
+    return packed
+
+
 def _blocking_values(records: pd.DataFrame) -> dict[str, pd.Series]:
     """The clear values the blocking rules join (hashed before they leave `blocking_keys`)."""
     empty = pd.Series(pd.NA, index=records.index, dtype=object)
@@ -225,26 +300,113 @@ def _blocking_values(records: pd.DataFrame) -> dict[str, pd.Series]:
     }
 
 
+def _keyed(values: pd.Series, key: bytes) -> pd.Series:
+    """The first 8 bytes of HMAC-SHA256 of each present value under `key`, as Int64 (missing
+    where the value is): equal values give equal numbers, which cannot be read back."""
+    present = (values.notna() & (values.astype(str) != "")).to_numpy()
+    codes, distinct = pd.factorize(values.astype(str)[present])
+    hashed = np.array([int.from_bytes(hmac.new(key, v.encode("utf-8"), hashlib.sha256).digest()[:8], "big", signed=True)
+                       for v in distinct], dtype=np.int64)
+    out = np.zeros(len(values), dtype=np.int64)
+    out[present] = hashed[codes]  # built as int64 throughout: through float64 the low bits would be lost
+    return pd.Series(pd.arrays.IntegerArray(out, ~present), index=values.index)
+
+
 def blocking_keys(records: pd.DataFrame, key: bytes) -> pd.DataFrame:
-    """One int64 column per rule: the first 8 bytes of HMAC-SHA256 of the rule's values under a
-    key derived from the secret, missing when a value is. Equal values give equal keys on both
-    sides; the values cannot be read back."""
+    """One int64 column per rule: a keyed hash (`_keyed`) of the rule's values joined, under a
+    key derived from the secret, missing when a value is."""
     values = _blocking_values(records)
     block_key = _derived_key(key, "blocking")
-    people = records["is_person"].to_numpy(bool) if "is_person" in records else np.ones(len(records), bool)
+    people = _people(records)
     out = {}
     for rule, parts in BLOCKING_RULES.items():
         joined = pd.Series(rule, index=records.index, dtype=object)
-        present = pd.Series(people, index=records.index, copy=True)  # `        present = pd.Series(people, index=records.index)=` below must not write into `people`
+        present = pd.Series(people, index=records.index, copy=True)  # `&=` below must not write into `people`
         for part in parts:
             value = values[part].astype(object)
             present &= value.notna() & (value.astype(str) != "")
             joined = joined + "\x1f" + value.astype(str)
-        distinct = joined[present].unique()
-        hashed = {v: int.from_bytes(hmac.new(block_key, v.encode("utf-8"), hashlib.sha256).digest()[:8], "big",
-                                    signed=True) for v in distinct}
-        out[f"block_{rule}"] = joined.where(present).map(hashed).astype("Int64")
+        out[f"block_{rule}"] = _keyed(joined.where(present), block_key)
     return pd.DataFrame(out, index=records.index)
+
+
+def _people(records: pd.DataFrame) -> np.ndarray:
+    return records["is_person"].to_numpy(bool) if "is_person" in records else np.ones(len(records), bool)
+
+
+def token_names(records: pd.DataFrame) -> list[str]:
+    """The exact tokens these records get: the fixed ones and one per `id_<name>` column."""
+    return [*PERSON_TOKENS, *sorted(c for c in records.columns if c.startswith("id_")), *PLACE_TOKENS, *DOB_TOKENS, *SEX_TOKENS]
+
+
+def _token_values(records: pd.DataFrame) -> dict[str, pd.Series]:
+    """The clear values the exact tokens hash (never written as they are)."""
+    empty = pd.Series(pd.NA, index=records.index, dtype=object)
+    text = {c: records.get(c, empty).astype(object).where(records.get(c, empty).notna()) for c in
+            ("nhs_number", "ni_number", "email", "phone", "uprn", "postcode", "house_number", "flat_number",
+             "building_name", *(c for c in records.columns if c.startswith("id_")))}
+    values = {name: text[name] for name in token_names(records) if name in text}
+    where = text["house_number"].notna() | text["flat_number"].notna() | text["building_name"].notna()
+    address = text["postcode"].str.replace(" ", "", regex=False)
+    for part in ("house_number", "flat_number", "building_name"):
+        address = address + "\x1f" + text[part].fillna("").astype(str)
+    values["address"] = address.where(text["postcode"].notna() & where)
+    dob = pd.to_datetime(records.get("date_of_birth", empty), errors="coerce")
+    year, month, day = (dob.dt.strftime(part).fillna("") for part in ("%Y", "%m", "%d"))
+    from residentview.linkage.frame import implied_sex, sex_of_names
+
+    named = records[[c for c in ("sex", "title", "first_name_key") if c in records]]
+    values["sex"] = implied_sex(named, sex_of_names(named)).astype(object)
+    values["dob_year_month"] = (year + "-" + month).where(dob.notna())
+    values["dob_year_day"] = (year + "-" + day).where(dob.notna())
+    values["dob_day_month"] = pd.Series(np.where(month.to_numpy(object) < day.to_numpy(object), month + "/" + day,
+                                                 day + "/" + month), index=records.index).where(dob.notna())
+    return values
+
+
+def exact_tokens(records: pd.DataFrame, key: bytes) -> pd.DataFrame:
+    """One Int64 column `token_<name>` per `token_names`: a keyed hash of the whole value, under
+    a key derived from the secret and the token's name (an NHS number and a phone number that
+    happen to be equal give different tokens)."""
+    people = pd.Series(_people(records), index=records.index)
+    return pd.DataFrame({f"token_{name}": _keyed(value.where(people), _derived_key(key, f"token\x1f{name}"))
+                         for name, value in _token_values(records).items()}, index=records.index)
+
+
+def initial_masks(records: pd.DataFrame, key: bytes) -> pd.Series:
+    """Int16: bit b set when some first initial the forename may be written with falls in
+    bucket b (INITIAL_BUCKETS, letters assigned to buckets under the secret); missing without a
+    first name."""
+    from residentview.standardise.names import alias_initials
+
+    names = records.get("first_name_key", pd.Series(pd.NA, index=records.index, dtype=object))
+    names = names.where(pd.Series(_people(records), index=records.index) & names.notna())
+    bucket_key = _derived_key(key, "initials")
+    bucket = {letter: hmac.new(bucket_key, letter.encode("utf-8"), hashlib.sha256).digest()[0] % INITIAL_BUCKETS
+              for letter in map(chr, range(32, 0x250))}
+    masks = {name: sum({1 << bucket.get(letter, 0) for letter in (alias_initials(name) or name[:1])})
+             for name in names.dropna().astype(str).unique()}
+    return names.map(masks).astype("Int16")
+
+
+def age_groups(records: pd.DataFrame) -> pd.Series:
+    """'child' or 'adult' (see AGE_GROUPS), or missing when nothing says."""
+    from residentview.cluster import (ADULT_AGE, ADULT_SOURCE_MAX_YOUNG_DATED, ADULT_SOURCE_MIN_DATED,
+                                      ADULT_TITLES, _age_years)
+
+    empty = pd.Series(pd.NaT, index=records.index, dtype="datetime64[ns]")
+    dob = pd.to_datetime(records.get("date_of_birth", empty), errors="coerce")
+    seen = pd.to_datetime(records.get("record_date", empty), errors="coerce")
+    latest = seen.max()
+    seen = seen.fillna(pd.Timestamp.today().normalize() if pd.isna(latest) else latest)
+    young = pd.Series(_age_years((seen - dob).to_numpy()) < ADULT_AGE, index=records.index)
+    group = pd.Series(np.where(young, "child", "adult"), index=records.index, dtype=object).where(dob.notna())
+    source = records["source"].astype(str)
+    dated = young[dob.notna()].groupby(source[dob.notna()]).agg(["size", "mean"])
+    adult_sources = dated.index[(dated["size"] >= ADULT_SOURCE_MIN_DATED) & (dated["mean"] <= ADULT_SOURCE_MAX_YOUNG_DATED)]
+    titled = records["title"].isin(ADULT_TITLES) if "title" in records else pd.Series(False, index=records.index)
+    group = group.where(dob.notna() | ~(source.isin(adult_sources) | titled), "adult")
+    return group.where(pd.Series(_people(records), index=records.index))
 
 
 def encode_records(records: pd.DataFrame, key: bytes, organisation: str) -> EncodedRecords:
@@ -261,8 +423,15 @@ def encode_records(records: pd.DataFrame, key: bytes, organisation: str) -> Enco
         for field in spec["required"]:
             held &= np.isin(np.arange(len(records)), tokens.loc[tokens["field"] == field, "row"].to_numpy())
         frame[f"bloom_{encoding}"] = [row.tobytes() if ok else None for row, ok in zip(packed, held)]
-    frame = pd.concat([frame, blocking_keys(records, key)], axis=1)
-    metadata = {**parameters(), "key_fingerprint": fingerprint(key), "organisation": organisation,
+    for part in PARTS:
+        packed = part_filters(records, key, part, tokens)
+        held = packed.any(axis=1)
+        frame[f"part_{part}"] = [row.tobytes() if ok else None for row, ok in zip(packed, held)]
+    frame = pd.concat([frame, blocking_keys(records, key), exact_tokens(records, key)], axis=1)
+    frame["initials"] = initial_masks(records, key).to_numpy()
+    frame["first_initial_only"] = (records["first_name_key"].str.len() == 1).to_numpy() if "first_name_key" in records else False
+    frame["age_group"] = age_groups(records).to_numpy()
+    metadata = {**parameters(), "tokens": token_names(records), "key_fingerprint": fingerprint(key), "organisation": organisation,
                 "n_records": int(len(frame)), "sources": sorted(frame["source"].unique().tolist())}
     return EncodedRecords(frame, metadata)
 
@@ -275,8 +444,13 @@ def _table(encoded: EncodedRecords) -> pa.Table:
     }
     for encoding in ENCODINGS:
         columns[f"bloom_{encoding}"] = pa.array(frame[f"bloom_{encoding}"], pa.binary(FILTER_BYTES))
-    for rule in BLOCKING_RULES:
-        columns[f"block_{rule}"] = pa.array(frame[f"block_{rule}"], pa.int64(), from_pandas=True)
+    for name in [*(f"block_{rule}" for rule in BLOCKING_RULES), *(f"token_{t}" for t in encoded.metadata["tokens"])]:
+        columns[name] = pa.array(frame[name], pa.int64(), from_pandas=True)
+    for part in PARTS:
+        columns[f"part_{part}"] = pa.array(frame[f"part_{part}"], pa.binary(2 * PART_BITS // 8))
+    columns["initials"] = pa.array(frame["initials"], pa.int16(), from_pandas=True)
+    columns["first_initial_only"] = pa.array(frame["first_initial_only"], pa.bool_())
+    columns["age_group"] = pa.array(frame["age_group"], pa.string(), from_pandas=True)
     table = pa.table(columns)
     return table.replace_schema_metadata({METADATA_KEY: json.dumps(encoded.metadata, sort_keys=True).encode("utf-8")})
 
@@ -310,8 +484,12 @@ def read_encoded(path: Path) -> EncodedRecords:
         raise DataError(f"{path}: its residentview.pprl metadata is not JSON") from None
     if not isinstance(metadata, dict):
         raise DataError(f"{path}: its residentview.pprl metadata is not a JSON object")
+    if metadata.get("method") != METHOD:
+        raise DataError(f"{path}: encoded by method {metadata.get('method')!r}; this version links {METHOD!r} files only "
+                        "(encode both sides again with this version of `residentview encode`)")
     blooms = [f"bloom_{encoding}" for encoding in metadata.get("encodings", {})]
-    expected = ["source", "record_id", *blooms, *(f"block_{rule}" for rule in metadata.get("blocking_rules", {}))]
+    expected = ["source", "record_id", *blooms, *(f"block_{rule}" for rule in metadata.get("blocking_rules", {})),
+                *(f"token_{t}" for t in metadata.get("tokens", [])), *(f"part_{part}" for part in metadata.get("parts", {})), "initials", "first_initial_only", "age_group"]
     missing = [c for c in expected if c not in table.column_names]
     if missing:
         raise DataError(f"{path}: column(s) {', '.join(missing)} missing; expected {', '.join(expected)}")
@@ -334,12 +512,12 @@ def read_encoded(path: Path) -> EncodedRecords:
     return EncodedRecords(frame, metadata)
 
 
-def filters(encoded: EncodedRecords, encoding: str) -> tuple[np.ndarray, np.ndarray]:
-    """One encoding's filters as an (n, BITS/64) uint64 array, for popcounts (zeros where a
-    record has none), and which records have one."""
-    column = encoded.frame[f"bloom_{encoding}"]
+def filters(encoded: EncodedRecords, encoding: str, prefix: str = "bloom", width_key: str = "bits") -> tuple[np.ndarray, np.ndarray]:
+    """One encoding's filters (`part`, "part", "part_bits": a field part's) as an (n, bits/64)
+    uint64 array, for popcounts (zeros where a record has none), and which records have one."""
+    column = encoded.frame[f"{prefix}_{encoding}"]
     held = column.notna().to_numpy()
-    width = encoded.metadata["bits"] // 8
+    width = encoded.metadata[width_key] // 8
     words = np.zeros((len(column), width), dtype=np.uint8)
     if held.any():
         words[held] = np.frombuffer(b"".join(column[held].tolist()), dtype=np.uint8).reshape(-1, width)

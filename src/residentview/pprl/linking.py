@@ -36,7 +36,7 @@ from residentview.resident_view.ids import RESIDENT_IDS, group_fingerprints, min
 DEFAULT_THRESHOLD = 0.8
 APART_BELOW = 0.6  # Dice of two records in one would-be resident below which they are two people
 MAX_BLOCK = 500  # records sharing one blocking key, beyond which the key is skipped
-_PER_FILE = ("key_fingerprint", "organisation", "n_records", "sources")
+_PER_FILE = ("key_fingerprint", "organisation", "n_records", "sources", "tokens")
 LINK_COLUMNS = ["organisation", "source", "record_id", "resident_id", "match_probability"]
 
 
@@ -137,25 +137,169 @@ def similarity(encodings: dict[str, tuple[np.ndarray, np.ndarray]], left: np.nda
     return np.divide(total, count, out=np.full(len(left), np.nan), where=count > 0)
 
 
-def _apart(encodings: dict, candidates: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Pairs of records joined by a chain of links whose own filters are far apart (Dice under
-    APART_BELOW): a cannot-link pair for the clusterer."""
+# Tokens of one person's own numbers whose disagreement means two people (an NHS number, a pupil
+# number: issued per person, validated, rarely mistyped). An NI number, an email address or a
+# phone number shared by a couple, or mistyped, says less: its agreement counts, not its
+# disagreement.
+PERSONAL_NUMBERS = ("nhs_number",)
+THRESHOLD_SHARED_NUMBER = 0.6  # Dice at which records sharing a person's own number link
+THRESHOLD_SAME_PLACE = 0.66  # Dice at which records at one address (UPRN or address) link, first names fitting
+ADULT_PAIRS_DICE = 0.85  # Dice of the close pairs `learn_adult_sources` measures on
+FIRST_NAME_FITS = 0.75  # Dice of the first-name parts from which two first names are one, mistyped
+FIRST_NAME_SAME = 0.85  # ... and from which they are one for certain (a couple of one sex is told apart below)
+
+
+@dataclass
+class _Evidence:
+    """What the files say of each record besides its filter, row-aligned over both files:
+    `tokens` name -> (int64 values, held), `initials` (int16 masks, 0 when none), `age`
+    ('child', 'adult' or None, after `learn_adult_sources`)."""
+
+    tokens: dict[str, tuple[np.ndarray, np.ndarray]]
+    initials: np.ndarray
+    initial_only: np.ndarray
+    age: np.ndarray
+    parts: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+def _evidence(records: pd.DataFrame, tokens: list[str], parts: dict) -> _Evidence:
+    columns = {}
+    for name in tokens:
+        values = records[f"token_{name}"]
+        held = values.notna().to_numpy()
+        columns[name] = (values.fillna(0).to_numpy(np.int64), held)
+    return _Evidence(columns, records["initials"].fillna(0).to_numpy(np.int64),
+                     records["first_initial_only"].fillna(False).to_numpy(bool),
+                     records["age_group"].astype(object).where(records["age_group"].notna(), None).to_numpy(object),
+                     parts)
+
+
+def _person_tokens(evidence: _Evidence) -> list[str]:
+    from residentview.pprl.encoding import PERSON_TOKENS
+
+    return [t for t in evidence.tokens if t in PERSON_TOKENS or t.startswith("id_")]
+
+
+def compare(evidence: _Evidence, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
+    """Per pair (rows `left`, `right`), what the tokens say: `shared_number` (a person's own
+    number agrees), `numbers_differ` (an NHS number or a system's own reference disagrees),
+    `same_place` (UPRN or address), `dates` (both dated), `dates_agree` (two of year, month and
+    day agree, or day and month swapped), `initials_differ` (no first initial in common, nicknames
+    allowed) and `ages_differ` (a child and an adult)."""
+    def agree(name):
+        values, held = evidence.tokens[name]
+        both = held[left] & held[right]
+        return both, both & (values[left] == values[right])
+
+    out = pd.DataFrame(index=np.arange(len(left)))
+    shared, differ = np.zeros(len(left), bool), np.zeros(len(left), bool)
+    for name in _person_tokens(evidence):
+        both, same = agree(name)
+        shared |= same
+        if name in PERSONAL_NUMBERS or name.startswith("id_"):
+            differ |= both & ~same
+    place = np.zeros(len(left), bool)
+    for name in ("uprn", "address"):
+        if name in evidence.tokens:
+            place |= agree(name)[1]
+    dated, dates_agree = np.zeros(len(left), bool), np.zeros(len(left), bool)
+    for name in ("dob_year_month", "dob_year_day", "dob_day_month"):
+        if name in evidence.tokens:
+            both, same = agree(name)
+            dated |= both
+            dates_agree |= same
+    for name, (words, held) in evidence.parts.items():
+        out[f"{name}_dice"] = np.where(held[left] & held[right], dice(words, left, right), np.nan)
+    sexes = agree("sex") if "sex" in evidence.tokens else (np.zeros(len(left), bool),) * 2
+    out["sexes_differ"] = sexes[0] & ~sexes[1]
+    out["initial_only"] = evidence.initial_only[left] | evidence.initial_only[right]
+    il, ir = evidence.initials[left], evidence.initials[right]
+    al, ar = evidence.age[left], evidence.age[right]
+    out["shared_number"], out["numbers_differ"], out["same_place"] = shared, differ, place
+    out["dates"], out["dates_agree"] = dated, dates_agree
+    out["initials_differ"] = (il > 0) & (ir > 0) & ((il & ir) == 0)
+    out["ages_differ"] = (al != None) & (ar != None) & (al != ar)  # noqa: E711 (elementwise, object arrays)
+    return out
+
+
+def conflicting(evidence: pd.DataFrame) -> np.ndarray:
+    """Pairs the tokens say are two people, whatever their filters (`compare`'s columns): two
+    of a person's own numbers; a child and an adult; dates of birth no typo explains, first
+    initials that no nickname reconciles, or two sexes under first names that are not one,
+    unless a person's own number ties them."""
+    untied = ~evidence["shared_number"].to_numpy()
+    dates_differ = evidence["dates"].to_numpy() & ~evidence["dates_agree"].to_numpy()
+    other_name = ~(evidence["first_name_dice"].to_numpy() >= FIRST_NAME_SAME)
+    couple = evidence["sexes_differ"].to_numpy() & other_name
+    return (evidence["numbers_differ"].to_numpy() | evidence["ages_differ"].to_numpy()
+            | (untied & (dates_differ | evidence["initials_differ"].to_numpy() | couple)))
+
+
+def names_fit(evidence: pd.DataFrame) -> np.ndarray:
+    """First names that may be one: their parts alike (FIRST_NAME_FITS), or an initial on one
+    side that the other's name (or a short form of it) begins with."""
+    initial = evidence["initial_only"].to_numpy() & ~evidence["initials_differ"].to_numpy()
+    return (evidence["first_name_dice"].to_numpy() >= FIRST_NAME_FITS) | initial
+
+
+def _apart(encodings: dict, evidence: _Evidence, linked: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Pairs of records joined by a chain of links that the tokens say are two people
+    (`conflicting`) or whose own filters are far apart (Dice under APART_BELOW): a cannot-link
+    pair for the clusterer."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    links = candidates[candidates["dice"] >= threshold]
-    n = len(next(iter(encodings.values()))[0])
-    graph = coo_matrix((np.ones(len(links), np.int8), (links["unique_id_l"], links["unique_id_r"])), shape=(n, n))
+    graph = coo_matrix((np.ones(len(linked), np.int8), (linked["unique_id_l"], linked["unique_id_r"])), shape=(n, n))
     _, component = connected_components(graph, directed=False)
     members = pd.DataFrame({"unique_id": np.arange(n), "component": component})
     size = members.groupby("component")["unique_id"].transform("size")
-    members = members[size > 2]  # a pair alone cannot chain
+    members = members[size > 2]  # a linked pair alone has passed these tests already
     within = members.merge(members, on="component", suffixes=("_l", "_r"))
     within = within[within["unique_id_l"] < within["unique_id_r"]]
     left, right = within["unique_id_l"].to_numpy(np.int64), within["unique_id_r"].to_numpy(np.int64)
     score = similarity(encodings, left, right)
-    far = ~(score >= APART_BELOW)  # no encoding in common: nothing says they are one person
+    far = ~(score >= APART_BELOW) | conflicting(compare(evidence, left, right))
     return pd.DataFrame({"unique_id_l": left[far], "unique_id_r": right[far]})
+
+
+def learn_adult_sources(records: pd.DataFrame, evidence: _Evidence, candidates: pd.DataFrame) -> dict:
+    """Give the undated records of a system of adults (council tax) the age group 'adult', as
+    `cluster.adult_when` does in the clear: a source whose undated records, in close pairs under
+    one first name (Dice at THRESHOLD_SAME_PLACE... see below), meet records dated as children
+    in under ADULT_SOURCE_MAX_YOUNG_SHARE of at least ADULT_SOURCE_MIN_PAIRS pairs holds adults.
+    Changes `evidence.age` in place; returns what was measured per source."""
+    from residentview.cluster import ADULT_SOURCE_MAX_YOUNG_SHARE, ADULT_SOURCE_MIN_PAIRS
+
+    dated = np.zeros(len(records), bool)
+    for name in ("dob_year_month", "dob_year_day", "dob_day_month"):
+        if name in evidence.tokens:
+            dated |= evidence.tokens[name][1]
+    close = candidates[(candidates["dice"].to_numpy() >= ADULT_PAIRS_DICE)
+                       & (candidates["first_name_dice"].to_numpy() >= FIRST_NAME_SAME)]
+    source = records["source"].to_numpy(object)
+    found = []
+    for mine, theirs in (("unique_id_l", "unique_id_r"), ("unique_id_r", "unique_id_l")):
+        a, b = close[mine].to_numpy(np.int64), close[theirs].to_numpy(np.int64)
+        keep = ~dated[a] & dated[b] & (evidence.age[b] != None)  # noqa: E711
+        found.append(pd.DataFrame({"source": source[a[keep]], "young": evidence.age[b[keep]] == "child"}))
+    measured = pd.concat(found).groupby("source")["young"].agg(["size", "mean"])
+    adults = measured.index[(measured["size"] >= ADULT_SOURCE_MIN_PAIRS) & (measured["mean"] < ADULT_SOURCE_MAX_YOUNG_SHARE)]
+    unknown = np.isin(source, adults.to_numpy(object)) & ~dated & (evidence.age == None)  # noqa: E711
+    evidence.age[unknown] = "adult"
+    return {str(s): {"pairs": int(measured.at[s, "size"]), "share_under_age": round(float(measured.at[s, "mean"]), 3),
+                     "adults_only": s in adults} for s in measured.index}
+
+
+def decide(candidates: pd.DataFrame, threshold: float) -> np.ndarray:
+    """Which candidate pairs link: no conflict (`conflicting`), and a Dice at `threshold`, or
+    at THRESHOLD_SHARED_NUMBER with a person's own number in common, or at
+    THRESHOLD_SAME_PLACE at one address with first initials that fit."""
+    score = candidates["dice"].to_numpy()
+    shared, place = candidates["shared_number"].to_numpy(), candidates["same_place"].to_numpy()
+    fitting = names_fit(candidates)
+    enough = (fitting & (score >= threshold)) | (shared & (score >= THRESHOLD_SHARED_NUMBER)) | (
+        place & fitting & (score >= min(threshold, THRESHOLD_SAME_PLACE)))
+    return enough & ~conflicting(candidates)
 
 
 def link_encoded(left: EncodedRecords, right: EncodedRecords, threshold: float = DEFAULT_THRESHOLD,
@@ -172,23 +316,38 @@ def link_encoded(left: EncodedRecords, right: EncodedRecords, threshold: float =
     for encoding in left.metadata["encodings"]:
         (words_l, held_l), (words_r, held_r) = filters(left, encoding), filters(right, encoding)
         encodings[encoding] = (np.concatenate([words_l, words_r]), np.concatenate([held_l, held_r]))
-    blocks = records[[c for c in records.columns if c.startswith("block_")]]
-    candidates, skipped = candidate_pairs(blocks)
+    tokens = [t for t in left.metadata["tokens"] if t in right.metadata["tokens"]]
+    parts = {}
+    for part in left.metadata["parts"]:
+        (words_l, held_l), (words_r, held_r) = (filters(f, part, "part", "part_bits") for f in (left, right))
+        parts[part] = (np.concatenate([words_l, words_r]), np.concatenate([held_l, held_r]))
+    evidence = _evidence(records, tokens, parts)
+    blocking = [c for c in records.columns if c.startswith("block_")]
+    blocking += [f"token_{t}" for t in tokens if t in left.metadata["blocking_tokens"] or t.startswith("id_")]
+    candidates, skipped = candidate_pairs(records[blocking])
     l, r = candidates["unique_id_l"].to_numpy(), candidates["unique_id_r"].to_numpy()
     candidates["dice"] = similarity(encodings, l, r)
     candidates = candidates[candidates["dice"].notna()].reset_index(drop=True)
+    l, r = candidates["unique_id_l"].to_numpy(), candidates["unique_id_r"].to_numpy()
+    candidates = pd.concat([candidates, compare(evidence, l, r)], axis=1)
+    adult_sources = learn_adult_sources(records, evidence, candidates)
+    if any(v["adults_only"] for v in adult_sources.values()):
+        candidates["ages_differ"] = compare(evidence, l, r)["ages_differ"].to_numpy()
     candidates["match_probability"] = dice_mixture(candidates["dice"].to_numpy())
-    candidates["match_weight"] = candidates["dice"]  # the clusterer takes the strongest first
+    # The clusterer takes the strongest first: a shared number, then one address, then Dice.
+    candidates["match_weight"] = candidates["dice"] + candidates["shared_number"] + 0.1 * candidates["same_place"]
+    linked = decide(candidates, threshold)
+    candidates["linked"] = linked
 
-    # Link on the Dice threshold: the probability is reported, not used to decide, because a
+    # Link on the rules of `decide`: the probability is reported, not used to decide, because a
     # mixture fitted to one file pair should not move which pairs link.
-    scored = candidates.assign(match_probability=np.where(candidates["dice"] >= threshold, 1.0, 0.0))
-    apart = _apart(encodings, candidates, threshold)
+    scored = candidates.assign(match_probability=np.where(linked, 1.0, 0.0))
+    apart = _apart(encodings, evidence, candidates[linked], len(records))
     clustered = cluster_records(pd.DataFrame({"unique_id": np.arange(len(records))}), scored, 0.5, cannot_link=apart)
     member = records["organisation"] + "\x1f" + records["source"] + "\x1f" + records["record_id"]
     fingerprints = group_fingerprints(pd.Series(clustered["cluster_key"].to_numpy()), member, RESIDENT_IDS)
     ids = mint_ids(fingerprints, RESIDENT_IDS, taken=[])
-    probability = _membership(candidates, clustered["cluster_key"].to_numpy(), threshold)
+    probability = _membership(candidates, clustered["cluster_key"].to_numpy())
     links = pd.DataFrame({
         "organisation": records["organisation"].to_numpy(), "source": records["source"].to_numpy(),
         "record_id": records["record_id"].to_numpy(),
@@ -200,8 +359,9 @@ def link_encoded(left: EncodedRecords, right: EncodedRecords, threshold: float =
         "threshold": threshold, "records": {names[0]: len(left.frame), names[1]: len(right.frame)},
         "organisations": [left.metadata["organisation"], right.metadata["organisation"]],
         "key_fingerprint": left.metadata["key_fingerprint"], "method": left.metadata["method"],
-        "candidate_pairs": int(len(candidates)), "linked_pairs": int((candidates["dice"] >= threshold).sum()),
-        "apart_pairs": int(len(apart)), "blocking_keys_skipped_as_too_common": skipped,
+        "candidate_pairs": int(len(candidates)), "linked_pairs": int(linked.sum()),
+        "conflicting_pairs": int(conflicting(candidates).sum()),
+        "apart_pairs": int(len(apart)), "adult_sources": adult_sources, "blocking_keys_skipped_as_too_common": skipped,
         "residents": int(links["resident_id"].nunique()),
         "residents_in_both": int((crossing > 1).sum()),
         "dice_histogram": _histogram(candidates["dice"].to_numpy()),
@@ -209,9 +369,9 @@ def link_encoded(left: EncodedRecords, right: EncodedRecords, threshold: float =
     return EncodedLinks(links, candidates, summary)
 
 
-def _membership(candidates: pd.DataFrame, key: np.ndarray, threshold: float) -> np.ndarray:
+def _membership(candidates: pd.DataFrame, key: np.ndarray) -> np.ndarray:
     """Each record's strongest within-resident pair probability (1.0 for a resident of one)."""
-    linked = candidates[candidates["dice"] >= threshold]
+    linked = candidates[candidates["linked"]]
     same = key[linked["unique_id_l"].to_numpy()] == key[linked["unique_id_r"].to_numpy()]
     linked = linked[same]
     best = pd.concat([
