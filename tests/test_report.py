@@ -291,6 +291,10 @@ def test_an_identical_rerun_keeps_every_resident_id_and_changes_none(linkable_pa
     # `residentview report OUTDIR` reads the same figures back from the files.
     rebuild_report(folder)
     assert resident_id_cards(folder) == expected
+    # Residents written without id_issued_at: the earlier runs' rows of id_changes tell instead.
+    outputs = read_run_outputs(folder)
+    outputs.residents = outputs.residents.drop(columns="id_issued_at")
+    assert id_changes_this_run(outputs) == figures
 
 
 def test_a_rerun_counts_this_runs_merge_and_retirement_and_not_earlier_runs(linkable_pair):

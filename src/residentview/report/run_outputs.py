@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -96,35 +97,23 @@ def id_changes_this_run(outputs: "RunOutputs", entity: str = "resident") -> Opti
         return None
     if entity == "resident":
         frame, id_column = outputs.residents, "resident_id"
-        current = pd.Index(outputs.links["resident_id"].dropna().astype(str).unique())
     else:
         frame, id_column = outputs.households, "household_id"
         if frame is None or id_column not in frame:
             return None
-        current = pd.Index(frame[id_column].dropna().astype(str).unique())
 
     # Histories written before households had ids of their own hold resident changes only.
     kinds = changes["entity"].fillna("resident") if "entity" in changes else pd.Series("resident", index=changes.index)
     stamps = pd.to_datetime(changes["run_timestamp"], utc=True, errors="coerce")
     this_run = changes[(kinds == entity) & (stamps == stamp)]
-    earlier = changes[(kinds == entity) & (stamps < stamp)]
-
-    # Every id was a new_id in the run that issued it, so an id of this run seen in an earlier
-    # run's rows was carried over; so was one issued before this run (id_issued_at).
-    issued_before = pd.concat([earlier["old_id"], earlier["new_id"]]).dropna().astype(str)
-    kept = current.isin(issued_before)
-    if frame is not None and {id_column, "id_issued_at"} <= set(frame.columns):
-        # A Series of the one column: set_index on the frame would copy every golden column.
-        issued_at = pd.to_datetime(pd.Series(frame["id_issued_at"].to_numpy(), index=frame[id_column].astype(str)),
-                                   utc=True, errors="coerce")
-        issued_at = issued_at[~issued_at.index.duplicated()].reindex(current)
-        kept |= (issued_at < stamp).to_numpy()
+    earlier_rows = (kinds == entity) & (stamps < stamp)
+    current, kept = _current_and_kept(outputs, frame, id_column, stamp, lambda: changes[earlier_rows])
 
     def previous_ids(change: str) -> int:
         return int(this_run.loc[this_run["change"] == change, "old_id"].nunique())
 
     n_new = int((this_run["change"] == "new").sum())
-    first_run = (earlier.empty and not outputs.run.get("previous") and not kept.any()
+    first_run = (not earlier_rows.any() and not outputs.run.get("previous") and not kept.any()
                  and (this_run["change"] == "new").all())
     return IdChangesThisRun(
         entity=entity, first_run=bool(first_run), total=len(current), kept=int(kept.sum()), new=n_new,
@@ -262,3 +251,29 @@ def read_labels(path: Path) -> pd.DataFrame:
         )
     labels = labels[["source", "record_id", "person_id"]].astype(str)
     return labels.drop_duplicates(["source", "record_id"])
+
+
+def _current_and_kept(outputs: "RunOutputs", frame: Optional[pd.DataFrame], id_column: str, stamp: pd.Timestamp,
+                      earlier: Callable[[], pd.DataFrame]) -> tuple[pd.Index, np.ndarray]:
+    """This run's ids, and which of them were carried over from an earlier run: issued before
+    this run (`id_issued_at`), or, where an id lacks that, seen in an earlier run's rows of
+    id_changes (every id was a new_id in the run that issued it)."""
+    if frame is not None and {id_column, "id_issued_at"} <= set(frame.columns):
+        ids = frame[id_column]
+        present = ids.notna().to_numpy()
+        current = pd.Index(ids[present].astype(str))
+        issued_at = pd.to_datetime(frame["id_issued_at"], utc=True, errors="coerce")[present]
+        unique = ~current.duplicated()
+        current, issued_at = current[unique], issued_at[unique]
+        kept = (issued_at < stamp).to_numpy()
+        unknown = issued_at.isna().to_numpy()
+        if not unknown.any():  # one comparison per resident, not a search of every earlier id
+            return current, kept
+    else:
+        source = outputs.links if id_column == "resident_id" else frame
+        current = pd.Index(source[id_column].dropna().astype(str).unique())
+        kept, unknown = np.zeros(len(current), dtype=bool), np.ones(len(current), dtype=bool)
+    rows = earlier()
+    issued_before = pd.concat([rows["old_id"], rows["new_id"]]).dropna().astype(str)
+    kept |= unknown & current.isin(issued_before)
+    return current, kept
