@@ -36,7 +36,7 @@ from residentview.resident_view.overlap import service_overlap
 from residentview.resident_view.history import (address_history, address_ids, empty_addresses, extracts_date,
                                                 forget_records)
 from residentview.resident_view.households import build_households
-from residentview.resident_view.ids import HOUSEHOLD_IDS, RESIDENT_IDS, assign_persistent_ids
+from residentview.resident_view.ids import HOUSEHOLD_IDS, RESIDENT_IDS, MemberTally, assign_persistent_ids
 from residentview.resident_view.previous import as_python_strings, read_previous_run, record_members
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,19 @@ class ResidentView:
         latest = self.events["run_timestamp"].max()
         return {str(k): int(v) for k, v in
                 self.events.loc[self.events["run_timestamp"] == latest, "event"].value_counts().sort_index().items()}
+
+
+class OnDriver:
+    """Where the stage's per-record work runs: the golden records (`golden_records`) and the
+    resident ids' fingerprints and overlaps (`tally`, an `ids.MemberTally`). Here, on the driver;
+    `engines.spark.resident_view.OnSpark` runs the same on Spark. The rest of the stage works on
+    residents, households and edges between groups, and on the address history, on the driver."""
+
+    tally = MemberTally()
+
+    @staticmethod
+    def golden_records(records, resident, resident_ids, source_priority=()):
+        return golden_records(records, resident, resident_ids, source_priority)
 
 
 def _as_utc(timestamp: Optional[pd.Timestamp]) -> pd.Timestamp:
@@ -104,10 +117,13 @@ def build_resident_view(
     event_ages: Sequence[int] = (18,),
     fresh: Optional[np.ndarray] = None,
     forget: Sequence[str] = (),
+    engine: Optional[OnDriver] = None,
 ) -> ResidentView:
     """`fresh`: per record, whether it is new or changed since the previous run, when the caller
     knows (an update does); else found from the previous run's record hashes. `forget`: the keys
-    (source, record_id) of records past their retention, whose addresses leave the history."""
+    (source, record_id) of records past their retention, whose addresses leave the history.
+    `engine`: where the per-record work runs (`OnDriver`, the default, or Spark's `OnSpark`)."""
+    engine = engine or OnDriver()
     run_timestamp = _as_utc(run_timestamp)
     prior = read_previous_run(previous)
     prior.addresses = forget_records(prior.addresses, prior.links, previous, forget)
@@ -117,7 +133,7 @@ def build_resident_view(
     residents_assigned = assign_persistent_ids(
         pd.DataFrame({"group": linked["cluster_key"], "member": record_members(linked)}),
         prior.resident_members(), prior.resident_issued_at(), prior.resident_ids_issued(),
-        RESIDENT_IDS, run_timestamp,
+        RESIDENT_IDS, run_timestamp, engine.tally,
     )
     linked["resident_id"] = residents_assigned.member_ids
     left = _sources_of_residents_that_left(prior, residents_assigned.changes)
@@ -131,7 +147,7 @@ def build_resident_view(
     number = np.empty(len(by_id), dtype=np.int64)
     number[by_id] = np.arange(len(by_id))
     resident_of_record = number[residents_assigned.member_groups]
-    residents, addresses = golden_records(
+    residents, addresses = engine.golden_records(
         records, resident_of_record, ids["id"].to_numpy()[by_id], source_priority)
     residents["id_issued_at"] = ids["id_issued_at"].array[by_id]
     households = build_households(

@@ -26,7 +26,7 @@ Change kinds, from the point of view of the previous id (one row per edge not ke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Optional
 
 import duckdb
 import numpy as np
@@ -173,23 +173,38 @@ def _greedy_edges(group: np.ndarray, old: np.ndarray) -> np.ndarray:
     return kept
 
 
-def _edges_best_first(
-    codes: np.ndarray, members: pd.Series, previous: Coded, previous_members: pd.Series,
-    issued_at: pd.Series, fingerprints: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """group, old (code of the previous id), n_shared (members in common) of every pair sharing
-    members: heaviest first, ties to the oldest previous id, then by previous id and fingerprint
-    so the order never depends on the rows' order.
+class MemberTally:
+    """The per-member work of carrying ids over, on the driver (numpy and DuckDB): each group's
+    fingerprint and size, and which groups share members with which previous ids. What is left
+    (`assign_persistent_ids`) works on groups and edges. `engines.spark.resident_view.SparkTally`
+    does the same on Spark."""
 
-    A DuckDB join: pandas' merge of a million text keys is several times slower."""
-    with duckdb.connect() as con:
-        con.register("members", pa.table({"group": codes, "member": arrow_text(members)}))
-        con.register("previous_members", pa.table({"member": arrow_text(previous_members), "old": previous.as_arrow()}))
-        edges = con.sql("""
-            SELECT "group", old, count(*) AS n_shared
-            FROM members JOIN previous_members USING (member) WHERE old IS NOT NULL GROUP BY ALL
-        """).fetchnumpy()
-    group, old, n_shared = (np.asarray(edges[c], dtype=np.int64) for c in ("group", "old", "n_shared"))
+    def fingerprints(self, codes: np.ndarray, n: int, members: pd.Series, scheme: IdScheme
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Per group code 0..n-1: its fingerprint (uint64) and number of members."""
+        return _sums_by_code(codes, n, _keyed_hash(members, scheme)), np.bincount(codes, minlength=n)
+
+    def overlaps(self, codes: np.ndarray, members: pd.Series, previous: Coded, previous_members: pd.Series
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """group, old (code of the previous id), n_shared (members in common), in no given order.
+
+        A DuckDB join: pandas' merge of a million text keys is several times slower."""
+        with duckdb.connect() as con:
+            con.register("members", pa.table({"group": codes, "member": arrow_text(members)}))
+            con.register("previous_members",
+                         pa.table({"member": arrow_text(previous_members), "old": previous.as_arrow()}))
+            edges = con.sql("""
+                SELECT "group", old, count(*) AS n_shared
+                FROM members JOIN previous_members USING (member) WHERE old IS NOT NULL GROUP BY ALL
+            """).fetchnumpy()
+        return tuple(np.asarray(edges[c], dtype=np.int64) for c in ("group", "old", "n_shared"))
+
+
+def _edges_best_first(
+    group: np.ndarray, old: np.ndarray, n_shared: np.ndarray, issued_at: pd.Series, fingerprints: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges (group, old, n_shared) heaviest first, ties to the oldest previous id, then by
+    previous id and fingerprint so the order never depends on the rows' order."""
     issued = issued_at.to_numpy("datetime64[ns]").astype(np.int64)
     never = np.iinfo(np.int64).max  # previous ids without an issue date come last
     issued = np.where(issued_at.isna().to_numpy(), never, issued)
@@ -204,6 +219,7 @@ def assign_persistent_ids(
     taken: Iterable[str],
     scheme: IdScheme,
     run_timestamp: pd.Timestamp,
+    tally: Optional[MemberTally] = None,
 ) -> IdAssignment:
     """Give every group an id, carrying previous ids over where members are shared.
 
@@ -211,19 +227,20 @@ def assign_persistent_ids(
     previous_members   member, old_id  (the previous run's membership)
     previous_issued_at old_id -> when it was first issued (decides 'oldest' in ties; may be empty)
     taken              every id issued before, retired ones included
+    tally              where the per-member work runs (`MemberTally`: on the driver)
     """
+    tally = tally or MemberTally()
     # Groups and previous ids by position (codes) throughout: at a million records, indexing by
     # their labels was most of the work.
     codes, groups = pd.factorize(members["group"], sort=True)
     member_text = _as_text(members["member"])
-    fingerprints = _sums_by_code(codes, len(groups), _keyed_hash(member_text, scheme))
-    group_size = np.bincount(codes, minlength=len(groups))
+    fingerprints, group_size = tally.fingerprints(codes, len(groups), member_text, scheme)
     previous = coded(previous_members["old_id"])  # previous ids sorted, so codes order as ids do
     issued_at = previous_issued_at.reindex(previous.values)
 
     if len(previous_members):
         group, old, n_shared = _edges_best_first(
-            codes, member_text, previous, previous_members["member"], issued_at, fingerprints)
+            *tally.overlaps(codes, member_text, previous, previous_members["member"]), issued_at, fingerprints)
     else:  # a first run: nothing to carry over
         group = old = n_shared = np.array([], dtype=np.int64)
     kept = _greedy_edges(group, old)
