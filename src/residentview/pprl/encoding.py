@@ -110,11 +110,13 @@ BLOCKING_TOKENS = (*PERSON_TOKENS, *PLACE_TOKENS)
 # BOB -> B and R), each put in one of INITIAL_BUCKETS buckets chosen under the secret and written
 # as a bit mask: two records whose masks share no bit have first names that no nickname, initial
 # or short form reconciles. About three letters share a bucket, so a mask says little of a name.
-INITIAL_BUCKETS = 8
-# A record is a child's when its date of birth makes it under ADULT_AGE on its record_date (else
-# on the file's latest record_date), an adult's when over, or when its title is one only adults
-# have; undated records of a source whose dated records hold almost no child are adults'
-# (the rules of `cluster.adult_when`, on one organisation's own records).
+INITIAL_BUCKETS = 16
+# A record is a child's when its date of birth makes it under ADULT_AGE when the extracts were
+# taken (the file's latest record_date, else today), an adult's when over, or when its title is
+# one only adults have; undated records of a source whose dated records hold almost no child are
+# adults' (the rules of `cluster.adult_when`, on one organisation's own records). Two dated
+# records are judged by their dates, not by these groups: two files' extracts are not taken on
+# one day.
 AGE_GROUPS = ("child", "adult")
 METADATA_KEY = b"residentview.pprl"
 _LABEL = "residentview pprl"
@@ -374,9 +376,9 @@ def exact_tokens(records: pd.DataFrame, key: bytes) -> pd.DataFrame:
 
 
 def initial_masks(records: pd.DataFrame, key: bytes) -> pd.Series:
-    """Int16: bit b set when some first initial the forename may be written with falls in
-    bucket b (INITIAL_BUCKETS, letters assigned to buckets under the secret); missing without a
-    first name."""
+    """Int64: bit b set when some first initial the forename may be written with (its own and
+    its short and long forms': BOB -> B and R) falls in bucket b (INITIAL_BUCKETS, letters
+    assigned to buckets under the secret); missing without a first name."""
     from residentview.standardise.names import alias_initials
 
     names = records.get("first_name_key", pd.Series(pd.NA, index=records.index, dtype=object))
@@ -386,7 +388,7 @@ def initial_masks(records: pd.DataFrame, key: bytes) -> pd.Series:
               for letter in map(chr, range(32, 0x250))}
     masks = {name: sum({1 << bucket.get(letter, 0) for letter in (alias_initials(name) or name[:1])})
              for name in names.dropna().astype(str).unique()}
-    return names.map(masks).astype("Int16")
+    return names.map(masks).astype("Int64")
 
 
 def age_groups(records: pd.DataFrame) -> pd.Series:
@@ -396,10 +398,9 @@ def age_groups(records: pd.DataFrame) -> pd.Series:
 
     empty = pd.Series(pd.NaT, index=records.index, dtype="datetime64[ns]")
     dob = pd.to_datetime(records.get("date_of_birth", empty), errors="coerce")
-    seen = pd.to_datetime(records.get("record_date", empty), errors="coerce")
-    latest = seen.max()
-    seen = seen.fillna(pd.Timestamp.today().normalize() if pd.isna(latest) else latest)
-    young = pd.Series(_age_years((seen - dob).to_numpy()) < ADULT_AGE, index=records.index)
+    latest = pd.to_datetime(records.get("record_date", empty), errors="coerce").max()
+    extracted = pd.Timestamp.today().normalize() if pd.isna(latest) else latest
+    young = pd.Series(_age_years((extracted - dob).to_numpy()) < ADULT_AGE, index=records.index)
     group = pd.Series(np.where(young, "child", "adult"), index=records.index, dtype=object).where(dob.notna())
     source = records["source"].astype(str)
     dated = young[dob.notna()].groupby(source[dob.notna()]).agg(["size", "mean"])
@@ -448,7 +449,7 @@ def _table(encoded: EncodedRecords) -> pa.Table:
         columns[name] = pa.array(frame[name], pa.int64(), from_pandas=True)
     for part in PARTS:
         columns[f"part_{part}"] = pa.array(frame[f"part_{part}"], pa.binary(2 * PART_BITS // 8))
-    columns["initials"] = pa.array(frame["initials"], pa.int16(), from_pandas=True)
+    columns["initials"] = pa.array(frame["initials"], pa.int64(), from_pandas=True)
     columns["first_initial_only"] = pa.array(frame["first_initial_only"], pa.bool_())
     columns["age_group"] = pa.array(frame["age_group"], pa.string(), from_pandas=True)
     table = pa.table(columns)

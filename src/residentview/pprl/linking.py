@@ -143,16 +143,16 @@ def similarity(encodings: dict[str, tuple[np.ndarray, np.ndarray]], left: np.nda
 # disagreement.
 PERSONAL_NUMBERS = ("nhs_number",)
 THRESHOLD_SHARED_NUMBER = 0.6  # Dice at which records sharing a person's own number link
-THRESHOLD_SAME_PLACE = 0.66  # Dice at which records at one address (UPRN or address) link, first names fitting
+THRESHOLD_SAME_PLACE = 0.64  # Dice at which records at one address (UPRN or address) link, first names fitting
 ADULT_PAIRS_DICE = 0.85  # Dice of the close pairs `learn_adult_sources` measures on
-FIRST_NAME_FITS = 0.75  # Dice of the first-name parts from which two first names are one, mistyped
+FIRST_NAME_FITS = 0.72  # Dice of the first-name parts from which two first names are one, mistyped
 FIRST_NAME_SAME = 0.85  # ... and from which they are one for certain (a couple of one sex is told apart below)
 
 
 @dataclass
 class _Evidence:
     """What the files say of each record besides its filter, row-aligned over both files:
-    `tokens` name -> (int64 values, held), `initials` (int16 masks, 0 when none), `age`
+    `tokens` name -> (int64 values, held), `initials` (bit masks, 0 when none), `age`
     ('child', 'adult' or None, after `learn_adult_sources`)."""
 
     tokens: dict[str, tuple[np.ndarray, np.ndarray]]
@@ -218,7 +218,8 @@ def compare(evidence: _Evidence, left: np.ndarray, right: np.ndarray) -> pd.Data
     out["shared_number"], out["numbers_differ"], out["same_place"] = shared, differ, place
     out["dates"], out["dates_agree"] = dated, dates_agree
     out["initials_differ"] = (il > 0) & (ir > 0) & ((il & ir) == 0)
-    out["ages_differ"] = (al != None) & (ar != None) & (al != ar)  # noqa: E711 (elementwise, object arrays)
+    # two dated records are judged by their dates (the files may have been extracted years apart)
+    out["ages_differ"] = (al != None) & (ar != None) & (al != ar) & ~dated  # noqa: E711 (elementwise, object arrays)
     return out
 
 
@@ -299,7 +300,32 @@ def decide(candidates: pd.DataFrame, threshold: float) -> np.ndarray:
     fitting = names_fit(candidates)
     enough = (fitting & (score >= threshold)) | (shared & (score >= THRESHOLD_SHARED_NUMBER)) | (
         place & fitting & (score >= min(threshold, THRESHOLD_SAME_PLACE)))
-    return enough & ~conflicting(candidates)
+    linked = enough & ~conflicting(candidates)
+    return linked & ~_ambiguous_initials(candidates, linked)
+
+
+def _ambiguous_initials(candidates: pd.DataFrame, linked: np.ndarray) -> np.ndarray:
+    """Links that rest on an initial ('MR J SMITH' ~ JOHN SMITH) where the initial also fits
+    another person at hand (JANE SMITH, not linked to JOHN by name): which of them the initial
+    stands for is unknown, so it links to neither, as `cluster._attach_initials` keeps such a
+    record alone in the clear."""
+    by_initial = linked & candidates["initial_only"].to_numpy() & ~(candidates["first_name_dice"].to_numpy() >= FIRST_NAME_FITS)
+    if not by_initial.any():
+        return by_initial
+    named = candidates[linked & ~by_initial]
+    alike = set(zip(named["unique_id_l"].tolist(), named["unique_id_r"].tolist()))
+    rows = np.flatnonzero(by_initial)
+    left, right = candidates["unique_id_l"].to_numpy()[rows], candidates["unique_id_r"].to_numpy()[rows]
+    partners: dict[int, list] = {}
+    for row, a, b in zip(rows.tolist(), left.tolist(), right.tolist()):
+        partners.setdefault(a, []).append((row, b))
+        partners.setdefault(b, []).append((row, a))
+    ambiguous = np.zeros(len(candidates), bool)
+    for group in partners.values():
+        others = sorted({other for _, other in group})
+        if len(others) > 1 and any((x, y) not in alike for i, x in enumerate(others) for y in others[i + 1:]):
+            ambiguous[[row for row, _ in group]] = True
+    return ambiguous
 
 
 def link_encoded(left: EncodedRecords, right: EncodedRecords, threshold: float = DEFAULT_THRESHOLD,
