@@ -292,6 +292,12 @@ def test_the_report_says_the_run_was_an_update_and_what_drift_it_found(versions,
     page = (folder / "report.html").read_text(encoding="utf-8")
     assert "This run was an update" in page and "records re-clustered" in page
     assert "retrains the model is recommended" in page or "No drift past the limits" in page
+    # The data-quality grid is the linked run's, and says so, naming when that run was made.
+    linked = json.loads((versions[2] / "run.json").read_text(encoding="utf-8"))["run_timestamp"]
+    assert f"the profile below is of the last full run ({linked})" in page
+    # A second update carries the same profile, still named by that full run.
+    assert run("--quiet", "update", versions[1], "--out", folder).exit_code == 0
+    assert f"last full run ({linked})" in (folder / "report.html").read_text(encoding="utf-8")
 
 
 def test_fuller_new_records_are_no_reason_to_retrain():

@@ -260,6 +260,7 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
     diagnostics["decisions"] = {**in_force.summary(), "in_store": int(len(decisions)), "broken": 0}
     diagnostics["update"] = {
         "previous_run": prev.run.get("run_timestamp"),
+        "quality_profile_from": _profile_from(prev.run),
         "records": changes.counts(),
         "by_source": by_source,
         "fresh_pairs_scored": int(len(fresh.pairs)),
@@ -273,6 +274,13 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
         previous=folder, review_pairs=review_pairs, timings=timings, diagnostics=diagnostics, decisions=decisions,
         new_decisions=new_decisions, in_force=in_force, kind="update",
     )
+
+
+def _profile_from(previous_run: dict) -> Optional[str]:
+    """When the full run whose data-quality profile an update carries over ran."""
+    if previous_run.get("kind", "link") == "update":
+        return ((previous_run.get("diagnostics") or {}).get("update") or {}).get("quality_profile_from")
+    return previous_run.get("run_timestamp")
 
 
 def _quality(master: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:

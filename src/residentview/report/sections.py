@@ -194,6 +194,18 @@ def _household_changes(households: IdChangesThisRun) -> str:
             f"{households.merged:,} merged, {households.split:,} split, {households.retired:,} retired.")
 
 
+def _profile_of_an_update(run: dict) -> str:
+    """An update profiles only the records it reads closely, so the grid is the last full run's."""
+    update = (run.get("diagnostics") or {}).get("update")
+    if run.get("kind") != "update" or not isinstance(update, dict):
+        return ""
+    since = update.get("quality_profile_from")
+    return note(
+        f"This run was an update: the profile below is of the last full run{f' ({since})' if since else ''}, plus any "
+        "source that run did not have. The new and changed records are compared with it under drift, in the "
+        "summary; `residentview update --retrain` (a full run) profiles every record afresh.")
+
+
 def data_quality(page: Page, inputs: ReportInputs) -> None:
     quality = inputs.outputs.quality
     if quality is None or not len(quality) or not {"source", "field"} <= set(quality.columns):
@@ -219,6 +231,7 @@ def data_quality(page: Page, inputs: ReportInputs) -> None:
                 f"email, service reference numbers, and any field a source fills for under {SPARSE_SHARE:.0%} of "
                 "its records (the register's dates of birth of attainers) — where a low share is expected. A "
                 "field falling between runs is what `residentview update` reports as drift.")
+    body += _profile_of_an_update(inputs.outputs.run)
     for measure in ("completeness", "validity"):
         if measure in shown:
             grid = shown.pivot_table(index="field", columns="source", values=measure, aggfunc="first", sort=False)
