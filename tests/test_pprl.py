@@ -100,11 +100,64 @@ def test_frequency_alone_recovers_names_from_a_field_filter_but_not_from_the_enc
     assert len(guessed) <= 1
 
 
+def _recovered_by_grouping(words: np.ndarray, names: pd.Series, cut: float) -> float:
+    """The attack that noise does not stop: join filters whose Dice reaches `cut` into groups
+    (one name's records, if the filters are of a name), rank the groups by size and the names by
+    frequency, ties broken at random (the attacker knows neither order), and pair them off."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    left, right = np.triu_indices(len(words), 1)
+    close = dice(words, left, right) >= cut
+    graph = coo_matrix((np.ones(close.sum()), (left[close], right[close])), shape=(len(words),) * 2)
+    _, group = connected_components(graph, directed=False)
+    rng = np.random.default_rng(0)
+    sizes = pd.Series(group).value_counts()
+    sizes = sizes.iloc[rng.permutation(len(sizes))].sort_values(ascending=False, kind="stable")
+    rank = pd.Series(group).map(pd.Series(np.arange(len(sizes)), index=sizes.index))
+    common = names.value_counts()
+    common = common.iloc[rng.permutation(len(common))].sort_values(ascending=False, kind="stable").index
+    guess = rank.map(lambda r: common[r] if r < len(common) else None)
+    return float((guess.to_numpy() == names.to_numpy()).mean())
+
+
+def test_grouping_alike_name_parts_recovers_first_names_only_from_a_first_name_part(council, monkeypatch):
+    from residentview.pprl import encoding
+
+    _, records, _ = council
+    people = records[records["first_name_key"].notna() & records["last_name_key"].notna()]
+    people = people.sample(1000, random_state=1).reset_index(drop=True)
+    names = people["first_name_key"]
+    # No part is ever equal to another (BLIP noise): counting exact patterns finds nothing.
+    part = encode_records(people, KEY, "borough_a").frame["part_name"]
+    assert part.nunique() == len(part)
+    assert _recovered_by_frequency(part, names) < 0.05
+    # The control: a part of the first name alone, balanced and noisy as the real one, gives
+    # many first names away to grouping by similarity…
+    monkeypatch.setattr(encoding, "PARTS", {"name": ("first_name",)})
+    alone, _ = filters(encode_records(people, KEY, "borough_a"), "name", "part", "part_bits")
+    assert max(_recovered_by_grouping(alone, names, cut) for cut in (0.9, 0.92, 0.94)) > 0.15
+    # …the part of the whole name does not: one group per person, not per first name.
+    monkeypatch.undo()
+    whole, _ = filters(encode_records(people, KEY, "borough_a"), "name", "part", "part_bits")
+    assert max(_recovered_by_grouping(whole, names, cut) for cut in (0.86, 0.9, 0.92, 0.94)) < 0.05
+
+
+def test_initial_masks_and_tokens_do_not_give_names_away_by_frequency(council):
+    _, records, _ = council
+    people = records[records["first_name_key"].notna()].reset_index(drop=True)
+    frame = encode_records(people, KEY, "borough_a").frame
+    # a bucket of initials is shared by many names: the commonest mask is not the commonest name's
+    assert _recovered_by_frequency(frame["initials"], people["first_name_key"]) < 0.05
+    # the address token's groups are households, not names
+    assert _recovered_by_frequency(frame["token_address"].astype(str), people["last_name_key"]) < 0.05
+
+
 def test_no_clear_value_from_the_input_is_in_the_encoded_file(council, tmp_path):
     _, records, _ = council
     path = write_encoded(encode_records(records, KEY, "borough_a"), tmp_path / "a.parquet")
     table = pq.read_table(path)
-    assert set(table.column_names) == {"source", "record_id", "bloom_record", "part_first_name", "initials",
+    assert set(table.column_names) == {"source", "record_id", "bloom_record", "part_name", "initials",
                                        "first_initial_only", "age_group"} | {
         c for c in table.column_names if c.startswith(("block_", "token_"))}
     assert set(table.column("age_group").drop_null().to_pylist()) <= {"child", "adult"}
@@ -243,3 +296,98 @@ def test_encode_refuses_an_unsafe_key_file(council, tmp_path, problem):
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def _people(*rows: dict) -> pd.DataFrame:
+    """Standardised records, as `standardise` gives them, from a few fields each."""
+    columns = ["source", "record_id", "title", "first_name_key", "last_name_key", "date_of_birth", "sex", "postcode",
+               "house_number", "flat_number", "building_name", "uprn", "nhs_number", "record_date"]
+    frame = pd.DataFrame([{c: row.get(c) for c in columns} for row in rows], columns=columns).astype(object)
+    frame["date_of_birth"] = pd.to_datetime(frame["date_of_birth"])
+    frame["record_date"] = pd.to_datetime(frame["record_date"])
+    frame["first_name_phonetic"], frame["last_name_phonetic"] = frame["first_name_key"], frame["last_name_key"]
+    frame["is_person"] = True
+    return frame
+
+
+def _residents(left: list[dict], right: list[dict]) -> dict[str, str]:
+    """record_id -> resident_id, linking borough A's records `left` with borough B's `right`."""
+    a = encode_records(_people(*left), KEY, "borough_a")
+    b = encode_records(_people(*right), KEY, "borough_b")
+    links = link_encoded(a, b).links
+    return dict(zip(links["record_id"], links["resident_id"]))
+
+
+HOME = {"postcode": "WF1 2AB", "house_number": "12", "uprn": "10001"}
+CHILD = {"source": "school_census", "record_id": "p1", "first_name_key": "JOHN", "last_name_key": "SMITH",
+         "date_of_birth": "2015-03-01", "sex": "M", "postcode": "WF1 2AB", "house_number": "12",
+         "record_date": "2026-09-01"}
+
+
+def test_a_child_and_an_adult_of_one_name_at_one_address_are_two_residents():
+    payer = {"source": "council_tax", "record_id": "c1", "first_name_key": "JOHN", "last_name_key": "SMITH", **HOME}
+    # nothing says the payer is an adult: one name, one home, so the records link…
+    assert len(set(_residents([CHILD], [payer]).values())) == 1
+    # …but a council-tax payer titled MR is an adult, and the pupil a child of 11: two people.
+    assert len(set(_residents([CHILD], [{**payer, "title": "MR"}]).values())) == 2
+
+
+def test_dates_of_birth_no_typo_explains_keep_namesakes_apart_and_a_typo_does_not():
+    father = {"source": "adult_social_care", "record_id": "a1", "first_name_key": "JOHN", "last_name_key": "SMITH",
+              "date_of_birth": "1950-03-04", **HOME}
+    son = {**father, "source": "housing_benefit", "record_id": "h1", "date_of_birth": "1980-07-09"}
+    swapped = {**son, "date_of_birth": "1950-04-03"}  # day and month swapped
+    assert len(set(_residents([father], [son]).values())) == 2
+    assert len(set(_residents([father], [swapped]).values())) == 1
+
+
+def test_a_shared_nhs_number_links_records_whose_encodings_alone_would_not():
+    before = {"source": "adult_social_care", "record_id": "a1", "first_name_key": "KATHERINE",
+              "last_name_key": "OBRIEN", "date_of_birth": "1961-05-17", "postcode": "LS6 2LE", "house_number": "4"}
+    after = {**before, "source": "children_services", "record_id": "k1", "last_name_key": "OBRYAN",
+             "postcode": "WF7 4QH", "house_number": "31"}
+    assert len(set(_residents([before], [after]).values())) == 2  # moved, and the surname mistyped
+    numbered = [{**before, "nhs_number": "9434765919"}], [{**after, "nhs_number": "9434765919"}]
+    assert len(set(_residents(*numbered).values())) == 1
+    # two NHS numbers: two people, however alike
+    other = [{**before, "nhs_number": "9434765919"}], [{**before, "source": "children_services", "record_id": "k1",
+                                                        "nhs_number": "4010232137"}]
+    assert len(set(_residents(*other).values())) == 2
+
+
+def test_an_initial_that_fits_two_people_at_one_address_links_to_neither():
+    initial = {"source": "council_tax", "record_id": "c1", "first_name_key": "J", "last_name_key": "SMITH", **HOME}
+    john = {"source": "electoral_register", "record_id": "e1", "first_name_key": "JOHN", "last_name_key": "SMITH",
+            **HOME}
+    judith = {**john, "record_id": "e2", "first_name_key": "JUDITH"}
+    alone = _residents([initial], [john])
+    assert alone["c1"] == alone["e1"]
+    both = _residents([initial], [john, judith])
+    assert len({both["c1"], both["e1"], both["e2"]}) == 3
+
+
+def test_equal_values_give_equal_tokens_under_a_key_of_their_own():
+    from residentview.pprl.encoding import exact_tokens
+
+    records = _people({"source": "s", "record_id": "1", "nhs_number": "9434765919"},
+                      {"source": "s", "record_id": "2", "nhs_number": "9434765919"},
+                      {"source": "s", "record_id": "3"})
+    records["phone"] = ["9434765919", None, None]
+    tokens = exact_tokens(records, KEY)
+    nhs = tokens["token_nhs_number"]
+    assert nhs[0] == nhs[1] and pd.isna(nhs[2])
+    assert tokens["token_phone"][0] != nhs[0]  # the same digits as a phone number: another token
+    assert "9434765919" not in tokens.astype(str).to_string()
+
+
+def test_link_encoded_refuses_a_file_of_another_encode_version_in_one_line(council, tmp_path):
+    _, records, _ = council
+    a, b = _boroughs(records.head(300))
+    write_encoded(a, tmp_path / "a.parquet")
+    b.metadata["method"] = "residentview-clk-1"
+    write_encoded(b, tmp_path / "b.parquet")
+    result = _invoke("link-encoded", tmp_path / "a.parquet", tmp_path / "b.parquet", "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1
+    assert "residentview-clk-1" in result.output and "encode both sides again" in result.output
+    assert not (tmp_path / "out").exists()

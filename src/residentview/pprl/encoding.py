@@ -1,6 +1,7 @@
-"""`encode`: standardised records -> Bloom-filter encodings and keyed blocking keys, no clear value.
+"""`encode`: standardised records -> Bloom-filter encodings, keyed tokens and blocking keys, no clear value.
 
-What one record becomes (Schnell, Bachteler & Reiher 2009 and 2011; see the package docstring):
+What one record becomes (Schnell, Bachteler & Reiher 2009 and 2011; see the package docstring).
+Steps 1–5 make the record filter, 6–8 the parts and tokens compared beside it:
 
 1. **q-grams.** The standardised first name and surname (`first_name_key`, `last_name_key`) and
    the postcode (spaces removed) are cut into bigrams, padded at both ends (`_SMITH_` -> `_S`,
@@ -33,15 +34,50 @@ What one record becomes (Schnell, Bachteler & Reiher 2009 and 2011; see the pack
    always set together in the records holding a frequent bigram. Salting by year of birth
    (Niedermeyer et al. 2014) was not chosen: council tax and most of the electoral register
    give no date of birth, and a salt that is missing or mistyped makes a match unlinkable.
+6. **A name part** (`PARTS`, `part_filters`): the first name's and the surname's bigrams, under
+   keys of their own, in a second, smaller filter, so that the linkage can tell a person's
+   records (one name) from a household's (one surname, another first name) where the record
+   filter, which mixes in the address, cannot. Hardened as field-level filters must be:
+   balanced (Schnell & Borgs 2016, "Randomized response and balanced Bloom filters for privacy
+   preserving record linkage", ICDMW: the filter followed by its complement, permuted under the
+   secret, so every filter has exactly half its bits set and every bit is set in about half the
+   records) and with BLIP noise (Schnell & Borgs 2017 after Alaggan, Gambs & Kermarrec 2012:
+   each bit flipped with probability `FLIP`, drawn from a keyed hash of the record's source and
+   id, so two records of one name get different filters). First name and surname share one
+   filter on purpose: a first-name filter alone, noisy or not, gives its names away to an
+   attacker who groups near-identical filters and ranks the groups by size (measured: 27% of
+   first names recovered at 10k records); the full name, nearly unique, does not (0.4%).
+7. **Keyed exact tokens** (`exact_tokens`): the first 8 bytes of HMAC-SHA256 under a key
+   derived from the secret and the token's name, equal on both sides when the values are
+   equal. The shared identifiers the clear linkage uses (NHS and NI numbers, email, phone,
+   every `identifiers` reference), the place (UPRN; postcode with house and flat number and
+   building), the date of birth as three pairs of its parts (two dates a typo apart still share
+   one; a parent's and a child's share none) and sex (recorded, by title or by first name).
+8. **Coarse signals**: the first initials a forename may be written with, hashed into one of
+   `INITIAL_BUCKETS` keyed buckets (a bit mask: two masks with no bit in common are first names
+   no nickname reconciles); whether the first name is only an initial; the age group (`child`
+   or `adult` when the extracts were taken, by date of birth, adult title or a source of
+   adults). What `link-encoded` needs to keep a parent from a child of one name at one address.
 
-What remains: an attacker holding the linked file and a population list can still try a graph
+What remains: an attacker holding the file and a population list can still try a graph
 matching attack (Vidanage, Christen, Ranbaduge & Schnell 2020, "A graph matching attack on
 privacy-preserving record linkage", CIKM), which uses only how similar records are to each other
-— something no encoding that still links can hide. The blocking keys are keyed hashes of exact
-values: their sizes show how common a surname code with a year is, no more. Whoever runs
-`link-encoded` must therefore be trusted not to hold the clear data of either side, and the
-shared secret must never reach them. `source` and `record_id` are kept as each organisation
-wrote them: the result is of no use unless each side can find its own records in it.
+— something no encoding that still links can hide. Exact tokens and blocking keys show how many
+records share a value, never the value: the size of a UPRN token's group is a household's size,
+a date-of-birth token's a birth cohort's; the equal tokens of two records say they share an NHS
+number, an address or a sex. An initial mask says which bucket of about two letters a first
+initial falls in; the age group says child or adult, which a record's source mostly says
+already. Whoever runs `link-encoded` must therefore be trusted not to hold the clear data of
+either side, the shared secret must never reach them, and the encoded files are still personal
+data. `source` and `record_id` are kept as each organisation wrote them: the result is of no use
+unless each side can find its own records in it.
+
+The file (`write_encoded`, Parquet): `source`, `record_id`, `bloom_record` (BITS bits),
+`part_name` (2 × PART_BITS bits), `block_<rule>` and `token_<name>` (int64, missing when the
+record lacks the value), `initials` (int64 bit mask), `first_initial_only` (bool), `age_group`
+(`child`, `adult` or missing); its schema metadata (`residentview.pprl`, JSON) holds `method`
+(the version: `read_encoded` refuses any other), every parameter, the key's fingerprint, the
+organisation, the sources and the tokens present.
 """
 
 from __future__ import annotations
@@ -87,10 +123,9 @@ BLOCKING_RULES = {
     "postcode_initial": ("postcode_compact", "first_initial"),
     "forename_surname": ("first_name_phonetic", "last_name_phonetic"),
 }
-# Field parts: one hardened filter of one field each (`part_filters`), compared on their own so
-# that a first name can be judged apart from the surname and the address the record filter mixes
-# it with. Balanced (Schnell & Borgs 2016) and with BLIP noise (see the module docstring).
-PARTS = {"first_name": "first_name"}
+# Parts: hardened filters compared beside the record filter (`part_filters`, module docstring
+# step 6): the name apart from the address and date the record filter mixes it with.
+PARTS = {"name": ("first_name", "last_name")}
 PART_BITS = 256  # before balancing doubles it
 PART_HASHES = 10
 FLIP = 0.03
@@ -109,7 +144,8 @@ BLOCKING_TOKENS = (*PERSON_TOKENS, *PLACE_TOKENS)
 # The first initials a forename may be written with (its own and its short or long forms':
 # BOB -> B and R), each put in one of INITIAL_BUCKETS buckets chosen under the secret and written
 # as a bit mask: two records whose masks share no bit have first names that no nickname, initial
-# or short form reconciles. About three letters share a bucket, so a mask says little of a name.
+# or short form reconciles. 8 buckets let too many household members' initials collide (10k:
+# F1 0.878 against 0.880 with 16); 32 gained nothing more and would say more of the initial.
 INITIAL_BUCKETS = 16
 # A record is a child's when its date of birth makes it under ADULT_AGE when the extracts were
 # taken (the file's latest record_date, else today), an adult's when over, or when its title is
@@ -124,9 +160,9 @@ _LABEL = "residentview pprl"
 
 @dataclass
 class EncodedRecords:
-    """One organisation's encoded records: `frame` has source, record_id, bloom (bytes, BITS bits)
-    and one int64 column per blocking rule (`block_<rule>`, missing when the record lacks its
-    values); `metadata` says how they were made (method, parameters, key fingerprint, who)."""
+    """One organisation's encoded records: `frame` has the columns the module docstring lists
+    (the file's); `metadata` says how they were made (method, parameters, key fingerprint, who,
+    the tokens present)."""
 
     frame: pd.DataFrame
     metadata: dict
@@ -142,7 +178,7 @@ def parameters() -> dict:
     return {"method": METHOD, "bits": BITS, "q": Q, "padding": PAD, "field_hashes": dict(FIELD_HASHES),
             "diffusion_inputs": DIFFUSION_INPUTS, "blocking_rules": {k: list(v) for k, v in BLOCKING_RULES.items()},
             "encodings": {k: {part: list(v) for part, v in spec.items()} for k, spec in ENCODINGS.items()},
-            "parts": dict(PARTS), "part_bits": 2 * PART_BITS, "part_hashes": PART_HASHES, "flip": FLIP,
+            "parts": {k: list(v) for k, v in PARTS.items()}, "part_bits": 2 * PART_BITS, "part_hashes": PART_HASHES, "flip": FLIP,
             "blocking_tokens": list(BLOCKING_TOKENS), "initial_buckets": INITIAL_BUCKETS, "age_groups": list(AGE_GROUPS)}
 
 
@@ -270,11 +306,12 @@ def part_filters(records: pd.DataFrame, key: bytes, part: str, tokens: pd.DataFr
     published bit is flipped with probability FLIP by noise drawn from the record's seed (BLIP).
     Rows of records without the field are zeros."""
     tokens = _tokens(records) if tokens is None else tokens
-    group = tokens[tokens["field"] == PARTS[part]]
-    distinct, which = np.unique(group["token"].to_numpy(str), return_inverse=True)
-    positions = _positions(key, f"part\x1f{part}", PARTS[part], distinct, bits=PART_BITS, k=PART_HASHES)[which]
     plain = np.zeros((len(records), PART_BITS), dtype=bool)
-    plain[np.repeat(group["row"].to_numpy(np.int64), PART_HASHES), positions.ravel()] = True
+    for field in PARTS[part]:
+        group = tokens[tokens["field"] == field]
+        distinct, which = np.unique(group["token"].to_numpy(str), return_inverse=True)
+        positions = _positions(key, f"part\x1f{part}", field, distinct, bits=PART_BITS, k=PART_HASHES)[which]
+        plain[np.repeat(group["row"].to_numpy(np.int64), PART_HASHES), positions.ravel()] = True
     held = plain.any(axis=1)
     seed = int.from_bytes(_derived_key(key, f"balance\x1f{part}")[:16], "big")
     balanced = np.concatenate([plain, ~plain], axis=1)[:, np.random.default_rng(seed).permutation(2 * PART_BITS)]

@@ -2,21 +2,35 @@
 
 1. **Compatible or refused.** Both files must come from the same method, parameters and key
    (the key's fingerprint): filters made under two keys share bits only by chance, so linking
-   them would quietly find nobody.
+   them would quietly find nobody. (`read_encoded` has already refused a file of another
+   version of `encode`.)
 2. **Candidates** are the pairs of records (across the two files and within each: a borough's
-   file has its own duplicates) sharing an encoded blocking key. A key held by more than
+   file has its own duplicates) sharing an encoded blocking key, or an exact token of a
+   person's number or of a place (`encoding.BLOCKING_TOKENS`). A key held by more than
    `MAX_BLOCK` records (a very common surname code with an initial) is skipped, and counted.
-3. **Dice coefficient** of the two filters, 2|A∧B| / (|A| + |B|), by popcount over 64-bit words.
-4. **Threshold.** Pairs at or above `threshold` (Dice) are links. The default, `DEFAULT_THRESHOLD`,
-   was measured on the two-borough benchmark (BENCHMARKS.md, "Linking encoded files"): it lies in
-   the trough between the scores of matches and non-matches. Each pair's `match_probability` is
-   estimated from the file pair itself: a two-component mixture fitted to the Dice scores of all
-   candidates (`dice_mixture`), the share of matches among candidates scoring alike.
-5. **Clustering** is `residentview.cluster.cluster_records`, the clusterer `link` uses, with the
-   anti-chaining evidence the encodings still carry: two records put together by a chain of
-   links (father ~ "Mr J Smith" ~ son) whose own filters are far apart (Dice under
-   `APART_BELOW`) are a cannot-link pair, so the greedy merge keeps them apart as it keeps apart
-   records a reviewer said are different people.
+3. **What each pair's encodings say** (`compare`): the Dice coefficient of the two record
+   filters, 2|A∧B| / (|A| + |B|), by popcount over 64-bit words; the Dice of their name parts;
+   whether a person's own number agrees (NHS, NI, email, phone, a system's reference), whether
+   an NHS number or a system's reference disagrees; one place (UPRN or address token); dates of
+   birth agreeing in two of their three parts; first initials no nickname reconciles; two
+   sexes; a child and an adult (`learn_adult_sources` first finds the systems of adults among
+   the undated records, as `cluster.adult_when` does in the clear).
+4. **Which pairs link** (`decide`), the rules of the clear clusterer's conflicts on encoded
+   evidence: no conflict (`conflicting`: two NHS numbers, a child and an adult, dates or
+   initials no typo or nickname explains, a couple of two sexes), and a record Dice at
+   `threshold` with first names that fit (`names_fit`), or at THRESHOLD_SHARED_NUMBER with a
+   person's number in common, or at THRESHOLD_SAME_PLACE at one address. An initial that fits
+   two people at hand links to neither (`_ambiguous_initials`). The defaults were measured on
+   the two-borough benchmark (BENCHMARKS.md, "Linking encoded files") for a precision of 0.98:
+   a false link between two organisations is the costlier mistake. Each pair's
+   `match_probability` is estimated from the file pair itself: a two-component mixture fitted
+   to the Dice scores of all candidates (`dice_mixture`), reported, not used to decide.
+5. **Clustering** is `residentview.cluster.cluster_records`, the clusterer `link` uses,
+   strongest link first (a shared number, then one place, then Dice), with the anti-chaining
+   evidence the encodings carry: two records put together by a chain of links (father ~
+   "Mr J Smith" ~ son) that conflict, or whose filters are far apart (Dice under
+   `APART_BELOW`), are a cannot-link pair, so the greedy merge keeps them apart as it keeps
+   apart records a reviewer said are different people.
 """
 
 from __future__ import annotations
@@ -137,23 +151,27 @@ def similarity(encodings: dict[str, tuple[np.ndarray, np.ndarray]], left: np.nda
     return np.divide(total, count, out=np.full(len(left), np.nan), where=count > 0)
 
 
-# Tokens of one person's own numbers whose disagreement means two people (an NHS number, a pupil
-# number: issued per person, validated, rarely mistyped). An NI number, an email address or a
-# phone number shared by a couple, or mistyped, says less: its agreement counts, not its
-# disagreement.
+# Numbers issued to one person whose disagreement means two people (an NHS number, a system's
+# own reference such as a pupil number: validated, rarely mistyped). An NI number, an email
+# address or a phone number shared by a couple, or mistyped, says less: its agreement counts,
+# not its disagreement.
 PERSONAL_NUMBERS = ("nhs_number",)
-THRESHOLD_SHARED_NUMBER = 0.6  # Dice at which records sharing a person's own number link
-THRESHOLD_SAME_PLACE = 0.64  # Dice at which records at one address (UPRN or address) link, first names fitting
-ADULT_PAIRS_DICE = 0.85  # Dice of the close pairs `learn_adult_sources` measures on
-FIRST_NAME_FITS = 0.72  # Dice of the first-name parts from which two first names are one, mistyped
-FIRST_NAME_SAME = 0.85  # ... and from which they are one for certain (a couple of one sex is told apart below)
+THRESHOLD_SHARED_NUMBER = 0.6  # record Dice at which records sharing a person's number link
+THRESHOLD_SAME_PLACE = 0.72  # record Dice at which records at one place (UPRN or address) link
+# Dice of the name parts (first name and surname in one filter, see `encoding.PARTS`): from
+# NAMES_FIT two records' first names may be one, mistyped (a household's members, one surname
+# and two first names, score below); from NAMES_SAME they are one name.
+NAMES_FIT = 0.76
+NAMES_SAME = 0.88
+ADULT_PAIRS_DICE = 0.85  # record Dice of the close pairs `learn_adult_sources` measures on
 
 
 @dataclass
 class _Evidence:
     """What the files say of each record besides its filter, row-aligned over both files:
-    `tokens` name -> (int64 values, held), `initials` (bit masks, 0 when none), `age`
-    ('child', 'adult' or None, after `learn_adult_sources`)."""
+    `tokens` name -> (int64 values, held), `initials` (bit masks, 0 when none), `initial_only`,
+    `age` ('child', 'adult' or None; `learn_adult_sources` fills some in) and `parts` name ->
+    (uint64 words, held)."""
 
     tokens: dict[str, tuple[np.ndarray, np.ndarray]]
     initials: np.ndarray
@@ -181,11 +199,12 @@ def _person_tokens(evidence: _Evidence) -> list[str]:
 
 
 def compare(evidence: _Evidence, left: np.ndarray, right: np.ndarray) -> pd.DataFrame:
-    """Per pair (rows `left`, `right`), what the tokens say: `shared_number` (a person's own
-    number agrees), `numbers_differ` (an NHS number or a system's own reference disagrees),
-    `same_place` (UPRN or address), `dates` (both dated), `dates_agree` (two of year, month and
-    day agree, or day and month swapped), `initials_differ` (no first initial in common, nicknames
-    allowed) and `ages_differ` (a child and an adult)."""
+    """Per pair (rows `left`, `right`), what the parts and tokens say: `<part>_dice`,
+    `shared_number` (a person's own number agrees), `numbers_differ` (an NHS number or a
+    system's own reference disagrees), `same_place` (UPRN or address), `dates` (both dated),
+    `dates_agree` (two of year, month and day agree, or day and month swapped),
+    `initials_differ` (no first initial in common, nicknames allowed), `initial_only` (either
+    gives only an initial), `sexes_differ` and `ages_differ` (a child and an adult)."""
     def agree(name):
         values, held = evidence.tokens[name]
         both = held[left] & held[right]
@@ -230,17 +249,18 @@ def conflicting(evidence: pd.DataFrame) -> np.ndarray:
     unless a person's own number ties them."""
     untied = ~evidence["shared_number"].to_numpy()
     dates_differ = evidence["dates"].to_numpy() & ~evidence["dates_agree"].to_numpy()
-    other_name = ~(evidence["first_name_dice"].to_numpy() >= FIRST_NAME_SAME)
+    other_name = ~(evidence["name_dice"].to_numpy() >= NAMES_SAME)
     couple = evidence["sexes_differ"].to_numpy() & other_name
     return (evidence["numbers_differ"].to_numpy() | evidence["ages_differ"].to_numpy()
             | (untied & (dates_differ | evidence["initials_differ"].to_numpy() | couple)))
 
 
 def names_fit(evidence: pd.DataFrame) -> np.ndarray:
-    """First names that may be one: their parts alike (FIRST_NAME_FITS), or an initial on one
-    side that the other's name (or a short form of it) begins with."""
-    initial = evidence["initial_only"].to_numpy() & ~evidence["initials_differ"].to_numpy()
-    return (evidence["first_name_dice"].to_numpy() >= FIRST_NAME_FITS) | initial
+    """First names that may be one: name parts alike (NAMES_FIT); or, where one side gives only
+    an initial (whose name part is then mostly its surname), an initial that the other's first
+    name, or a short or long form of it, begins with."""
+    initial = evidence["initial_only"].to_numpy()
+    return np.where(initial, ~evidence["initials_differ"].to_numpy(), evidence["name_dice"].to_numpy() >= NAMES_FIT)
 
 
 def _apart(encodings: dict, evidence: _Evidence, linked: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -265,10 +285,11 @@ def _apart(encodings: dict, evidence: _Evidence, linked: pd.DataFrame, n: int) -
 
 def learn_adult_sources(records: pd.DataFrame, evidence: _Evidence, candidates: pd.DataFrame) -> dict:
     """Give the undated records of a system of adults (council tax) the age group 'adult', as
-    `cluster.adult_when` does in the clear: a source whose undated records, in close pairs under
-    one first name (Dice at THRESHOLD_SAME_PLACE... see below), meet records dated as children
+    `cluster.adult_when` does in the clear: a source whose undated records, in close pairs
+    (record Dice from ADULT_PAIRS_DICE, names from NAMES_SAME), meet records dated as children
     in under ADULT_SOURCE_MAX_YOUNG_SHARE of at least ADULT_SOURCE_MIN_PAIRS pairs holds adults.
-    Changes `evidence.age` in place; returns what was measured per source."""
+    A parent and the child named after him share a home and a name, so the test is a share,
+    not any one pair. Changes `evidence.age` in place; returns what was measured per source."""
     from residentview.cluster import ADULT_SOURCE_MAX_YOUNG_SHARE, ADULT_SOURCE_MIN_PAIRS
 
     dated = np.zeros(len(records), bool)
@@ -276,7 +297,7 @@ def learn_adult_sources(records: pd.DataFrame, evidence: _Evidence, candidates: 
         if name in evidence.tokens:
             dated |= evidence.tokens[name][1]
     close = candidates[(candidates["dice"].to_numpy() >= ADULT_PAIRS_DICE)
-                       & (candidates["first_name_dice"].to_numpy() >= FIRST_NAME_SAME)]
+                       & (candidates["name_dice"].to_numpy() >= NAMES_SAME)]
     source = records["source"].to_numpy(object)
     found = []
     for mine, theirs in (("unique_id_l", "unique_id_r"), ("unique_id_r", "unique_id_l")):
@@ -292,9 +313,10 @@ def learn_adult_sources(records: pd.DataFrame, evidence: _Evidence, candidates: 
 
 
 def decide(candidates: pd.DataFrame, threshold: float) -> np.ndarray:
-    """Which candidate pairs link: no conflict (`conflicting`), and a Dice at `threshold`, or
-    at THRESHOLD_SHARED_NUMBER with a person's own number in common, or at
-    THRESHOLD_SAME_PLACE at one address with first initials that fit."""
+    """Which candidate pairs link: no conflict (`conflicting`), and a record Dice at
+    `threshold` with first names that fit (`names_fit`), or at THRESHOLD_SHARED_NUMBER with a
+    person's own number in common, or at THRESHOLD_SAME_PLACE at one place with first names
+    that fit; less any link resting on an initial that fits two people (`_ambiguous_initials`)."""
     score = candidates["dice"].to_numpy()
     shared, place = candidates["shared_number"].to_numpy(), candidates["same_place"].to_numpy()
     fitting = names_fit(candidates)
@@ -309,7 +331,7 @@ def _ambiguous_initials(candidates: pd.DataFrame, linked: np.ndarray) -> np.ndar
     another person at hand (JANE SMITH, not linked to JOHN by name): which of them the initial
     stands for is unknown, so it links to neither, as `cluster._attach_initials` keeps such a
     record alone in the clear."""
-    by_initial = linked & candidates["initial_only"].to_numpy() & ~(candidates["first_name_dice"].to_numpy() >= FIRST_NAME_FITS)
+    by_initial = linked & candidates["initial_only"].to_numpy()
     if not by_initial.any():
         return by_initial
     named = candidates[linked & ~by_initial]
