@@ -10,8 +10,13 @@ What runs where:
   by Splink's SparkAPI, the scored pairs' adjustment on the driver (`engines.spark.linkage`);
 * cluster — the context on the driver, connected components and the conflict-aware splitting
   of each component on Spark (`engines.spark.cluster`);
-* resident view — on the driver, `resident_view.build_resident_view` (golden records,
-  households and ids are not yet Spark SQL).
+* resident view — `resident_view.build_resident_view` with the per-record work on Spark
+  (`engines.spark.resident_view.OnSpark`): the golden records' survivorship, lists and counts
+  (golden.py's SQL, spelled for Spark) over the standardised records kept on Spark for it, and
+  the resident ids' fingerprints and overlaps with the previous run (`SparkTally`). On the
+  driver: matching groups to previous ids (greedy, on the edges between groups and previous
+  ids), minting ids, households (per resident: they group golden addresses), the address
+  history and events (per record, from the records `link` holds there anyway).
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ import pandas as pd
 from residentview.config import Config
 from residentview.engines.spark.cluster import cluster_on_spark
 from residentview.engines.spark.linkage import link_on_spark
+from residentview.engines.spark.resident_view import OnSpark, resident_view_columns
 from residentview.engines.spark.session import spark_session
-from residentview.engines.spark.standardise import standardise_on_spark
+from residentview.engines.spark.standardise import QUALITY, standardise_on_spark
 from residentview.progress import pipeline_progress
 from residentview.resident_view import build_resident_view
 from residentview.review.apply import decisions_to_honour
@@ -83,6 +89,8 @@ def link_spark(cfg: Config, previous_dir: Optional[Path], progress: Optional[boo
         step("standardising (Spark)")
         spark_records, quality, cached = standardise_on_spark(raw_frame, cfg, n_records)
         records = records_from_spark(spark_records)
+        # What the resident view reads, kept on Spark before the standardised records are let go.
+        for_view = cached.where(cached[QUALITY].isNull()).select(resident_view_columns(spark_records)).localCheckpoint()
         cached.unpersist()
         timings["standardise"] = time.perf_counter() - mark
 
@@ -106,8 +114,9 @@ def link_spark(cfg: Config, previous_dir: Optional[Path], progress: Optional[boo
         step("building resident view")
         view = build_resident_view(
             records, clusters, previous_dir, cfg.resident_view.source_priority, run_timestamp,
-            cfg.resident_view.event_ages, forget=past_retention_keys(summaries),
+            cfg.resident_view.event_ages, forget=past_retention_keys(summaries), engine=OnSpark(for_view),
         )
+        for_view.unpersist()
         timings["resident_view"] = time.perf_counter() - mark
 
     log.info("linked %d records into %d residents on Spark", len(records), view.links["resident_id"].nunique())
