@@ -346,9 +346,6 @@ def update_command(config: Path, out: Path | None, retrain: bool, engine: str | 
     from residentview.resident_view.to_database import check_output_database
 
     cfg = with_engine(load_config(config), engine)
-    if cfg.engine == "spark" and not retrain:
-        raise ConfigError("update on Spark is not yet supported; run it with --engine duckdb, "
-                          "or `update --retrain` (a full link) on Spark")
     folder = cfg.output_dir(out)
     check_output_database(cfg.output_database)  # now, not after the linking
     show = False if _quiet() else None

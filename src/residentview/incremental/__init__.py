@@ -219,7 +219,11 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
         mark = time.perf_counter()
         step("linking changes")
         in_force = decisions_in_force(decisions, records)
-        fresh = score_fresh(records, fresh_ids, prev.model, threshold)
+        if cfg.engine == "spark":  # the one step an update runs on Spark
+            from residentview.engines.spark.update import score_fresh_on_spark as scorer
+        else:
+            scorer = score_fresh
+        fresh = scorer(records, fresh_ids, prev.model, threshold)
         best_master = best_weights(prev.pairs, n_previous)  # for the drift report
         pairs = _combined_pairs(_renumbered(prev.pairs, old_to_new), fresh.pairs)
         prev.pairs = prev.pairs.iloc[:0]

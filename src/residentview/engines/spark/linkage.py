@@ -18,6 +18,7 @@ adjustment of the scored pairs.
 from __future__ import annotations
 
 import logging
+import uuid
 from pathlib import Path
 from typing import Optional
 
@@ -33,7 +34,7 @@ from residentview.linkage.model import (
 log = logging.getLogger(__name__)
 
 
-def _spark_table(spark, connection, table: str):
+def spark_table(spark, connection, table: str):
     """A DuckDB table of the driver's linking database as a Spark frame (Arrow, no copy by row)."""
     arrow = connection.table(table).arrow()
     if hasattr(arrow, "read_all"):  # DuckDB 1.4+ hands a record batch reader
@@ -41,10 +42,27 @@ def _spark_table(spark, connection, table: str):
     return spark.createDataFrame(arrow)
 
 
+def spark_db_api(spark):
+    """Splink's SparkAPI on `spark`. Splink breaks long query plans by checkpointing when the
+    session has a checkpoint folder (a cluster's); a local session without one keeps its tables
+    in memory instead."""
+    from splink import SparkAPI
+
+    lineage = None if spark.sparkContext.getCheckpointDir() else "persist"
+    return SparkAPI(spark_session=spark, break_lineage_method=lineage)
+
+
+def registered_records(db_api, frame):
+    """`frame` registered with Splink under a name of its own: Splink registers a table as a
+    temporary view of the session, and a second run in one session (an update after a link)
+    may not take the first's name."""
+    return db_api.register(frame, table_name=f"records_{uuid.uuid4().hex}", dataset_display_name="records")
+
+
 def link_on_spark(spark, records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path] = None,
                   labels: Optional[pd.DataFrame] = None) -> Linkage:
     """`linkage.link_records` with training and scoring on Spark (see the module docstring)."""
-    from splink import Linker, SparkAPI
+    from splink import Linker
 
     plan = plan_link(records, settings, model_path)
     if plan.done is not None:
@@ -54,12 +72,8 @@ def link_on_spark(spark, records: pd.DataFrame, settings: LinkageConfig, model_p
     plan.frame = None
     rules = chosen_rules(plan, connection, n_records, settings)
 
-    # Splink breaks long query plans by checkpointing when the session has a checkpoint folder
-    # (a cluster's); a local session without one keeps its tables in memory instead.
-    lineage = None if spark.sparkContext.getCheckpointDir() else "persist"
-    db_api = SparkAPI(spark_session=spark, break_lineage_method=lineage)
-    spark_sdf = db_api.register(_spark_table(spark, connection, "records_table").persist(),
-                                dataset_display_name="records")
+    db_api = spark_db_api(spark)
+    spark_sdf = registered_records(db_api, spark_table(spark, connection, "records_table").persist())
     translation = Translation()
 
     def spark_linker(sdf, model: dict) -> Linker:
