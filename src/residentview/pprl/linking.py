@@ -19,8 +19,8 @@
    evidence: no conflict (`conflicting`: two NHS numbers, a child and an adult, dates or
    initials no typo or nickname explains, a couple of two sexes), and a record Dice at
    `threshold` with first names that fit (`names_fit`), or at THRESHOLD_SHARED_NUMBER with a
-   person's number in common, or at THRESHOLD_SAME_PLACE at one address. An initial that fits
-   two people at hand links to neither (`_ambiguous_initials`). The defaults were measured on
+   person's number in common, or at THRESHOLD_SAME_PLACE at one address (lower for an
+   initial). An initial that fits two people at hand links to neither (`_ambiguous_initials`). The defaults were measured on
    the two-borough benchmark (BENCHMARKS.md, "Linking encoded files") for a precision of 0.98:
    a false link between two organisations is the costlier mistake. Each pair's
    `match_probability` is estimated from the file pair itself: a two-component mixture fitted
@@ -95,6 +95,15 @@ def candidate_pairs(blocks: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return pairs.astype(np.int64), skipped
 
 
+def blocking_columns(left: dict, right: dict) -> list[str]:
+    """The columns whose equal values make two records a candidate pair, given both files'
+    metadata: every blocking rule's key, and the tokens of a person's number or a place both
+    files hold (`encoding.BLOCKING_TOKENS`, every `identifiers` reference)."""
+    tokens = [t for t in left["tokens"] if t in right["tokens"]]
+    return [*(f"block_{rule}" for rule in left["blocking_rules"]),
+            *(f"token_{t}" for t in tokens if t in left["blocking_tokens"] or t.startswith("id_"))]
+
+
 def dice(words: np.ndarray, left: np.ndarray, right: np.ndarray, chunk: int = 1_000_000) -> np.ndarray:
     """Dice coefficient of the filters at rows `left` and `right` (uint64 words), in chunks."""
     ones = np.bitwise_count(words).sum(axis=1, dtype=np.int64)
@@ -158,6 +167,9 @@ def similarity(encodings: dict[str, tuple[np.ndarray, np.ndarray]], left: np.nda
 PERSONAL_NUMBERS = ("nhs_number",)
 THRESHOLD_SHARED_NUMBER = 0.6  # record Dice at which records sharing a person's number link
 THRESHOLD_SAME_PLACE = 0.72  # record Dice at which records at one place (UPRN or address) link
+# ... and an initial ('MR J SMITH') with a name at one place, the initial fitting nobody else there:
+# an initial alone sets few bits, and a record without a postcode fewer, so its Dice is lower
+THRESHOLD_INITIAL_AT_PLACE = 0.6
 # Dice of the name parts (first name and surname in one filter, see `encoding.PARTS`): from
 # NAMES_FIT two records' first names may be one, mistyped (a household's members, one surname
 # and two first names, score below); from NAMES_SAME they are one name.
@@ -316,26 +328,30 @@ def decide(candidates: pd.DataFrame, threshold: float) -> np.ndarray:
     """Which candidate pairs link: no conflict (`conflicting`), and a record Dice at
     `threshold` with first names that fit (`names_fit`), or at THRESHOLD_SHARED_NUMBER with a
     person's own number in common, or at THRESHOLD_SAME_PLACE at one place with first names
-    that fit; less any link resting on an initial that fits two people (`_ambiguous_initials`)."""
+    that fit (THRESHOLD_INITIAL_AT_PLACE for an initial); less any link resting on an initial
+    that fits two people (`_ambiguous_initials`)."""
     score = candidates["dice"].to_numpy()
     shared, place = candidates["shared_number"].to_numpy(), candidates["same_place"].to_numpy()
     fitting = names_fit(candidates)
+    initial = candidates["initial_only"].to_numpy()
     enough = (fitting & (score >= threshold)) | (shared & (score >= THRESHOLD_SHARED_NUMBER)) | (
-        place & fitting & (score >= min(threshold, THRESHOLD_SAME_PLACE)))
+        place & fitting & (score >= np.where(initial, min(threshold, THRESHOLD_INITIAL_AT_PLACE),
+                                             min(threshold, THRESHOLD_SAME_PLACE))))
     linked = enough & ~conflicting(candidates)
     return linked & ~_ambiguous_initials(candidates, linked)
 
 
 def _ambiguous_initials(candidates: pd.DataFrame, linked: np.ndarray) -> np.ndarray:
     """Links that rest on an initial ('MR J SMITH' ~ JOHN SMITH) where the initial also fits
-    another person at hand (JANE SMITH, not linked to JOHN by name): which of them the initial
-    stands for is unknown, so it links to neither, as `cluster._attach_initials` keeps such a
-    record alone in the clear."""
+    another person at hand (JANE SMITH, whose name does not fit JOHN's): which of them the
+    initial stands for is unknown, so it links to neither, as `cluster._attach_initials` keeps
+    such a record alone in the clear."""
     by_initial = linked & candidates["initial_only"].to_numpy()
     if not by_initial.any():
         return by_initial
-    named = candidates[linked & ~by_initial]
-    alike = set(zip(named["unique_id_l"].tolist(), named["unique_id_r"].tolist()))
+    # two records the initial fits may be one person: names that fit, nothing in conflict
+    one = names_fit(candidates) & ~candidates["initial_only"].to_numpy() & ~conflicting(candidates)
+    alike = set(zip(candidates["unique_id_l"].to_numpy()[one].tolist(), candidates["unique_id_r"].to_numpy()[one].tolist()))
     rows = np.flatnonzero(by_initial)
     left, right = candidates["unique_id_l"].to_numpy()[rows], candidates["unique_id_r"].to_numpy()[rows]
     partners: dict[int, list] = {}
@@ -370,9 +386,7 @@ def link_encoded(left: EncodedRecords, right: EncodedRecords, threshold: float =
         (words_l, held_l), (words_r, held_r) = (filters(f, part, "part", "part_bits") for f in (left, right))
         parts[part] = (np.concatenate([words_l, words_r]), np.concatenate([held_l, held_r]))
     evidence = _evidence(records, tokens, parts)
-    blocking = [c for c in records.columns if c.startswith("block_")]
-    blocking += [f"token_{t}" for t in tokens if t in left.metadata["blocking_tokens"] or t.startswith("id_")]
-    candidates, skipped = candidate_pairs(records[blocking])
+    candidates, skipped = candidate_pairs(records[blocking_columns(left.metadata, right.metadata)])
     l, r = candidates["unique_id_l"].to_numpy(), candidates["unique_id_r"].to_numpy()
     candidates["dice"] = similarity(encodings, l, r)
     candidates = candidates[candidates["dice"].notna()].reset_index(drop=True)
