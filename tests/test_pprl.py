@@ -391,3 +391,14 @@ def test_link_encoded_refuses_a_file_of_another_encode_version_in_one_line(counc
     assert len(result.output.strip().splitlines()) == 1
     assert "residentview-clk-1" in result.output and "encode both sides again" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_namesakes_at_two_known_places_do_not_link_on_their_names_alone():
+    # no postcodes: the record filters hold little but the names, alike for any namesakes
+    here = {"source": "council_tax", "record_id": "c1", "first_name_key": "SUSAN", "last_name_key": "HUGHES",
+            "house_number": "4", "uprn": "10001"}
+    there = {**here, "source": "electoral_register", "record_id": "e1", "house_number": "18", "uprn": "20002"}
+    assert len(set(_residents([here], [there]).values())) == 2
+    assert len(set(_residents([here], [{**there, "uprn": "10001"}]).values())) == 1
+    # where one place is unknown nothing says they live apart
+    assert len(set(_residents([here], [{**there, "uprn": None}]).values())) == 1

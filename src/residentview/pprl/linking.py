@@ -116,33 +116,40 @@ def dice(words: np.ndarray, left: np.ndarray, right: np.ndarray, chunk: int = 1_
     return out
 
 
-def dice_mixture(scores: np.ndarray, iterations: int = 200) -> np.ndarray:
+def dice_mixture(scores: np.ndarray, iterations: int = 200, sample: int = 20_000) -> np.ndarray:
     """P(match | Dice) for each score: a two-component beta mixture fitted by EM (method of
-    moments in the M step), started with the matches above DEFAULT_THRESHOLD. Candidates are
-    mostly non-matches that shared a blocking key by chance; their Dice sits well below that of
-    records of one person."""
+    moments in the M step), started with the matches above DEFAULT_THRESHOLD, on at most
+    `sample` of the scores (drawn with a fixed seed: a million candidates take minutes and say
+    no more). Candidates are mostly non-matches that shared a blocking key by chance; their Dice
+    sits well below that of records of one person."""
     x = np.clip(scores, 1e-4, 1 - 1e-4)
     if len(x) < 10:
         return (scores >= DEFAULT_THRESHOLD).astype(float)
-    responsibility = (x >= DEFAULT_THRESHOLD).astype(float)
+    fit = x if len(x) <= sample else np.random.default_rng(0).choice(x, sample, replace=False)
+    responsibility = (fit >= DEFAULT_THRESHOLD).astype(float)
     if responsibility.all() or not responsibility.any():
-        return responsibility
+        return (x >= DEFAULT_THRESHOLD).astype(float)
     from scipy.stats import beta
 
-    for _ in range(iterations):
+    def components(weights_of_match: np.ndarray, at: np.ndarray) -> list[np.ndarray]:
         densities = []
-        for weights in (responsibility, 1 - responsibility):
+        for weights in (weights_of_match, 1 - weights_of_match):
             total = weights.sum()
-            mean = (weights * x).sum() / total
-            var = max((weights * (x - mean) ** 2).sum() / total, 1e-6)
+            mean = (weights * fit).sum() / total
+            var = max((weights * (fit - mean) ** 2).sum() / total, 1e-6)
             common = max(mean * (1 - mean) / var - 1, 1e-3)
-            densities.append(total / len(x) * beta.pdf(x, mean * common, (1 - mean) * common))
-        match, other = densities
+            densities.append(total / len(fit) * beta.pdf(at, mean * common, (1 - mean) * common))
+        return densities
+
+    for _ in range(iterations):
+        match, other = components(responsibility, fit)
         updated = match / np.maximum(match + other, 1e-300)
-        if np.abs(updated - responsibility).max() < 1e-6:
-            responsibility = updated
-            break
+        converged = np.abs(updated - responsibility).max() < 1e-6
         responsibility = updated
+        if converged:
+            break
+    match, other = components(responsibility, x)
+    responsibility = match / np.maximum(match + other, 1e-300)
     # a mixture's tails can cross: never let a higher Dice mean a lower probability
     order = np.argsort(x, kind="stable")
     responsibility[order] = np.maximum.accumulate(responsibility[order])
@@ -166,14 +173,15 @@ def similarity(encodings: dict[str, tuple[np.ndarray, np.ndarray]], left: np.nda
 # not its disagreement.
 PERSONAL_NUMBERS = ("nhs_number",)
 THRESHOLD_SHARED_NUMBER = 0.6  # record Dice at which records sharing a person's number link
-THRESHOLD_SAME_PLACE = 0.72  # record Dice at which records at one place (UPRN or address) link
+THRESHOLD_SAME_PLACE = 0.7  # record Dice at which records at one place (UPRN or address) link
 # ... and an initial ('MR J SMITH') with a name at one place, the initial fitting nobody else there:
 # an initial alone sets few bits, and a record without a postcode fewer, so its Dice is lower
 THRESHOLD_INITIAL_AT_PLACE = 0.6
+THRESHOLD_ELSEWHERE = 0.9  # record Dice at which records at two known places link on names alone
 # Dice of the name parts (first name and surname in one filter, see `encoding.PARTS`): from
 # NAMES_FIT two records' first names may be one, mistyped (a household's members, one surname
 # and two first names, score below); from NAMES_SAME they are one name.
-NAMES_FIT = 0.76
+NAMES_FIT = 0.77
 NAMES_SAME = 0.88
 ADULT_PAIRS_DICE = 0.85  # record Dice of the close pairs `learn_adult_sources` measures on
 
@@ -215,8 +223,9 @@ def compare(evidence: _Evidence, left: np.ndarray, right: np.ndarray) -> pd.Data
     `shared_number` (a person's own number agrees), `numbers_differ` (an NHS number or a
     system's own reference disagrees), `same_place` (UPRN or address), `dates` (both dated),
     `dates_agree` (two of year, month and day agree, or day and month swapped),
-    `initials_differ` (no first initial in common, nicknames allowed), `initial_only` (either
-    gives only an initial), `sexes_differ` and `ages_differ` (a child and an adult)."""
+    `places_differ` (both places known, none shared), `initials_differ` (no first initial in
+    common, nicknames allowed), `initial_only` (either gives only an initial), `sexes_differ`
+    and `ages_differ` (a child and an adult)."""
     def agree(name):
         values, held = evidence.tokens[name]
         both = held[left] & held[right]
@@ -229,10 +238,13 @@ def compare(evidence: _Evidence, left: np.ndarray, right: np.ndarray) -> pd.Data
         shared |= same
         if name in PERSONAL_NUMBERS or name.startswith("id_"):
             differ |= both & ~same
-    place = np.zeros(len(left), bool)
+    place, elsewhere = np.zeros(len(left), bool), np.zeros(len(left), bool)
     for name in ("uprn", "address"):
         if name in evidence.tokens:
-            place |= agree(name)[1]
+            both, same = agree(name)
+            place |= same
+            elsewhere |= both & ~same
+    out["places_differ"] = elsewhere & ~place
     dated, dates_agree = np.zeros(len(left), bool), np.zeros(len(left), bool)
     for name in ("dob_year_month", "dob_year_day", "dob_day_month"):
         if name in evidence.tokens:
@@ -328,8 +340,9 @@ def decide(candidates: pd.DataFrame, threshold: float) -> np.ndarray:
     """Which candidate pairs link: no conflict (`conflicting`), and a record Dice at
     `threshold` with first names that fit (`names_fit`), or at THRESHOLD_SHARED_NUMBER with a
     person's own number in common, or at THRESHOLD_SAME_PLACE at one place with first names
-    that fit (THRESHOLD_INITIAL_AT_PLACE for an initial); less any link resting on an initial
-    that fits two people (`_ambiguous_initials`)."""
+    that fit (THRESHOLD_INITIAL_AT_PLACE for an initial); not on names alone between two known
+    places below THRESHOLD_ELSEWHERE; less any link resting on an initial that fits two people
+    (`_ambiguous_initials`)."""
     score = candidates["dice"].to_numpy()
     shared, place = candidates["shared_number"].to_numpy(), candidates["same_place"].to_numpy()
     fitting = names_fit(candidates)
@@ -337,7 +350,13 @@ def decide(candidates: pd.DataFrame, threshold: float) -> np.ndarray:
     enough = (fitting & (score >= threshold)) | (shared & (score >= THRESHOLD_SHARED_NUMBER)) | (
         place & fitting & (score >= np.where(initial, min(threshold, THRESHOLD_INITIAL_AT_PLACE),
                                              min(threshold, THRESHOLD_SAME_PLACE))))
-    linked = enough & ~conflicting(candidates)
+    # Two records whose places are both known and differ are linked by their names alone: a
+    # namesake's filters are as alike once a postcode is missing (only names and a house number
+    # left), and with 100k records namesakes are many. Unless a date or number ties them, such a
+    # link needs THRESHOLD_ELSEWHERE.
+    tied = shared | (candidates["dates"].to_numpy() & candidates["dates_agree"].to_numpy())
+    by_name_alone = candidates["places_differ"].to_numpy() & ~tied & (score < THRESHOLD_ELSEWHERE)
+    linked = enough & ~conflicting(candidates) & ~by_name_alone
     return linked & ~_ambiguous_initials(candidates, linked)
 
 
