@@ -178,8 +178,9 @@ def parameters() -> dict:
     return {"method": METHOD, "bits": BITS, "q": Q, "padding": PAD, "field_hashes": dict(FIELD_HASHES),
             "diffusion_inputs": DIFFUSION_INPUTS, "blocking_rules": {k: list(v) for k, v in BLOCKING_RULES.items()},
             "encodings": {k: {part: list(v) for part, v in spec.items()} for k, spec in ENCODINGS.items()},
-            "parts": {k: list(v) for k, v in PARTS.items()}, "part_bits": 2 * PART_BITS, "part_hashes": PART_HASHES, "flip": FLIP,
-            "blocking_tokens": list(BLOCKING_TOKENS), "initial_buckets": INITIAL_BUCKETS, "age_groups": list(AGE_GROUPS)}
+            "parts": {k: list(v) for k, v in PARTS.items()}, "part_bits": 2 * PART_BITS, "part_hashes": PART_HASHES,
+            "flip": FLIP, "blocking_tokens": list(BLOCKING_TOKENS), "initial_buckets": INITIAL_BUCKETS,
+            "age_groups": list(AGE_GROUPS)}
 
 
 def _qgrams(value: str) -> list[str]:
@@ -375,7 +376,8 @@ def _people(records: pd.DataFrame) -> np.ndarray:
 
 def token_names(records: pd.DataFrame) -> list[str]:
     """The exact tokens these records get: the fixed ones and one per `id_<name>` column."""
-    return [*PERSON_TOKENS, *sorted(c for c in records.columns if c.startswith("id_")), *PLACE_TOKENS, *DOB_TOKENS, *SEX_TOKENS]
+    references = sorted(c for c in records.columns if c.startswith("id_"))
+    return [*PERSON_TOKENS, *references, *PLACE_TOKENS, *DOB_TOKENS, *SEX_TOKENS]
 
 
 def _token_values(records: pd.DataFrame) -> dict[str, pd.Series]:
@@ -441,7 +443,8 @@ def age_groups(records: pd.DataFrame) -> pd.Series:
     group = pd.Series(np.where(young, "child", "adult"), index=records.index, dtype=object).where(dob.notna())
     source = records["source"].astype(str)
     dated = young[dob.notna()].groupby(source[dob.notna()]).agg(["size", "mean"])
-    adult_sources = dated.index[(dated["size"] >= ADULT_SOURCE_MIN_DATED) & (dated["mean"] <= ADULT_SOURCE_MAX_YOUNG_DATED)]
+    adults_only = (dated["size"] >= ADULT_SOURCE_MIN_DATED) & (dated["mean"] <= ADULT_SOURCE_MAX_YOUNG_DATED)
+    adult_sources = dated.index[adults_only]
     titled = records["title"].isin(ADULT_TITLES) if "title" in records else pd.Series(False, index=records.index)
     group = group.where(dob.notna() | ~(source.isin(adult_sources) | titled), "adult")
     return group.where(pd.Series(_people(records), index=records.index))
@@ -467,10 +470,12 @@ def encode_records(records: pd.DataFrame, key: bytes, organisation: str) -> Enco
         frame[f"part_{part}"] = [row.tobytes() if ok else None for row, ok in zip(packed, held)]
     frame = pd.concat([frame, blocking_keys(records, key), exact_tokens(records, key)], axis=1)
     frame["initials"] = initial_masks(records, key).to_numpy()
-    frame["first_initial_only"] = (records["first_name_key"].str.len() == 1).to_numpy() if "first_name_key" in records else False
+    first = records.get("first_name_key", pd.Series(pd.NA, index=records.index, dtype=object))
+    frame["first_initial_only"] = (first.str.len() == 1).fillna(False).to_numpy(bool)
     frame["age_group"] = age_groups(records).to_numpy()
-    metadata = {**parameters(), "tokens": token_names(records), "key_fingerprint": fingerprint(key), "organisation": organisation,
-                "n_records": int(len(frame)), "sources": sorted(frame["source"].unique().tolist())}
+    metadata = {**parameters(), "tokens": token_names(records), "key_fingerprint": fingerprint(key),
+                "organisation": organisation, "n_records": int(len(frame)),
+                "sources": sorted(frame["source"].unique().tolist())}
     return EncodedRecords(frame, metadata)
 
 

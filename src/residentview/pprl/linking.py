@@ -20,11 +20,13 @@
    initials no typo or nickname explains, a couple of two sexes), and a record Dice at
    `threshold` with first names that fit (`names_fit`), or at THRESHOLD_SHARED_NUMBER with a
    person's number in common, or at THRESHOLD_SAME_PLACE at one address (lower for an
-   initial). An initial that fits two people at hand links to neither (`_ambiguous_initials`). The defaults were measured on
-   the two-borough benchmark (BENCHMARKS.md, "Linking encoded files") for a precision of 0.98:
-   a false link between two organisations is the costlier mistake. Each pair's
-   `match_probability` is estimated from the file pair itself: a two-component mixture fitted
-   to the Dice scores of all candidates (`dice_mixture`), reported, not used to decide.
+   initial); between two known places that differ, on names alone, only from
+   THRESHOLD_ELSEWHERE. An initial that fits two people at hand links to neither
+   (`_ambiguous_initials`). The defaults were measured on the two-borough benchmark
+   (BENCHMARKS.md, "Linking encoded files") for a precision of 0.98: a false link between two
+   organisations is the costlier mistake. Each pair's `match_probability` is estimated from
+   the file pair itself: a two-component mixture fitted to the Dice scores of the candidates
+   (`dice_mixture`), reported, not used to decide.
 5. **Clustering** is `residentview.cluster.cluster_records`, the clusterer `link` uses,
    strongest link first (a shared number, then one place, then Dice), with the anti-chaining
    evidence the encodings carry: two records put together by a chain of links (father ~
@@ -329,7 +331,8 @@ def learn_adult_sources(records: pd.DataFrame, evidence: _Evidence, candidates: 
         keep = ~dated[a] & dated[b] & (evidence.age[b] != None)  # noqa: E711
         found.append(pd.DataFrame({"source": source[a[keep]], "young": evidence.age[b[keep]] == "child"}))
     measured = pd.concat(found).groupby("source")["young"].agg(["size", "mean"])
-    adults = measured.index[(measured["size"] >= ADULT_SOURCE_MIN_PAIRS) & (measured["mean"] < ADULT_SOURCE_MAX_YOUNG_SHARE)]
+    enough = (measured["size"] >= ADULT_SOURCE_MIN_PAIRS) & (measured["mean"] < ADULT_SOURCE_MAX_YOUNG_SHARE)
+    adults = measured.index[enough]
     unknown = np.isin(source, adults.to_numpy(object)) & ~dated & (evidence.age == None)  # noqa: E711
     evidence.age[unknown] = "adult"
     return {str(s): {"pairs": int(measured.at[s, "size"]), "share_under_age": round(float(measured.at[s, "mean"]), 3),
@@ -370,7 +373,8 @@ def _ambiguous_initials(candidates: pd.DataFrame, linked: np.ndarray) -> np.ndar
         return by_initial
     # two records the initial fits may be one person: names that fit, nothing in conflict
     one = names_fit(candidates) & ~candidates["initial_only"].to_numpy() & ~conflicting(candidates)
-    alike = set(zip(candidates["unique_id_l"].to_numpy()[one].tolist(), candidates["unique_id_r"].to_numpy()[one].tolist()))
+    alike = set(zip(candidates["unique_id_l"].to_numpy()[one].tolist(),
+                    candidates["unique_id_r"].to_numpy()[one].tolist()))
     rows = np.flatnonzero(by_initial)
     left, right = candidates["unique_id_l"].to_numpy()[rows], candidates["unique_id_r"].to_numpy()[rows]
     partners: dict[int, list] = {}
