@@ -103,6 +103,61 @@ def test_spark_clusters_each_component_as_clustering_all_at_once(spark, both_eng
     assert whole.attrs == by_component.attrs
 
 
+def _union_find_components(edges: list[tuple[int, int]]) -> dict[int, int]:
+    """Each id in `edges` -> the lowest id of its component, by a plain union-find."""
+    parent: dict[int, int] = {}
+
+    def root(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for left, right in edges:
+        a, b = root(left), root(right)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return {x: root(x) for x in parent}
+
+
+def test_spark_connected_components_are_union_finds(spark):
+    """Graphs of every awkward shape side by side, in one call: long chains whose ids run in
+    random order, up and down; a cycle; a star around its largest id; random sparse graphs; a
+    record linked only to itself."""
+    import random
+
+    from residentview.engines.spark.cluster import connected_components
+
+    rng = random.Random(7)
+    edges: list[tuple[int, int]] = []
+    start = 0
+
+    def ids(n: int) -> list[int]:
+        nonlocal start
+        start += n
+        return list(range(start - n, start))
+
+    chain = ids(300)
+    rng.shuffle(chain)
+    edges += list(zip(chain, chain[1:]))
+    down = ids(60)[::-1]
+    edges += list(zip(down, down[1:]))
+    cycle = ids(40)
+    edges += list(zip(cycle, cycle[1:] + cycle[:1]))
+    star = ids(30)
+    edges += [(star[-1], other) for other in star[:-1]]
+    for _ in range(3):
+        nodes = ids(120)
+        edges += [tuple(rng.sample(nodes, 2)) for _ in range(110)]
+    edges.append((ids(1)[0],) * 2)
+    edges = [(a, b) if rng.random() < 0.5 else (b, a) for a, b in edges]
+    frame = spark.createDataFrame(pd.DataFrame(edges, columns=["l", "r"]))
+    found = connected_components(spark, frame).toPandas()
+    assert dict(zip(found["unique_id"], found["component"])) == _union_find_components(edges)
+    assert found["unique_id"].is_unique
+
+
 def test_spark_run_writes_the_outputs_link_writes(both_engines, tmp_path):
     _, spark_run = both_engines
     spark_run.write(tmp_path / "out")

@@ -30,27 +30,66 @@ CLUSTER_COLUMNS = ("unique_id", "date_of_birth", "record_date", "first_name_key"
 COMPONENT = "component"
 ADULT, SEX = "_adult_when", "_implied_sex"
 KIND = "kind"  # of an edge: scored, must (a reviewer's match), cannot (a reviewer's non-match)
-MAX_ITERATIONS = 100
+MAX_ROUNDS = 100  # alternating star rounds; a chain of 2,000 records took 9
 
 
 def connected_components(spark, edges):
-    """unique_id -> component (its lowest unique_id), for every id in `edges` (l, r): labels
-    spread along the edges, lowest first, until none changes."""
+    """unique_id -> component (its lowest unique_id), for every id in `edges` (l, r).
+
+    Alternating large-star and small-star rounds (Kiveris et al. 2014, "Connected Components in
+    MapReduce and Beyond"): each round re-points every record at the least id among its
+    neighbours' neighbourhood, so the edges become, component by component, a star around its
+    lowest id, in O(log² n) rounds where spreading the least label one edge a step takes as many
+    steps as the longest path. Edges are kept one way round, larger id first (a > b)."""
     from pyspark.sql import functions as F
 
-    both = edges.select(F.col("l").alias("a"), F.col("r").alias("b")).union(
-        edges.select(F.col("r").alias("a"), F.col("l").alias("b"))).persist()
-    labels = both.select(F.col("a").alias("id")).distinct().withColumn("label", F.col("id")).localCheckpoint()
-    for iteration in range(MAX_ITERATIONS):
-        offered = both.join(labels, both["b"] == labels["id"]).select(F.col("a").alias("id"), F.col("label"))
-        updated = labels.union(offered).groupBy("id").agg(F.min("label").alias("label")).localCheckpoint()
-        changed = updated.join(labels.withColumnRenamed("label", "before"), "id").where("label < before").count()
-        labels = updated
-        if not changed:
-            log.debug("connected components: %d iterations", iteration + 1)
-            break
-    both.unpersist()
-    return labels.withColumnRenamed("id", "unique_id").withColumnRenamed("label", COMPONENT)
+    ids = edges.select(F.col("l").alias("unique_id")).union(edges.select(F.col("r").alias("unique_id"))).distinct()
+    current = (edges.select(F.greatest("l", "r").alias("a"), F.least("l", "r").alias("b"))
+               .where("a > b").distinct().localCheckpoint())
+    rounds = 0
+    while not _star_forest(current):
+        rounds += 1
+        if rounds > MAX_ROUNDS:  # cannot happen: the rounds needed grow as (log n)²
+            raise RuntimeError(f"connected components: not converged after {MAX_ROUNDS} rounds")
+        current = _small_star(_large_star(current)).localCheckpoint()
+    log.debug("connected components: %d rounds", rounds)
+    centre = current.select(F.col("a").alias("unique_id"), F.col("b").alias(COMPONENT))
+    return ids.join(centre, "unique_id", "left").select(
+        "unique_id", F.coalesce(COMPONENT, "unique_id").alias(COMPONENT))
+
+
+def _large_star(edges):
+    """Each record's larger neighbours re-pointed at the least of it and all its neighbours."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    both = edges.unionByName(edges.select(F.col("b").alias("a"), F.col("a").alias("b")))
+    least = F.least(F.col("a"), F.min("b").over(Window.partitionBy("a")))
+    # Repeats are harmless to the small star that follows, which drops them.
+    return both.select("a", "b", least.alias("m")).where("b > a").select(F.col("b").alias("a"), F.col("m").alias("b"))
+
+
+def _small_star(edges):
+    """Each record and its smaller neighbours re-pointed at the least of them."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    star = edges.select("a", "b", F.min("b").over(Window.partitionBy("a")).alias("m"))
+    return (star.select(F.col("b").alias("a"), F.col("m").alias("b"))
+            .unionByName(star.select("a", F.col("m").alias("b")))
+            .where("a > b").distinct())
+
+
+def _star_forest(edges) -> bool:
+    """Whether every component of `edges` is a star around its lowest id: each record joined to
+    one smaller record at most, and none both joined to a smaller and to a larger one."""
+    from pyspark.sql import functions as F
+
+    ends = edges.select(F.col("a").alias("node"), F.col("b").alias("smaller"), F.lit(0).alias("centre")).unionByName(
+        edges.select(F.col("b").alias("node"), F.lit(None).cast("long").alias("smaller"), F.lit(1).alias("centre")))
+    wrong = (ends.groupBy("node").agg(F.countDistinct("smaller").alias("k"), F.max("centre").alias("centre"))
+             .where((F.col("k") > 1) | ((F.col("k") == 1) & (F.col("centre") == 1))))
+    return wrong.limit(1).count() == 0
 
 
 def _component_clusterer(threshold: float, kept: tuple, columns: list[str]):
