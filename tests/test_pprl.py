@@ -143,6 +143,34 @@ def test_grouping_alike_name_parts_recovers_first_names_only_from_a_first_name_p
     assert max(_recovered_by_grouping(whole, names, cut) for cut in (0.86, 0.9, 0.92, 0.94)) < 0.05
 
 
+def test_the_other_names_do_not_give_names_away_by_frequency_or_grouping(council):
+    # the swapped name and the name known by (middle name and surname) are whole names too,
+    # balanced and noisy: neither their exact patterns nor groups of alike filters give away
+    # the first names, middle names or surnames they hold
+    _, records, _ = council
+    people = records[records["first_name_key"].notna() & records["last_name_key"].notna()]
+    people = people.sample(1000, random_state=1).reset_index(drop=True)
+    encoded = encode_records(people, KEY, "borough_a")
+    middle = people["middle_names_key"].str.split(" ").str[0]
+    for variant, truth in (("swapped", [people["first_name_key"], people["last_name_key"]]),
+                           ("known_as", [middle, people["last_name_key"]])):
+        column = encoded.frame[f"part_name_{variant}"]
+        held = column.notna().to_numpy()
+        assert held.sum() >= 100 and column[held].nunique() == held.sum()
+        words, _ = filters(encoded, f"name_{variant}", "part", "part_bits")
+        for names in truth:
+            names = names[held].reset_index(drop=True)
+            assert _recovered_by_frequency(column[held].reset_index(drop=True), names) < 0.05
+            assert max(_recovered_by_grouping(words[held], names, cut) for cut in (0.86, 0.9, 0.94)) < 0.05
+    # a record's name and known-by filters share its surname's bits: ANDed, they still do not
+    # give surnames away (measured: a filter of the surname alone gives 8% at a cut of 0.9)
+    name, _ = filters(encoded, "name", "part", "part_bits")
+    known, _ = filters(encoded, "name_known_as", "part", "part_bits")
+    held = encoded.frame["part_name_known_as"].notna().to_numpy()
+    surnames = people["last_name_key"][held].reset_index(drop=True)
+    assert max(_recovered_by_grouping(name[held] & known[held], surnames, cut) for cut in (0.8, 0.86, 0.9, 0.94)) < 0.05
+
+
 def test_initial_masks_and_tokens_do_not_give_names_away_by_frequency(council):
     _, records, _ = council
     people = records[records["first_name_key"].notna()].reset_index(drop=True)
@@ -157,8 +185,8 @@ def test_no_clear_value_from_the_input_is_in_the_encoded_file(council, tmp_path)
     _, records, _ = council
     path = write_encoded(encode_records(records, KEY, "borough_a"), tmp_path / "a.parquet")
     table = pq.read_table(path)
-    assert set(table.column_names) == {"source", "record_id", "bloom_record", "part_name", "initials",
-                                       "first_initial_only", "age_group"} | {
+    assert set(table.column_names) == {"source", "record_id", "bloom_record", "part_name", "part_name_swapped",
+                                       "part_name_known_as", "initials", "first_initial_only", "age_group"} | {
         c for c in table.column_names if c.startswith(("block_", "token_"))}
     assert set(table.column("age_group").drop_null().to_pylist()) <= {"child", "adult"}
     clear = set()
@@ -300,7 +328,8 @@ def test_encode_refuses_an_unsafe_key_file(council, tmp_path, problem):
 
 def _people(*rows: dict) -> pd.DataFrame:
     """Standardised records, as `standardise` gives them, from a few fields each."""
-    columns = ["source", "record_id", "title", "first_name_key", "last_name_key", "date_of_birth", "sex", "postcode",
+    columns = ["source", "record_id", "title", "first_name_key", "middle_names_key", "last_name_key", "date_of_birth",
+               "sex", "postcode",
                "house_number", "flat_number", "building_name", "uprn", "nhs_number", "record_date"]
     frame = pd.DataFrame([{c: row.get(c) for c in columns} for row in rows], columns=columns).astype(object)
     frame["date_of_birth"] = pd.to_datetime(frame["date_of_birth"])
@@ -384,12 +413,12 @@ def test_link_encoded_refuses_a_file_of_another_encode_version_in_one_line(counc
     _, records, _ = council
     a, b = _boroughs(records.head(300))
     write_encoded(a, tmp_path / "a.parquet")
-    b.metadata["method"] = "residentview-clk-1"
+    b.metadata["method"] = "residentview-clk-2"
     write_encoded(b, tmp_path / "b.parquet")
     result = _invoke("link-encoded", tmp_path / "a.parquet", tmp_path / "b.parquet", "--out", tmp_path / "out")
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1
-    assert "residentview-clk-1" in result.output and "encode both sides again" in result.output
+    assert "residentview-clk-2" in result.output and "encode both sides again" in result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -402,3 +431,40 @@ def test_namesakes_at_two_known_places_do_not_link_on_their_names_alone():
     assert len(set(_residents([here], [{**there, "uprn": "10001"}]).values())) == 1
     # where one place is unknown nothing says they live apart
     assert len(set(_residents([here], [{**there, "uprn": None}]).values())) == 1
+
+
+def test_a_nickname_at_one_address_links_and_a_household_member_does_not():
+    sally = {"source": "council_tax", "record_id": "c1", "first_name_key": "SALLY", "last_name_key": "BELL", **HOME}
+    sarah = {**sally, "source": "electoral_register", "record_id": "e1", "first_name_key": "SARAH"}
+    susan = {**sarah, "record_id": "e2", "first_name_key": "SUSAN"}
+    assert len(set(_residents([sally], [sarah]).values())) == 1  # SALLY is a short form of SARAH
+    assert len(set(_residents([sally], [susan]).values())) == 2
+
+
+def test_swapped_names_and_a_name_known_by_link_at_one_address():
+    james = {"source": "adult_social_care", "record_id": "a1", "first_name_key": "JAMES", "last_name_key": "WALL",
+             "date_of_birth": "1978-07-10", **HOME}
+    swapped = {"source": "electoral_register", "record_id": "e1", "first_name_key": "WALL", "last_name_key": "JAMES",
+               **HOME}
+    assert len(set(_residents([james], [swapped]).values())) == 1
+    # MARK GORDON PAYNE on the register is known as GORDON on the council tax
+    register = {"source": "electoral_register", "record_id": "e1", "first_name_key": "MARK",
+                "middle_names_key": "GORDON", "last_name_key": "PAYNE", **HOME}
+    gordon = {"source": "council_tax", "record_id": "c1", "first_name_key": "GORDON", "last_name_key": "PAYNE", **HOME}
+    assert len(set(_residents([gordon], [register]).values())) == 1
+    # without the middle name GORDON and MARK are two people of one household
+    assert len(set(_residents([gordon], [{**register, "middle_names_key": None}]).values())) == 2
+
+
+def test_a_rare_name_links_where_one_place_is_unknown_and_a_common_one_needs_more():
+    # no postcode or UPRN on the care record: the house number and the name are all the place
+    care = {"source": "adult_social_care", "record_id": "a1", "first_name_key": "ZAINAB", "last_name_key": "BIBI",
+            "date_of_birth": "1949-07-01", "house_number": "19"}
+    register = {"source": "electoral_register", "record_id": "e1", "first_name_key": "ZAINAB", "last_name_key": "BIBI",
+                "postcode": "LS4 0TN", "house_number": "19", "uprn": "10003"}
+    assert len(set(_residents([care], [register]).values())) == 1
+    # five more ZAINAB BIBIs elsewhere: the name is common here, and the filters alone decide
+    others = [{**register, "record_id": f"e{i}", "postcode": f"WF{i} 1AA", "house_number": str(i), "uprn": f"2000{i}"}
+              for i in range(2, 7)]
+    linked = _residents([care], [register, *others])
+    assert linked["a1"] != linked["e1"]

@@ -46,7 +46,16 @@ Steps 1–5 make the record filter, 6–8 the parts and tokens compared beside i
    id, so two records of one name get different filters). First name and surname share one
    filter on purpose: a first-name filter alone, noisy or not, gives its names away to an
    attacker who groups near-identical filters and ranks the groups by size (measured: 27% of
-   first names recovered at 10k records); the full name, nearly unique, does not (0.4%).
+   first names recovered at 10k records); the full name, nearly unique, does not (0.4%). The
+   first name's alias set (`standardise.names._aliases_of`: the names the clear linkage
+   compares, BOB -> BOB, BERT, BOBBY, ROBERT) adds a whole-name token each, ALIAS_HASHES bits,
+   to the same filter, so that BOB and ROBERT share bits where their bigrams do not; it is no
+   part of its own that an attacker could rank.
+   **Other names** (NAME_VARIANTS): the same name filter, same keys and balancing, noise of its
+   own, of the name swapped (surname as first name) and of the name known by (first middle name
+   and surname), for `link-encoded` to compare with the other record's name. Each is again a
+   whole name: measured like the name filter (`tests/test_pprl.py`), neither exact patterns nor
+   groups of alike filters give away its first names, middle names or surnames.
 7. **Keyed exact tokens** (`exact_tokens`): the first 8 bytes of HMAC-SHA256 under a key
    derived from the secret and the token's name, equal on both sides when the values are
    equal. The shared identifiers the clear linkage uses (NHS and NI numbers, email, phone,
@@ -67,13 +76,18 @@ records share a value, never the value: the size of a UPRN token's group is a ho
 a date-of-birth token's a birth cohort's; the equal tokens of two records say they share an NHS
 number, an address or a sex. An initial mask says which bucket of about two letters a first
 initial falls in; the age group says child or adult, which a record's source mostly says
-already. Whoever runs `link-encoded` must therefore be trusted not to hold the clear data of
+already. A record's name and known-by filters share its surname's bits: an attacker may AND
+them to get a filter mostly of the surname. Grouping such filters by similarity and ranking the
+groups by size recovered under 1% of surnames in the tests (a filter of the surname alone, the
+control: 8%), because the first and middle names' complements (balancing) and the noise stay in
+it. Whoever runs `link-encoded` must therefore be trusted not to hold the clear data of
 either side, the shared secret must never reach them, and the encoded files are still personal
 data. `source` and `record_id` are kept as each organisation wrote them: the result is of no use
 unless each side can find its own records in it.
 
 The file (`write_encoded`, Parquet): `source`, `record_id`, `bloom_record` (BITS bits),
-`part_name` (2 × PART_BITS bits), `block_<rule>` and `token_<name>` (int64, missing when the
+`part_name` (2 × PART_BITS bits), `part_name_swapped` and `part_name_known_as` (the same width,
+missing without a middle name), `block_<rule>` and `token_<name>` (int64, missing when the
 record lacks the value), `initials` (int64 bit mask), `first_initial_only` (bool), `age_group`
 (`child`, `adult` or missing); its schema metadata (`residentview.pprl`, JSON) holds `method`
 (the version: `read_encoded` refuses any other), every parameter, the key's fingerprint, the
@@ -96,7 +110,7 @@ import pyarrow.parquet as pq
 from residentview.errors import DataError
 from residentview.keys import fingerprint
 
-METHOD = "residentview-clk-2"  # changes whenever the same key would give other encodings
+METHOD = "residentview-clk-3"  # changes whenever the same key would give other encodings
 BITS = 1024
 FILTER_BYTES = BITS // 8
 Q = 2
@@ -125,9 +139,15 @@ BLOCKING_RULES = {
 }
 # Parts: hardened filters compared beside the record filter (`part_filters`, module docstring
 # step 6): the name apart from the address and date the record filter mixes it with.
-PARTS = {"name": ("first_name", "last_name")}
+PARTS = {"name": ("first_name", "last_name", "first_name_alias")}
 PART_BITS = 256  # before balancing doubles it
 PART_HASHES = 10
+ALIAS_HASHES = 10
+# Other names a person may be recorded under, each a filter in the name part's space (same keys,
+# same balancing, noise of its own) compared with the other record's name: first name and surname
+# swapped (10k: F1 +0.004), the first middle name as the first name, for a person known by it
+# (+0.002). The previous surname was measured too and added nothing (2 true pairs at 10k).
+NAME_VARIANTS = ("swapped", "known_as")
 FLIP = 0.03
 # Keyed exact tokens (`exact_tokens`): equal on both sides when the values are equal, and
 # nothing else. A person's own numbers (every `id_<name>` a config maps is added to these); the
@@ -179,7 +199,8 @@ def parameters() -> dict:
             "diffusion_inputs": DIFFUSION_INPUTS, "blocking_rules": {k: list(v) for k, v in BLOCKING_RULES.items()},
             "encodings": {k: {part: list(v) for part, v in spec.items()} for k, spec in ENCODINGS.items()},
             "parts": {k: list(v) for k, v in PARTS.items()}, "part_bits": 2 * PART_BITS, "part_hashes": PART_HASHES,
-            "flip": FLIP, "blocking_tokens": list(BLOCKING_TOKENS), "initial_buckets": INITIAL_BUCKETS,
+            "name_variants": list(NAME_VARIANTS), "alias_hashes": ALIAS_HASHES, "flip": FLIP,
+            "blocking_tokens": list(BLOCKING_TOKENS), "initial_buckets": INITIAL_BUCKETS,
             "age_groups": list(AGE_GROUPS)}
 
 
@@ -222,9 +243,51 @@ def _tokens(records: pd.DataFrame) -> pd.DataFrame:
         present = records["sex"].isin(["M", "F"]).to_numpy() & people
         parts.append(pd.DataFrame({"row": np.flatnonzero(present), "token": records["sex"][present].to_numpy(),
                                    "field": "sex"}))
+    if "first_name_key" in records:
+        parts.append(_alias_tokens(records["first_name_key"], people))
     if not parts:
         return pd.DataFrame({"row": np.array([], np.int64), "token": [], "field": []})
     return pd.concat(parts, ignore_index=True)
+
+
+def _name_tokens(first: pd.Series, last: pd.Series, people: np.ndarray) -> pd.DataFrame:
+    """(row, field, token) of a name given as first name and surname: the bigrams of each and
+    the first name's alias tokens; rows lacking either are left out."""
+    present = people & first.notna().to_numpy() & last.notna().to_numpy()
+    parts = []
+    for field, values in (("first_name", first), ("last_name", last)):
+        rows, text = np.flatnonzero(present), values[present].astype(str)
+        grams = {v: _qgrams(v) for v in text.unique()}
+        parts.append(pd.DataFrame({"row": rows, "token": text.map(grams).to_numpy()}).explode("token")
+                     .dropna().assign(field=field))
+    parts.append(_alias_tokens(first.where(present), people))
+    return pd.concat(parts, ignore_index=True)
+
+
+def variant_tokens(records: pd.DataFrame, variant: str) -> pd.DataFrame:
+    """The name tokens of one NAME_VARIANTS name of each record that has it."""
+    empty = pd.Series(pd.NA, index=records.index, dtype=object)
+    first, last = records.get("first_name_key", empty), records.get("last_name_key", empty)
+    if variant == "swapped":
+        first, last = last, first
+    elif variant == "known_as":
+        first = records.get("middle_names_key", empty).str.split(" ").str[0]
+    return _name_tokens(first.astype(object).where(first.notna() & (first.astype(str) != "")), last.astype(object),
+                        _people(records))
+
+
+def _alias_tokens(first_names: pd.Series, people: np.ndarray) -> pd.DataFrame:
+    """(row, field 'first_name_alias', token): each whole name in the first name's alias set
+    (`standardise.names._aliases_of`, the sets the clear linkage compares, without the records'
+    counts, which differ between the two sides), so that BOB and ROBERT share the token ROBERT.
+    An initial has none: it is judged by its initial bucket."""
+    from residentview.standardise.names import _aliases_of
+
+    present = first_names.notna().to_numpy() & people & (first_names.str.len() > 1).fillna(False).to_numpy(bool)
+    rows, names = np.flatnonzero(present), first_names[present].astype(str)
+    aliases = {name: _aliases_of(name) for name in names.unique()}
+    exploded = pd.DataFrame({"row": rows, "token": names.map(aliases).to_numpy()}).explode("token")
+    return exploded.dropna().assign(field="first_name_alias")
 
 
 def _positions(key: bytes, encoding: str, field: str, tokens: np.ndarray, bits: int = BITS,
@@ -300,24 +363,28 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def part_filters(records: pd.DataFrame, key: bytes, part: str, tokens: pd.DataFrame | None = None) -> np.ndarray:
+def part_filters(records: pd.DataFrame, key: bytes, part: str, tokens: pd.DataFrame | None = None,
+                 variant: str | None = None) -> np.ndarray:
     """The hardened filter of one field part (PARTS) for every record, packed: uint8 (n,
     PART_BITS / 4): the field's bigrams set PART_HASHES bits each of PART_BITS, the filter is
     followed by its complement and the two permuted under the secret (balancing), and each
     published bit is flipped with probability FLIP by noise drawn from the record's seed (BLIP).
-    Rows of records without the field are zeros."""
-    tokens = _tokens(records) if tokens is None else tokens
+    Rows of records without the field are zeros. `variant`: the filter, in the same space, of
+    one of NAME_VARIANTS (noise drawn apart from the part's)."""
+    tokens = variant_tokens(records, variant) if variant else _tokens(records) if tokens is None else tokens
     plain = np.zeros((len(records), PART_BITS), dtype=bool)
     for field in PARTS[part]:
         group = tokens[tokens["field"] == field]
         distinct, which = np.unique(group["token"].to_numpy(str), return_inverse=True)
-        positions = _positions(key, f"part\x1f{part}", field, distinct, bits=PART_BITS, k=PART_HASHES)[which]
-        plain[np.repeat(group["row"].to_numpy(np.int64), PART_HASHES), positions.ravel()] = True
+        k = ALIAS_HASHES if field == "first_name_alias" else PART_HASHES
+        positions = _positions(key, f"part\x1f{part}", field, distinct, bits=PART_BITS, k=k)[which]
+        plain[np.repeat(group["row"].to_numpy(np.int64), k), positions.ravel()] = True
     held = plain.any(axis=1)
     seed = int.from_bytes(_derived_key(key, f"balance\x1f{part}")[:16], "big")
     balanced = np.concatenate([plain, ~plain], axis=1)[:, np.random.default_rng(seed).permutation(2 * PART_BITS)]
     with np.errstate(over="ignore"):
-        counter = (np.uint64(list(PARTS).index(part) + 1) << np.uint64(32)) + np.arange(2 * PART_BITS, dtype=np.uint64)
+        stream = list(PARTS).index(part) + 1 if variant is None else len(PARTS) + 1 + NAME_VARIANTS.index(variant)
+        counter = (np.uint64(stream) << np.uint64(32)) + np.arange(2 * PART_BITS, dtype=np.uint64)
         draws = _splitmix64(_record_seeds(records, key)[:, None] ^ _splitmix64(counter)[None, :])
     published = balanced ^ (draws < np.uint64(int(FLIP * 2.0 ** 64)))
     packed = np.packbits(published, axis=1)
@@ -468,6 +535,10 @@ def encode_records(records: pd.DataFrame, key: bytes, organisation: str) -> Enco
         packed = part_filters(records, key, part, tokens)
         held = packed.any(axis=1)
         frame[f"part_{part}"] = [row.tobytes() if ok else None for row, ok in zip(packed, held)]
+    for variant in NAME_VARIANTS:
+        packed = part_filters(records, key, "name", variant=variant)
+        held = packed.any(axis=1)
+        frame[f"part_name_{variant}"] = [row.tobytes() if ok else None for row, ok in zip(packed, held)]
     frame = pd.concat([frame, blocking_keys(records, key), exact_tokens(records, key)], axis=1)
     frame["initials"] = initial_masks(records, key).to_numpy()
     first = records.get("first_name_key", pd.Series(pd.NA, index=records.index, dtype=object))
@@ -491,6 +562,8 @@ def _table(encoded: EncodedRecords) -> pa.Table:
         columns[name] = pa.array(frame[name], pa.int64(), from_pandas=True)
     for part in PARTS:
         columns[f"part_{part}"] = pa.array(frame[f"part_{part}"], pa.binary(2 * PART_BITS // 8))
+    for variant in NAME_VARIANTS:
+        columns[f"part_name_{variant}"] = pa.array(frame[f"part_name_{variant}"], pa.binary(2 * PART_BITS // 8))
     columns["initials"] = pa.array(frame["initials"], pa.int64(), from_pandas=True)
     columns["first_initial_only"] = pa.array(frame["first_initial_only"], pa.bool_())
     columns["age_group"] = pa.array(frame["age_group"], pa.string(), from_pandas=True)
@@ -532,7 +605,10 @@ def read_encoded(path: Path) -> EncodedRecords:
                         "(encode both sides again with this version of `residentview encode`)")
     blooms = [f"bloom_{encoding}" for encoding in metadata.get("encodings", {})]
     expected = ["source", "record_id", *blooms, *(f"block_{rule}" for rule in metadata.get("blocking_rules", {})),
-                *(f"token_{t}" for t in metadata.get("tokens", [])), *(f"part_{part}" for part in metadata.get("parts", {})), "initials", "first_initial_only", "age_group"]
+                *(f"token_{t}" for t in metadata.get("tokens", [])),
+                *(f"part_{part}" for part in metadata.get("parts", {})),
+                *(f"part_name_{variant}" for variant in metadata.get("name_variants", [])),
+                "initials", "first_initial_only", "age_group"]
     missing = [c for c in expected if c not in table.column_names]
     if missing:
         raise DataError(f"{path}: column(s) {', '.join(missing)} missing; expected {', '.join(expected)}")

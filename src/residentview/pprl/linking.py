@@ -9,7 +9,10 @@
    person's number or of a place (`encoding.BLOCKING_TOKENS`). A key held by more than
    `MAX_BLOCK` records (a very common surname code with an initial) is skipped, and counted.
 3. **What each pair's encodings say** (`compare`): the Dice coefficient of the two record
-   filters, 2|A∧B| / (|A| + |B|), by popcount over 64-bit words; the Dice of their name parts;
+   filters, 2|A∧B| / (|A| + |B|), by popcount over 64-bit words; the Dice of their name parts
+   (nickname aliases included), and whether one record's other name (swapped, or known by its
+   middle name) is the other's name (`other_name`); how many records of both files share the
+   name's blocking code (a rare name);
    whether a person's own number agrees (NHS, NI, email, phone, a system's reference), whether
    an NHS number or a system's reference disagrees; one place (UPRN or address token); dates of
    birth agreeing in two of their three parts; first initials no nickname reconciles; two
@@ -20,7 +23,9 @@
    initials no typo or nickname explains, a couple of two sexes), and a record Dice at
    `threshold` with first names that fit (`names_fit`), or at THRESHOLD_SHARED_NUMBER with a
    person's number in common, or at THRESHOLD_SAME_PLACE at one address (lower for an
-   initial); between two known places that differ, on names alone, only from
+   initial, THRESHOLD_OTHER_NAME_AT_PLACE for another name of the person), or at
+   THRESHOLD_RARE_NAME for one rare name (at most RARE_NAME_RECORDS records) where no two
+   known places differ; between two known places that differ, on names alone, only from
    THRESHOLD_ELSEWHERE. An initial that fits two people at hand links to neither
    (`_ambiguous_initials`). The defaults were measured on the two-borough benchmark
    (BENCHMARKS.md, "Linking encoded files") for a precision of 0.98: a false link between two
@@ -175,7 +180,7 @@ def similarity(encodings: dict[str, tuple[np.ndarray, np.ndarray]], left: np.nda
 # not its disagreement.
 PERSONAL_NUMBERS = ("nhs_number",)
 THRESHOLD_SHARED_NUMBER = 0.6  # record Dice at which records sharing a person's number link
-THRESHOLD_SAME_PLACE = 0.7  # record Dice at which records at one place (UPRN or address) link
+THRESHOLD_SAME_PLACE = 0.66  # record Dice at which records at one place (UPRN or address) link
 # ... and an initial ('MR J SMITH') with a name at one place, the initial fitting nobody else there:
 # an initial alone sets few bits, and a record without a postcode fewer, so its Dice is lower
 THRESHOLD_INITIAL_AT_PLACE = 0.6
@@ -183,8 +188,22 @@ THRESHOLD_ELSEWHERE = 0.9  # record Dice at which records at two known places li
 # Dice of the name parts (first name and surname in one filter, see `encoding.PARTS`): from
 # NAMES_FIT two records' first names may be one, mistyped (a household's members, one surname
 # and two first names, score below); from NAMES_SAME they are one name.
-NAMES_FIT = 0.77
+# The name filter carries the first name's aliases (SALLY ~ SARAH), which lifts the Dice of a
+# household's members a little too: NAMES_FIT 0.73 (0.77 without them), THRESHOLD_SAME_PLACE
+# 0.66 (0.70) kept precision at 0.98 under four keys at 10k.
+NAMES_FIT = 0.73
 NAMES_SAME = 0.88
+# One record's other name (`encoding.NAME_VARIANTS`: swapped, known by its middle name) that is
+# the other's name from NAMES_OTHER; such a pair, at one place, links from a record Dice of
+# THRESHOLD_OTHER_NAME_AT_PLACE: the record filters hold the first names in other places.
+NAMES_OTHER = 0.88
+THRESHOLD_OTHER_NAME_AT_PLACE = 0.4
+# A name (its blocking code, counted over both files, as the linker sees it anyway) held by at
+# most RARE_NAME_RECORDS records, one name (NAMES_SAME), links from THRESHOLD_RARE_NAME where one
+# place is unknown: the house number and postcode bits left in the record filter are the place
+# evidence. Not between two known places: there most such links were namesakes (BENCHMARKS.md).
+RARE_NAME_RECORDS = 4
+THRESHOLD_RARE_NAME = 0.65
 ADULT_PAIRS_DICE = 0.85  # record Dice of the close pairs `learn_adult_sources` measures on
 
 
@@ -254,7 +273,22 @@ def compare(evidence: _Evidence, left: np.ndarray, right: np.ndarray) -> pd.Data
             dated |= both
             dates_agree |= same
     for name, (words, held) in evidence.parts.items():
+        if name.startswith("name_"):
+            continue
         out[f"{name}_dice"] = np.where(held[left] & held[right], dice(words, left, right), np.nan)
+    # the other name of one record (names swapped, known by a middle name) against the other's name
+    other = np.full(len(left), np.nan)
+    if "name" in evidence.parts:
+        words, held = evidence.parts["name"]
+        n = len(held)
+        for name, (variant, has) in evidence.parts.items():
+            if not name.startswith("name_"):
+                continue
+            stacked = np.concatenate([words, variant])
+            for a, b in ((left, right), (right, left)):
+                both = has[a] & held[b]
+                other = np.fmax(other, np.where(both, dice(stacked, a + n, b), np.nan))
+    out["other_name"] = (other >= NAMES_OTHER) & ~(out["name_dice"].to_numpy() >= NAMES_FIT)
     sexes = agree("sex") if "sex" in evidence.tokens else (np.zeros(len(left), bool),) * 2
     out["sexes_differ"] = sexes[0] & ~sexes[1]
     out["initial_only"] = evidence.initial_only[left] | evidence.initial_only[right]
@@ -262,7 +296,7 @@ def compare(evidence: _Evidence, left: np.ndarray, right: np.ndarray) -> pd.Data
     al, ar = evidence.age[left], evidence.age[right]
     out["shared_number"], out["numbers_differ"], out["same_place"] = shared, differ, place
     out["dates"], out["dates_agree"] = dated, dates_agree
-    out["initials_differ"] = (il > 0) & (ir > 0) & ((il & ir) == 0)
+    out["initials_differ"] = (il > 0) & (ir > 0) & ((il & ir) == 0) & ~out["other_name"].to_numpy()
     # two dated records are judged by their dates (the files may have been extracted years apart)
     out["ages_differ"] = (al != None) & (ar != None) & (al != ar) & ~dated  # noqa: E711 (elementwise, object arrays)
     return out
@@ -275,7 +309,7 @@ def conflicting(evidence: pd.DataFrame) -> np.ndarray:
     unless a person's own number ties them."""
     untied = ~evidence["shared_number"].to_numpy()
     dates_differ = evidence["dates"].to_numpy() & ~evidence["dates_agree"].to_numpy()
-    other_name = ~(evidence["name_dice"].to_numpy() >= NAMES_SAME)
+    other_name = ~(evidence["name_dice"].to_numpy() >= NAMES_SAME) & ~evidence["other_name"].to_numpy()
     couple = evidence["sexes_differ"].to_numpy() & other_name
     return (evidence["numbers_differ"].to_numpy() | evidence["ages_differ"].to_numpy()
             | (untied & (dates_differ | evidence["initials_differ"].to_numpy() | couple)))
@@ -286,7 +320,8 @@ def names_fit(evidence: pd.DataFrame) -> np.ndarray:
     an initial (whose name part is then mostly its surname), an initial that the other's first
     name, or a short or long form of it, begins with."""
     initial = evidence["initial_only"].to_numpy()
-    return np.where(initial, ~evidence["initials_differ"].to_numpy(), evidence["name_dice"].to_numpy() >= NAMES_FIT)
+    return np.where(initial, ~evidence["initials_differ"].to_numpy(),
+                    (evidence["name_dice"].to_numpy() >= NAMES_FIT) | evidence["other_name"].to_numpy())
 
 
 def _apart(encodings: dict, evidence: _Evidence, linked: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -343,22 +378,27 @@ def decide(candidates: pd.DataFrame, threshold: float) -> np.ndarray:
     """Which candidate pairs link: no conflict (`conflicting`), and a record Dice at
     `threshold` with first names that fit (`names_fit`), or at THRESHOLD_SHARED_NUMBER with a
     person's own number in common, or at THRESHOLD_SAME_PLACE at one place with first names
-    that fit (THRESHOLD_INITIAL_AT_PLACE for an initial); not on names alone between two known
-    places below THRESHOLD_ELSEWHERE; less any link resting on an initial that fits two people
-    (`_ambiguous_initials`)."""
+    that fit (THRESHOLD_INITIAL_AT_PLACE for an initial, THRESHOLD_OTHER_NAME_AT_PLACE for
+    another name), or at THRESHOLD_RARE_NAME for one rare name where no two known places
+    differ; not on names alone between two known places below THRESHOLD_ELSEWHERE; less any
+    link resting on an initial that fits two people (`_ambiguous_initials`)."""
     score = candidates["dice"].to_numpy()
     shared, place = candidates["shared_number"].to_numpy(), candidates["same_place"].to_numpy()
     fitting = names_fit(candidates)
     initial = candidates["initial_only"].to_numpy()
+    at_place = np.where(initial, min(threshold, THRESHOLD_INITIAL_AT_PLACE), min(threshold, THRESHOLD_SAME_PLACE))
+    at_place = np.where(candidates["other_name"].to_numpy(), THRESHOLD_OTHER_NAME_AT_PLACE, at_place)
     enough = (fitting & (score >= threshold)) | (shared & (score >= THRESHOLD_SHARED_NUMBER)) | (
-        place & fitting & (score >= np.where(initial, min(threshold, THRESHOLD_INITIAL_AT_PLACE),
-                                             min(threshold, THRESHOLD_SAME_PLACE))))
+        place & fitting & (score >= at_place))
     # Two records whose places are both known and differ are linked by their names alone: a
     # namesake's filters are as alike once a postcode is missing (only names and a house number
     # left), and with 100k records namesakes are many. Unless a date or number ties them, such a
     # link needs THRESHOLD_ELSEWHERE.
     tied = shared | (candidates["dates"].to_numpy() & candidates["dates_agree"].to_numpy())
     by_name_alone = candidates["places_differ"].to_numpy() & ~tied & (score < THRESHOLD_ELSEWHERE)
+    rare = ((candidates["name_records"].to_numpy() <= RARE_NAME_RECORDS)
+            & (candidates["name_dice"].to_numpy() >= NAMES_SAME))
+    enough |= rare & ~candidates["places_differ"].to_numpy() & (score >= THRESHOLD_RARE_NAME)
     linked = enough & ~conflicting(candidates) & ~by_name_alone
     return linked & ~_ambiguous_initials(candidates, linked)
 
@@ -375,6 +415,12 @@ def _ambiguous_initials(candidates: pd.DataFrame, linked: np.ndarray) -> np.ndar
     one = names_fit(candidates) & ~candidates["initial_only"].to_numpy() & ~conflicting(candidates)
     alike = set(zip(candidates["unique_id_l"].to_numpy()[one].tolist(),
                     candidates["unique_id_r"].to_numpy()[one].tolist()))
+    # the same initial and name twice ('MS S HUSSAIN' on two council-tax records) is one record
+    # written twice, not a second person it could stand for
+    copies = by_initial & (candidates["name_dice"].to_numpy() >= NAMES_SAME) & ~candidates["initials_differ"].to_numpy()
+    copy_of = set(zip(candidates["unique_id_l"].to_numpy()[copies].tolist(),
+                      candidates["unique_id_r"].to_numpy()[copies].tolist()))
+    copy_of |= {(b, a) for a, b in copy_of}
     rows = np.flatnonzero(by_initial)
     left, right = candidates["unique_id_l"].to_numpy()[rows], candidates["unique_id_r"].to_numpy()[rows]
     partners: dict[int, list] = {}
@@ -382,8 +428,8 @@ def _ambiguous_initials(candidates: pd.DataFrame, linked: np.ndarray) -> np.ndar
         partners.setdefault(a, []).append((row, b))
         partners.setdefault(b, []).append((row, a))
     ambiguous = np.zeros(len(candidates), bool)
-    for group in partners.values():
-        others = sorted({other for _, other in group})
+    for mine, group in partners.items():
+        others = sorted({other for _, other in group if (mine, other) not in copy_of})
         if len(others) > 1 and any((x, y) not in alike for i, x in enumerate(others) for y in others[i + 1:]):
             ambiguous[[row for row, _ in group]] = True
     return ambiguous
@@ -408,6 +454,10 @@ def link_encoded(left: EncodedRecords, right: EncodedRecords, threshold: float =
     for part in left.metadata["parts"]:
         (words_l, held_l), (words_r, held_r) = (filters(f, part, "part", "part_bits") for f in (left, right))
         parts[part] = (np.concatenate([words_l, words_r]), np.concatenate([held_l, held_r]))
+    for variant in left.metadata.get("name_variants", []):
+        (words_l, held_l), (words_r, held_r) = (filters(f, f"name_{variant}", "part", "part_bits")
+                                                for f in (left, right))
+        parts[f"name_{variant}"] = (np.concatenate([words_l, words_r]), np.concatenate([held_l, held_r]))
     evidence = _evidence(records, tokens, parts)
     candidates, skipped = candidate_pairs(records[blocking_columns(left.metadata, right.metadata)])
     l, r = candidates["unique_id_l"].to_numpy(), candidates["unique_id_r"].to_numpy()
@@ -415,6 +465,13 @@ def link_encoded(left: EncodedRecords, right: EncodedRecords, threshold: float =
     candidates = candidates[candidates["dice"].notna()].reset_index(drop=True)
     l, r = candidates["unique_id_l"].to_numpy(), candidates["unique_id_r"].to_numpy()
     candidates = pd.concat([candidates, compare(evidence, l, r)], axis=1)
+    # how many records of both files share each record's name code: a rare name
+    name_code = records.get("block_forename_surname")
+    if name_code is not None:
+        sizes = name_code.map(name_code.value_counts()).astype(float).fillna(np.inf).to_numpy(float)
+        candidates["name_records"] = np.maximum(sizes[l], sizes[r])
+    else:
+        candidates["name_records"] = np.inf
     adult_sources = learn_adult_sources(records, evidence, candidates)
     if any(v["adults_only"] for v in adult_sources.values()):
         candidates["ages_differ"] = compare(evidence, l, r)["ages_differ"].to_numpy()
