@@ -452,9 +452,12 @@ def publish_command(outdir: Path, by: str, min_count: int, round_to: int | None,
               help="The encoded file to write (.parquet).")
 @handles_errors
 def encode_command(config: Path, key_file: Path, out: Path) -> None:
-    """Bloom-filter encodings of the standardised names, dates of birth, postcodes and sex of
-    CONFIG's records, under the key in --key-file, for `link-encoded`. No clear value is written:
-    only each record's source and record id, its encoding and keyed blocking keys."""
+    """Encode CONFIG's standardised records under the key in --key-file, for `link-encoded`:
+    per record a Bloom filter of its names, date of birth, postcode, house number and sex;
+    balanced, noisy filters of its whole name (with nickname aliases), of the name swapped and
+    of the name it may be known by; keyed tokens of its identifiers, address and date of birth
+    pieces and sex; keyed blocking keys; first-initial buckets and child or adult. No clear
+    value is written: only each record's source and record id beside these."""
     from residentview.config import load_config
     from residentview.keys import read_key
     from residentview.pprl import encode_records, write_encoded
