@@ -12,8 +12,9 @@ extracts hold duplicates of their own. Then, each step the real CLI in its own p
 2. `residentview link-encoded` the two encoded files;
 3. `residentview link` a config holding both boroughs' extracts: the clear-text result on the
    very same records, with every field residentview can use in the clear (the encodings carry
-   a filter of each record, a filter of its name, and keyed tokens of its identifiers, place and
-   pieces of its date of birth: see `residentview.pprl.encoding`).
+   a filter of each record, filters of its name, of the name swapped and of the name it may be
+   known by, and keyed tokens of its identifiers, place and pieces of its date of birth: see
+   `residentview.pprl.encoding`).
 
 Reported: pairwise precision, recall and F1 against the truth (`metrics.evaluate`) of both,
 also over the pairs that cross the two boroughs only; the blocking recall of the encoded files

@@ -17,7 +17,8 @@ for fields that tell people apart better (field weights); filters that share man
 diffusion layer then hardens the filters against the frequency and pattern-mining attacks
 (Armknecht, Heng & Schnell 2023, "Strengthening privacy-preserving record linkage using
 diffusion", PoPETs 2023(2)). Beside it each record carries a balanced, noisy filter of its full
-name, keyed exact tokens of the identifiers the clear linkage also uses (NHS and NI numbers,
+name (with its first name's nickname aliases) and two more of the names it may be recorded
+under (swapped; known by its middle name), keyed exact tokens of the identifiers the clear linkage also uses (NHS and NI numbers,
 UPRN, address, pieces of the date of birth…) and coarse signals (first-initial buckets, child
 or adult), so that `link-encoded` can apply the clear clusterer's conflict rules — a parent and
 a child of one name at one address are two people. `encoding` says what the file holds and which
