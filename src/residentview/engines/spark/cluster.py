@@ -32,7 +32,7 @@ CLUSTER_COLUMNS = ("unique_id", "date_of_birth", "record_date", "first_name_key"
                    "middle_names_key", "last_name_key", "nhs_number", "ni_number", "uprn", "address", "postcode")
 COMPONENT = "component"
 BATCH = "batch"  # components whose records are clustered in one Python call
-RECORDS_PER_BATCH = 50_000  # at least: as many batches as Spark runs tasks at once
+RECORDS_PER_BATCH = 50_000  # about as many records at most in a batch; and at least a batch per core
 ADULT, SEX = "_adult_when", "_implied_sex"
 KIND = "kind"  # of an edge: scored, must (a reviewer's match), cannot (a reviewer's non-match)
 MAX_ROUNDS = 100  # alternating star rounds; a chain of 2,000 records took 9
