@@ -89,7 +89,8 @@ def link_spark(cfg: Config, previous_dir: Optional[Path], progress: Optional[boo
         step("standardising (Spark)")
         spark_records, quality, cached = standardise_on_spark(raw_frame, cfg, n_records)
         records = records_from_spark(spark_records)
-        # What the resident view reads, kept on Spark before the standardised records are let go.
+        # What the resident view reads, kept on Spark (a local checkpoint: dropped by Spark's
+        # cleaner once nothing refers to it) before the standardised records are let go.
         for_view = cached.where(cached[QUALITY].isNull()).select(resident_view_columns(spark_records)).localCheckpoint()
         cached.unpersist()
         timings["standardise"] = time.perf_counter() - mark
@@ -116,7 +117,6 @@ def link_spark(cfg: Config, previous_dir: Optional[Path], progress: Optional[boo
             records, clusters, previous_dir, cfg.resident_view.source_priority, run_timestamp,
             cfg.resident_view.event_ages, forget=past_retention_keys(summaries), engine=OnSpark(for_view),
         )
-        for_view.unpersist()
         timings["resident_view"] = time.perf_counter() - mark
 
     log.info("linked %d records into %d residents on Spark", len(records), view.links["resident_id"].nunique())

@@ -3,11 +3,20 @@
 * golden records — survivorship is `golden.survivor_sql` and `golden.address_sql`, the SQL the
   driver runs in DuckDB over codes, spelled for Spark (`SPARK`) and run over the records' text
   itself: a code orders as its text does (both by its UTF-8 bytes), so the survivors are the same.
-  The recency rank is (staleness, source priority) as a struct, ordered as `recency_rank` orders
-  it; `row` is the record's position in the driver's records. The lists (other_names, addresses, sources) and
-  the counts are Spark aggregates too. One row per resident comes back to the driver.
-* what stays on the driver — each record's address key, coded (`GoldenAddresses.record_keys`):
-  the address history (`history.py`) and the events read it per record, and both stay there.
+  Every field but the address unit's is stacked (a row per record and field) so one aggregation
+  finds them all. The recency rank is (staleness, source priority) as a struct, ordered as
+  `recency_rank` orders it; `row` is the record's position in the driver's records. The lists
+  (other_names, addresses, sources) and the counts are Spark aggregates too. A row per resident
+  comes back.
+* resident ids — `SparkTally`: each group's fingerprint (the wrapping sum of its members' keyed
+  hashes, ids.py's own `_keyed_hash` per partition) and size, and the edges between this run's
+  groups and the previous run's ids (a join on the member keys). A row per group and per edge
+  comes back; the greedy matching of edges and the minting stay on the driver (`ids.py`).
+* on the driver still — each record's resident (clusters come back from clustering as pandas,
+  and `links` is a row per record), the members' keys shipped to Spark for the tally, each
+  record's address key coded (`GoldenAddresses.record_keys`: the address history and the
+  events read it per record, and both stay there), households (per resident: they group golden
+  addresses, with a tally of their own members on the driver).
 
 `OnSpark` is what `build_resident_view(..., engine=OnSpark(...))` is handed in place of the
 driver's `OnDriver`.
@@ -56,7 +65,7 @@ def _shared_records(frame, resident: pd.DataFrame, fields: list[str], source_pri
     priority = F.lit(len(source_priority))
     for position, source in reversed(list(enumerate(source_priority))):
         priority = F.when(F.col("source") == source, F.lit(position)).otherwise(priority)
-    resident_of = frame.sparkSession.createDataFrame(resident)
+    resident_of = frame.sparkSession.createDataFrame(resident, "unique_id long, resident long, row long")
     records = frame.join(resident_of, "unique_id")
     selected = [
         F.col("resident"), F.col("row"), F.struct(staleness.alias("staleness"),
@@ -118,7 +127,7 @@ def _as_column_of(collected: pd.Series, like: pd.Series) -> np.ndarray:
     """A collected golden value as the driver's golden_records types it: datetimes for a datetime
     field (NaT when none), else objects (None when none)."""
     if pd.api.types.is_datetime64_any_dtype(like):
-        return pd.to_datetime(collected).to_numpy("datetime64[ns]")
+        return pd.to_datetime(collected, format="ISO8601").to_numpy("datetime64[ns]")
     return collected.astype(object).where(collected.notna(), None).to_numpy(dtype=object)
 
 
@@ -175,6 +184,11 @@ def golden_records_on_spark(
     return golden_frame(resident_ids, values, addresses, lists, counts), addresses
 
 
+def _texts(members: pd.Series) -> np.ndarray:
+    """Member keys as Python strings (None where missing), as Spark takes them from pandas."""
+    return _as_text(members).to_numpy(dtype=object, na_value=None)
+
+
 def _hasher(scheme: IdScheme):
     def hash_members(batches):
         for batch in batches:
@@ -193,8 +207,9 @@ class SparkTally(MemberTally):
         self.spark = spark
 
     def _members(self, codes: np.ndarray, members: pd.Series):
-        return self.spark.createDataFrame(pd.DataFrame({
-            "group": np.asarray(codes, dtype=np.int64), "member": _as_text(members).to_numpy(dtype=object)}))
+        return self.spark.createDataFrame(
+            pd.DataFrame({"group": np.asarray(codes, dtype=np.int64), "member": _texts(members)}),
+            "group long, member string")
 
     def fingerprints(self, codes, n, members, scheme):
         from pyspark.sql import functions as F
@@ -215,8 +230,9 @@ class SparkTally(MemberTally):
 
     def overlaps(self, codes, members, previous, previous_members):
         held = previous.codes >= 0
-        before = self.spark.createDataFrame(pd.DataFrame({
-            "member": _as_text(previous_members).to_numpy(dtype=object)[held], "old": previous.codes[held]}))
+        before = self.spark.createDataFrame(
+            pd.DataFrame({"member": _texts(previous_members)[held], "old": previous.codes[held]}),
+            "member string, old long")
         edges = (self._members(codes, members).join(before, "member").groupBy("group", "old")
                  .count().toPandas())
         return tuple(edges[c].to_numpy(np.int64) for c in ("group", "old", "count"))
