@@ -10,9 +10,13 @@ floor come back to the driver, where the full-name frequency adjustment and the 
 are applied by the very code `link` runs (`linkage.model.scored_relation`).
 
 Not yet on Spark: the linking frame and rule choice (one pass over the person records each),
-training (Splink's EM on Spark runs a job per iteration, minutes even for a few hundred
-records on local[2]; the sample is bounded by `linkage.training_sample_size`), and the
-adjustment of the scored pairs.
+training, and the adjustment of the scored pairs. Training stays on the driver by design:
+its sample is bounded (`linkage.training_sample_size`), so it never limits the size of a run,
+and Splink's EM on Spark runs a job per iteration and session. Measured on local[2] with the
+same rules and sample (the model's settings translated by `dialect`): 303 s against 2.5 s on
+DuckDB for the 100-person demo, about 13 minutes against 9.4 s at 10,000 records — over two
+thousand Spark stages, for m probabilities within 0.001 of DuckDB's and u probabilities that
+differ only by the random pairs each engine samples.
 """
 
 from __future__ import annotations
@@ -80,8 +84,7 @@ def link_on_spark(spark, records: pd.DataFrame, settings: LinkageConfig, model_p
         return Linker(sdf, translation.to_spark(model), log_level=None)
 
     # Training on the sample, on the driver, as `link` trains: the same model, byte for byte.
-    # (Splink's EM on Spark runs a job per iteration and session: on local[2] it took over
-    # three minutes for 221 records. The sample is bounded by linkage.training_sample_size.)
+    # (Splink's EM on Spark: 303 s for the 100-person demo on local[2]; see the docstring.)
     linker = trained_linker(plan, rules, duck_sdf, duck_train, settings, n_records)
     learn_from_labels(plan, linker, connection, labels)
     model = saved_model(linker)
