@@ -179,6 +179,13 @@ def test_initial_masks_and_tokens_do_not_give_names_away_by_frequency(council):
     assert _recovered_by_frequency(frame["initials"], people["first_name_key"]) < 0.05
     # the address token's groups are households, not names
     assert _recovered_by_frequency(frame["token_address"].astype(str), people["last_name_key"]) < 0.05
+    # the sex token (recorded, by title, or by a first name the organisation learned) has two
+    # values and the missing one: it says a record's sex, never its name; ranking it finds no
+    # more names than calling every record by the three commonest names would
+    assert frame["token_sex"].nunique() == 2
+    commonest = people["first_name_key"].value_counts().head(3).sum() / len(people)
+    recovered = _recovered_by_frequency(frame["token_sex"].astype(str), people["first_name_key"])
+    assert recovered <= commonest and recovered < 0.1
 
 
 def test_no_clear_value_from_the_input_is_in_the_encoded_file(council, tmp_path):
@@ -413,12 +420,12 @@ def test_link_encoded_refuses_a_file_of_another_encode_version_in_one_line(counc
     _, records, _ = council
     a, b = _boroughs(records.head(300))
     write_encoded(a, tmp_path / "a.parquet")
-    b.metadata["method"] = "residentview-clk-2"
+    b.metadata["method"] = "residentview-clk-3"
     write_encoded(b, tmp_path / "b.parquet")
     result = _invoke("link-encoded", tmp_path / "a.parquet", tmp_path / "b.parquet", "--out", tmp_path / "out")
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1
-    assert "residentview-clk-2" in result.output and "encode both sides again" in result.output
+    assert "residentview-clk-3" in result.output and "encode both sides again" in result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -468,3 +475,36 @@ def test_a_rare_name_links_where_one_place_is_unknown_and_a_common_one_needs_mor
               for i in range(2, 7)]
     linked = _residents([care], [register, *others])
     assert linked["a1"] != linked["e1"]
+
+
+def test_each_side_learns_first_names_sexes_from_its_own_records():
+    from residentview.pprl.encoding import name_sexes
+
+    said = _people({"source": "housing_benefit", "record_id": "h1", "title": "MS", "first_name_key": "RACHEL",
+                    "last_name_key": "JONES"},
+                   {"source": "housing_benefit", "record_id": "h2", "title": "MRS", "first_name_key": "ANNE",
+                    "middle_names_key": "RACHEL", "last_name_key": "BROWN"},
+                   {"source": "housing_benefit", "record_id": "h3", "title": "MR", "first_name_key": "SAM",
+                    "last_name_key": "HILL"},
+                   {"source": "children_services", "record_id": "k1", "sex": "F", "first_name_key": "SAM",
+                    "last_name_key": "COLE"})
+    sexes = name_sexes(said)
+    # RACHEL as a first name and as a middle name, both of women; SAM of a man and a girl: unknown
+    assert sexes.get("RACHEL") == "F" and "SAM" not in sexes and "ANNE" not in sexes  # ANNE: one record
+
+
+def test_a_title_keeps_an_initial_from_a_first_name_of_the_other_sex():
+    initial = {"source": "council_tax", "record_id": "c1", "title": "MR", "first_name_key": "S",
+               "last_name_key": "NOLAN", **HOME}
+    steve = {"source": "electoral_register", "record_id": "e1", "first_name_key": "STEVE", "last_name_key": "NOLAN",
+             **HOME}
+    rachel = {**steve, "record_id": "e2", "first_name_key": "RACHEL"}  # RACHEL may be written S (SHELLY)
+    # the register states no sex: S fits STEVE and RACHEL alike, so it links to neither
+    unknown = _residents([initial], [steve, rachel])
+    assert len({unknown["c1"], unknown["e1"], unknown["e2"]}) == 3
+    # the same borough's housing benefit says RACHEL is a woman's name: MR S is STEVE
+    women = [{"source": "housing_benefit", "record_id": f"h{i}", "title": "MS", "first_name_key": "RACHEL",
+              "last_name_key": surname, "postcode": "LS6 1AA", "house_number": str(i)}
+             for i, surname in enumerate(("JONES", "BROWN"))]
+    known = _residents([initial], [steve, rachel, *women])
+    assert known["c1"] == known["e1"] != known["e2"]

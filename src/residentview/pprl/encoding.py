@@ -61,7 +61,10 @@ Steps 1–5 make the record filter, 6–8 the parts and tokens compared beside i
    equal. The shared identifiers the clear linkage uses (NHS and NI numbers, email, phone,
    every `identifiers` reference), the place (UPRN; postcode with house and flat number and
    building), the date of birth as three pairs of its parts (two dates a typo apart still share
-   one; a parent's and a child's share none) and sex (recorded, by title or by first name).
+   one; a parent's and a child's share none) and sex (recorded, else by title — MR, MRS, MISS,
+   MS —, else by first name, as the organisation learned names' sexes from its own records,
+   first and middle names, before encoding: `name_sexes`). The sex token is how 'MR R NOLAN'
+   is kept from RACHEL NOLAN when R fits both ROBERT and RACHEL (SHELLY).
 8. **Coarse signals**: the first initials a forename may be written with, hashed into one of
    `INITIAL_BUCKETS` keyed buckets (a bit mask: two masks with no bit in common are first names
    no nickname reconciles); whether the first name is only an initial; the age group (`child`
@@ -110,7 +113,7 @@ import pyarrow.parquet as pq
 from residentview.errors import DataError
 from residentview.keys import fingerprint
 
-METHOD = "residentview-clk-3"  # changes whenever the same key would give other encodings
+METHOD = "residentview-clk-4"  # changes whenever the same key would give other encodings
 BITS = 1024
 FILTER_BYTES = BITS // 8
 Q = 2
@@ -157,8 +160,18 @@ FLIP = 0.03
 PERSON_TOKENS = ("nhs_number", "ni_number", "email", "phone")
 PLACE_TOKENS = ("uprn", "address")
 DOB_TOKENS = ("dob_year_month", "dob_year_day", "dob_day_month")
-# Sex as recorded, else as the title or the first name implies (`linkage.frame.implied_sex`).
+# Sex as recorded, else as the title (MR, MRS, MISS, MS: `linkage.frame.SEX_OF_TITLE`) or the
+# first name implies (`name_sexes`, learned by each organisation from its own records before
+# encoding). `link-encoded` refuses two sexes under first names that are not one, so 'MR R
+# NOLAN' cannot be RACHEL NOLAN, and lets two records of one sex at one place link on names
+# a little less alike (`linking.NAMES_FIT_ONE_SEX`).
 SEX_TOKENS = ("sex",)
+# One organisation holds far fewer records stating a sex than the two together (the clear
+# linkage learns from both, at 5 records): the borough holding the electoral register, whose
+# records state no sex, learned 23 first names' sexes at 5; counting middle names and taking
+# names said by 2 records of one sex, 199 (the other borough 140 -> 440).
+NAME_SEX_MIN_RECORDS = 2
+NAME_SEX_MIN_SHARE = 0.95
 # Tokens that also serve as blocking keys: records sharing one are compared.
 BLOCKING_TOKENS = (*PERSON_TOKENS, *PLACE_TOKENS)
 # The first initials a forename may be written with (its own and its short or long forms':
@@ -461,15 +474,40 @@ def _token_values(records: pd.DataFrame) -> dict[str, pd.Series]:
     values["address"] = address.where(text["postcode"].notna() & where)
     dob = pd.to_datetime(records.get("date_of_birth", empty), errors="coerce")
     year, month, day = (dob.dt.strftime(part).fillna("") for part in ("%Y", "%m", "%d"))
-    from residentview.linkage.frame import implied_sex, sex_of_names
+    from residentview.linkage.frame import implied_sex
 
     named = records[[c for c in ("sex", "title", "first_name_key") if c in records]]
-    values["sex"] = implied_sex(named, sex_of_names(named)).astype(object)
+    values["sex"] = implied_sex(named, name_sexes(records)).astype(object)
     values["dob_year_month"] = (year + "-" + month).where(dob.notna())
     values["dob_year_day"] = (year + "-" + day).where(dob.notna())
     values["dob_day_month"] = pd.Series(np.where(month.to_numpy(object) < day.to_numpy(object), month + "/" + day,
                                                  day + "/" + month), index=records.index).where(dob.notna())
     return values
+
+
+def name_sexes(records: pd.DataFrame) -> pd.Series:
+    """first name -> 'F' or 'M', learned from one organisation's own records before encoding,
+    as `linkage.frame.sex_of_names` learns it from both sides' records in the clear: a name
+    said by at least NAME_SEX_MIN_RECORDS records stating a sex (recorded, or by title), at
+    least NAME_SEX_MIN_SHARE of them one sex. A middle name counts as a name of its record's
+    sex too. Only the sex token it fills is written, never the names it learned."""
+    from residentview.linkage.frame import _stated_sex
+
+    if "first_name_key" not in records:
+        return pd.Series(dtype=object)
+    stated = _stated_sex(records[[c for c in ("sex", "title") if c in records]])
+    said = [pd.DataFrame({"name": records["first_name_key"], "sex": stated})]
+    if "middle_names_key" in records:
+        middle = pd.DataFrame({"name": records["middle_names_key"].str.split(" "), "sex": stated}).explode("name")
+        said.append(middle)
+    said = pd.concat(said, ignore_index=True)
+    said = said[said["name"].str.len().gt(1).fillna(False).astype(bool) & said["sex"].isin(["F", "M"])]
+    if said.empty:
+        return pd.Series(dtype=object)
+    counts = pd.crosstab(said["name"], said["sex"])
+    total, share = counts.sum(axis=1), counts.max(axis=1) / counts.sum(axis=1)
+    sure = (total >= NAME_SEX_MIN_RECORDS) & (share >= NAME_SEX_MIN_SHARE)
+    return counts.idxmax(axis=1)[sure].astype(object)
 
 
 def exact_tokens(records: pd.DataFrame, key: bytes) -> pd.DataFrame:

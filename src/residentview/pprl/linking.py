@@ -23,7 +23,8 @@
    initials no typo or nickname explains, a couple of two sexes), and a record Dice at
    `threshold` with first names that fit (`names_fit`), or at THRESHOLD_SHARED_NUMBER with a
    person's number in common, or at THRESHOLD_SAME_PLACE at one address (lower for an
-   initial, THRESHOLD_OTHER_NAME_AT_PLACE for another name of the person), or at
+   initial, THRESHOLD_OTHER_NAME_AT_PLACE for another name of the person; NAMES_FIT_ONE_SEX and
+   THRESHOLD_INITIAL_ONE_SEX where both records state one sex), or at
    THRESHOLD_RARE_NAME for one rare name (at most RARE_NAME_RECORDS records) where no two
    known places differ; between two known places that differ, on names alone, only from
    THRESHOLD_ELSEWHERE. An initial that fits two people at hand links to neither
@@ -193,6 +194,12 @@ THRESHOLD_ELSEWHERE = 0.9  # record Dice at which records at two known places li
 # 0.66 (0.70) kept precision at 0.98 under four keys at 10k.
 NAMES_FIT = 0.73
 NAMES_SAME = 0.88
+# Two records at one place whose sex tokens agree (recorded, by title, or by a first name each
+# organisation learned: `encoding.name_sexes`) link with names from NAMES_FIT_ONE_SEX (a nickname
+# or typo: GILL and JILL), and an initial of that sex that fits from record Dice
+# THRESHOLD_INITIAL_ONE_SEX: a household's members of two sexes no longer compete for them.
+NAMES_FIT_ONE_SEX = 0.70
+THRESHOLD_INITIAL_ONE_SEX = 0.5
 # One record's other name (`encoding.NAME_VARIANTS`: swapped, known by its middle name) that is
 # the other's name from NAMES_OTHER; such a pair, at one place, links from a record Dice of
 # THRESHOLD_OTHER_NAME_AT_PLACE: the record filters hold the first names in other places.
@@ -246,7 +253,8 @@ def compare(evidence: _Evidence, left: np.ndarray, right: np.ndarray) -> pd.Data
     `dates_agree` (two of year, month and day agree, or day and month swapped),
     `places_differ` (both places known, none shared), `initials_differ` (no first initial in
     common, nicknames allowed), `initial_only` (either gives only an initial), `sexes_differ`
-    and `ages_differ` (a child and an adult)."""
+    and `sexes_agree` (both records' sex tokens known), and `ages_differ` (a child and an
+    adult)."""
     def agree(name):
         values, held = evidence.tokens[name]
         both = held[left] & held[right]
@@ -291,6 +299,7 @@ def compare(evidence: _Evidence, left: np.ndarray, right: np.ndarray) -> pd.Data
     out["other_name"] = (other >= NAMES_OTHER) & ~(out["name_dice"].to_numpy() >= NAMES_FIT)
     sexes = agree("sex") if "sex" in evidence.tokens else (np.zeros(len(left), bool),) * 2
     out["sexes_differ"] = sexes[0] & ~sexes[1]
+    out["sexes_agree"] = sexes[1]
     out["initial_only"] = evidence.initial_only[left] | evidence.initial_only[right]
     il, ir = evidence.initials[left], evidence.initials[right]
     al, ar = evidence.age[left], evidence.age[right]
@@ -379,7 +388,8 @@ def decide(candidates: pd.DataFrame, threshold: float) -> np.ndarray:
     `threshold` with first names that fit (`names_fit`), or at THRESHOLD_SHARED_NUMBER with a
     person's own number in common, or at THRESHOLD_SAME_PLACE at one place with first names
     that fit (THRESHOLD_INITIAL_AT_PLACE for an initial, THRESHOLD_OTHER_NAME_AT_PLACE for
-    another name), or at THRESHOLD_RARE_NAME for one rare name where no two known places
+    another name; where both records state one sex, names from NAMES_FIT_ONE_SEX and an initial
+    from THRESHOLD_INITIAL_ONE_SEX), or at THRESHOLD_RARE_NAME for one rare name where no two known places
     differ; not on names alone between two known places below THRESHOLD_ELSEWHERE; less any
     link resting on an initial that fits two people (`_ambiguous_initials`)."""
     score = candidates["dice"].to_numpy()
@@ -390,6 +400,11 @@ def decide(candidates: pd.DataFrame, threshold: float) -> np.ndarray:
     at_place = np.where(candidates["other_name"].to_numpy(), THRESHOLD_OTHER_NAME_AT_PLACE, at_place)
     enough = (fitting & (score >= threshold)) | (shared & (score >= THRESHOLD_SHARED_NUMBER)) | (
         place & fitting & (score >= at_place))
+    # one sex at one place: a nickname or typo (names a little less alike), or an initial of
+    # that sex with a lower Dice (a household member of the other sex is no longer a rival)
+    one_sex = place & candidates["sexes_agree"].to_numpy()
+    enough |= one_sex & ~initial & (candidates["name_dice"].to_numpy() >= NAMES_FIT_ONE_SEX) & (score >= at_place)
+    enough |= one_sex & initial & fitting & (score >= THRESHOLD_INITIAL_ONE_SEX)
     # Two records whose places are both known and differ are linked by their names alone: a
     # namesake's filters are as alike once a postcode is missing (only names and a house number
     # left), and with 100k records namesakes are many. Unless a date or number ties them, such a
