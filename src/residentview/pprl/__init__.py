@@ -19,9 +19,10 @@ diffusion layer then hardens the filters against the frequency and pattern-minin
 diffusion", PoPETs 2023(2)). Beside it each record carries a balanced, noisy filter of its full
 name (with its first name's nickname aliases) and two more of the names it may be recorded
 under (swapped; known by its middle name), keyed exact tokens of the identifiers the clear linkage also uses (NHS and NI numbers,
-UPRN, address, pieces of the date of birth…) and coarse signals (first-initial buckets, child
-or adult), so that `link-encoded` can apply the clear clusterer's conflict rules — a parent and
-a child of one name at one address are two people. `encoding` says what the file holds and which
+UPRN, address, pieces of the date of birth, sex — recorded, by title, or by a first name whose
+sex the organisation learned from its own records…) and coarse signals (first-initial buckets,
+child or adult), so that `link-encoded` can apply the clear clusterer's conflict rules — a
+parent and a child of one name at one address are two people, 'MR R NOLAN' is not RACHEL. `encoding` says what the file holds and which
 attacks remain; `linking` how pairs are judged.
 
     encoded = encode_records(records, key, organisation="borough_a")
