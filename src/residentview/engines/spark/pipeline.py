@@ -6,10 +6,12 @@ What runs where:
 * sources — read on the driver by `sources.read_sources` (the mapping, the checks, retention),
   then handed to Spark as text;
 * standardise — on Spark, partition by partition (`engines.spark.standardise`);
-* link — the linking frame and the blocking rules on the driver, training and scoring on Spark
-  by Splink's SparkAPI, the scored pairs' adjustment on the driver (`engines.spark.linkage`);
-* cluster — the context on the driver, connected components and the conflict-aware splitting
-  of each component on Spark (`engines.spark.cluster`);
+* link — the linking frame, the blocking rules and training (on the bounded sample, by design:
+  see `engines.spark.linkage`) on the driver, scoring every candidate pair on Spark by Splink's
+  SparkAPI, the scored pairs' adjustment on the driver;
+* cluster — the context on the driver, connected components (large-star / small-star rounds)
+  and the conflict-aware splitting on Spark, components clustered in batches of whole
+  components (`engines.spark.cluster`);
 * resident view — `resident_view.build_resident_view` with the per-record work on Spark
   (`engines.spark.resident_view.OnSpark`): the golden records' survivorship, lists and counts
   (golden.py's SQL, spelled for Spark) over the standardised records kept on Spark for it, and
