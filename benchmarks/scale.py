@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -131,12 +133,16 @@ def run_one(dataset: str, folder: Path, engine: str, work: Path, memory_limit: s
                "--engine-out", str(out), "--engine", engine, "--report", str(report)]
     row = {"dataset": dataset, "engine": engine, "memory_limit": memory_limit or "default"}
     started = time.perf_counter()
+    # Its own process group: a timed-out Spark run leaves no JVM or Python workers behind.
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-        status = "ok" if completed.returncode == 0 else (
-            f"stopped by signal {-completed.returncode}" if completed.returncode < 0
-            else "exit %d: %s" % (completed.returncode, (completed.stderr.strip().splitlines() or ["?"])[-1][:300]))
+        _, stderr = child.communicate(timeout=timeout)
+        status = "ok" if child.returncode == 0 else (
+            f"stopped by signal {-child.returncode}" if child.returncode < 0
+            else "exit %d: %s" % (child.returncode, (stderr.strip().splitlines() or ["?"])[-1][:300]))
     except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
         status = f"timeout after {timeout:.0f} s"
     row["wall_seconds"] = round(time.perf_counter() - started, 1)
     row["status"] = status
