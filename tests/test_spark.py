@@ -85,6 +85,14 @@ def test_spark_standardises_scores_and_models_as_duckdb(both_engines):
     assert (pairs["_merge"] == "both").all() and len(pairs) == len(duckdb_run.pairs) > 0
     assert (pairs["match_weight_duckdb"] - pairs["match_weight_spark"]).abs().max() < 1e-9
     assert spark_run.diagnostics["engine"] == "spark"
+    # The review pairs, chosen on Spark's side from the scores alone and then fetched whole:
+    # the same pairs, in the same order, with every column DuckDB gives them.
+    ours, theirs = duckdb_run.review_pairs, spark_run.review_pairs
+    assert len(ours) > 0 and list(theirs.columns) == list(ours.columns)
+    assert theirs[["unique_id_l", "unique_id_r"]].values.tolist() == ours[["unique_id_l", "unique_id_r"]].values.tolist()
+    pd.testing.assert_frame_equal(absent_as_none(ours.drop(columns=["match_weight", "match_probability"])),
+                                  absent_as_none(theirs.drop(columns=["match_weight", "match_probability"])),
+                                  check_dtype=False, atol=1e-6)
 
 
 def test_spark_clusters_each_component_as_clustering_all_at_once(spark, both_engines):
@@ -306,3 +314,15 @@ def test_engine_is_duckdb_unless_the_config_says_spark(write_config):
     assert load_config({**config, "engine": "spark"}).engine == "spark"
     with pytest.raises(ConfigError, match="engine"):
         load_config({**config, "engine": "flink"})
+
+
+def test_local_spark_heap_is_a_share_of_the_runs_memory(monkeypatch):
+    import psutil
+
+    from residentview.engines.spark.session import JVM_FLOOR_MB, jvm_memory_mb
+
+    assert jvm_memory_mb("10GB") == int(10 * 10**9 * 0.4) // 2**20  # the config's memory_limit
+    assert jvm_memory_mb("1GB") == JVM_FLOOR_MB  # never below the floor
+    machine = type("Memory", (), {"total": 24 * 2**30})()
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: machine)
+    assert jvm_memory_mb(None) == int(24 * 2**30 * 0.4) // 2**20  # else the machine's

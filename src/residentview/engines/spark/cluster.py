@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from residentview.cluster import ATTACH_FLOOR, EDGE_COLUMNS, _Context, cluster_records, clustering_context
+from residentview.engines.spark.session import driver_frame
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def cluster_on_spark(spark, records: pd.DataFrame, pairs: pd.DataFrame, threshol
     if not len(joining):
         out = alone
     else:
-        edge_frame = spark.createDataFrame(edges)
+        edge_frame = driver_frame(spark, edges)
         components = connected_components(spark, edge_frame.where(F.col(KIND) != "cannot")
                                           .select(F.col("unique_id_l").alias("l"), F.col("unique_id_r").alias("r")))
         batches = max(spark.sparkContext.defaultParallelism, -(-len(records) // RECORDS_PER_BATCH))
@@ -162,7 +163,7 @@ def cluster_on_spark(spark, records: pd.DataFrame, pairs: pd.DataFrame, threshol
         mine = records[columns].copy()
         mine[ADULT] = context.adult
         mine[SEX] = context.sex
-        record_frame = spark.createDataFrame(mine).join(components, "unique_id")
+        record_frame = driver_frame(spark, mine).join(components, "unique_id")
         # A copy of its own (not the same plan joined twice): the cogroup below needs its two
         # sides' `batch` columns told apart.
         edge_components = components.localCheckpoint().withColumnRenamed("unique_id", "unique_id_l")

@@ -4,10 +4,17 @@ The engine-neutral half of the link stage (`linkage.model.plan_link`: the linkin
 fields compared, the training sample), the blocking rules, chosen by measuring the records
 (`linkage.blocking`), and the training on the sample are done as `link` does them, in an
 embedded DuckDB on the driver: the same rules and the same model, not a second way of making
-them. The model goes to Spark in Spark's SQL (`dialect`), where Splink finds and scores every
-candidate pair: the part that grows with the square of a block. The pairs above the predict
+them. The model goes to Spark in Spark's SQL (`dialect`), where every candidate pair is found
+and scored: the part that grows with the square of a block. The pairs are found as `link`
+finds them on DuckDB (`linkage.blocking.blocked_pairs_sql`: each rule joins once, on the few
+columns it reads, and a group-by keeps each pair's first rule), not by Splink's blocking,
+which joins every column of every record once a rule and tests each pair against every earlier
+rule — 29 rules at 100,000 records; then Splink's own SQL scores the pairs. The pairs above the predict
 floor come back to the driver, where the full-name frequency adjustment and the review band
-are applied by the very code `link` runs (`linkage.model.scored_relation`).
+are applied by the very code `link` runs (`linkage.model.scored_relation`): only the columns
+that code reads for every pair (`collected_scores`), and every column for the few thousand
+pairs a reviewer may be shown — not every compared value of every pair, which at a million
+records is gigabytes through the driver's JVM.
 
 Not yet on Spark: the linking frame and rule choice (one pass over the person records each),
 training, and the adjustment of the scored pairs. Training stays on the driver by design:
@@ -29,10 +36,12 @@ from typing import Optional
 import pandas as pd
 
 from residentview.config import LinkageConfig
-from residentview.engines.spark.dialect import Translation
+from residentview.engines.spark.dialect import Translation, spark_sql
+from residentview.engines.spark.session import driver_frame
+from residentview.linkage.blocking import blocked_pairs_sql
 from residentview.linkage.model import (
-    PREDICT_FLOOR, Linkage, _load, chosen_rules, learn_from_labels, new_linker, plan_link, saved_model,
-    scored_relation, trained_linker,
+    PAIR_COLUMNS, PREDICT_FLOOR, Linkage, _load, _scoring_sqls, chosen_rules, learn_from_labels, new_linker,
+    plan_link, saved_model, scored_relation, trained_linker,
 )
 
 log = logging.getLogger(__name__)
@@ -43,7 +52,7 @@ def spark_table(spark, connection, table: str):
     arrow = connection.table(table).arrow()
     if hasattr(arrow, "read_all"):  # DuckDB 1.4+ hands a record batch reader
         arrow = arrow.read_all()
-    return spark.createDataFrame(arrow)
+    return driver_frame(spark, arrow)
 
 
 def spark_db_api(spark):
@@ -61,6 +70,79 @@ def registered_records(db_api, frame):
     temporary view of the session, and a second run in one session (an update after a link)
     may not take the first's name."""
     return db_api.register(frame, table_name=f"records_{uuid.uuid4().hex}", dataset_display_name="records")
+
+
+BLOCKED_VIEW = "residentview_blocked_pairs"  # a Spark temporary view, dropped when done
+COMPARISON_VECTORS = "__splink__df_comparison_vectors"  # Splink persists a table of this name
+
+
+def score_blocked_pairs(linker, db_api, blocked, scoring: list):
+    """The id pairs in `blocked` (a Spark frame: match_key, join_key_l, join_key_r) scored with
+    `scoring` (`linkage.model._scoring_sqls`), as `linkage.model._score_id_pairs` scores a DuckDB
+    table of them: Splink's records with their term frequencies, counted over all the records,
+    joined to each pair. Splink persists the result."""
+    from splink.internals.pipeline import CTEPipeline
+    from splink.internals.vertically_concatenate import enqueue_df_concat_with_tf
+
+    blocked.createOrReplaceTempView(BLOCKED_VIEW)
+    pipeline = CTEPipeline([db_api.table_to_splink_dataframe("__splink__blocked_id_pairs", BLOCKED_VIEW)])
+    enqueue_df_concat_with_tf(linker, pipeline)
+    # Two queries, the comparison levels persisted between them: as one, Spark's optimiser
+    # inlines every level's CASE into every weight that reads it and spent 100 s of the driver's
+    # time planning the query at 100,000 records (a fixed cost, whatever the records).
+    levels = next(i for i, sql in enumerate(scoring) if sql["output_table_name"] == COMPARISON_VECTORS) + 1
+    pipeline.enqueue_list_of_sqls(scoring[:levels])
+    vectors = db_api.sql_pipeline_to_splink_dataframe(pipeline)
+    pipeline = CTEPipeline([vectors])
+    pipeline.enqueue_list_of_sqls(scoring[levels:])
+    return db_api.sql_pipeline_to_splink_dataframe(pipeline)
+
+
+def predicted(spark, linker, db_api, records_view: str, model: dict):
+    """Every candidate pair of `model`'s blocking rules (the model in DuckDB's SQL, as saved)
+    among `records_view`'s records, scored at the predict floor by `linker` (the model in
+    Spark's SQL): see the module docstring. Splink's predict should this Splink lack a piece of
+    the scoring SQL. The caller drops `BLOCKED_VIEW` once done with the pairs."""
+    scoring = _scoring_sqls(linker, PREDICT_FLOOR)
+    if scoring is None:
+        return linker.inference.predict(threshold_match_probability=PREDICT_FLOOR)
+    rules = [rule["blocking_rule"] for rule in model["blocking_rules_to_generate_predictions"]]
+    blocked = spark.sql(spark_sql(blocked_pairs_sql(rules, records_view)))
+    return score_blocked_pairs(linker, db_api, blocked, scoring)
+
+
+# The compared values the full-name adjustment reads (`linkage.model._adjusted`), on both sides.
+ADJUSTMENT_VALUES = {f"{c}_{side}" for c in ("first_name_key", "last_name_key", "uprn", "postcode") for side in "lr"}
+
+
+def _read_for_every_pair(column: str) -> bool:
+    """Whether `scored_relation` reads `column` of every pair, not just of the review pairs."""
+    return column in PAIR_COLUMNS or column in ADJUSTMENT_VALUES or column.startswith(("gamma_", "bf_tf_adj_"))
+
+
+def collected_scores(connection, scored, columns: set[str], threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`scored_relation` of `scored`, a Spark frame of Splink's scored pairs (persisted, as
+    Splink's SparkAPI leaves its predictions), brought to the driver's DuckDB `connection` in
+    two collects: the columns read of every pair, then every column of the review pairs chosen
+    from them. The same pairs and review pairs as collecting everything, at a fraction of it."""
+    from pyspark.sql import functions as F
+
+    def relation(frame):
+        # Dates (of birth) as DuckDB gives them, without a zone: Spark's timestamps carry the
+        # session's, UTC, and would reach the review page as "1975-10-22 00:00:00+00:00".
+        naive = [F.col(f.name).cast("timestamp_ntz").alias(f.name) if f.dataType.typeName() == "timestamp"
+                 else F.col(f.name) for f in frame.schema.fields]
+        return connection.from_arrow(frame.select(*naive).toArrow())
+
+    slim = scored.select(*[F.col(c) for c in scored.columns if _read_for_every_pair(c)])
+    pairs, review_pairs = scored_relation(connection, relation(slim), columns, threshold)
+    if review_pairs.empty:
+        return pairs, review_pairs
+    ids = scored.sparkSession.createDataFrame(review_pairs[["unique_id_l", "unique_id_r"]])
+    chosen = scored.join(F.broadcast(ids), on=["unique_id_l", "unique_id_r"])
+    # The same pairs, now with every column: the same adjustment and order choose them again.
+    _, review_pairs = scored_relation(connection, relation(chosen.select(*scored.columns)), columns, threshold)
+    return pairs, review_pairs
 
 
 def link_on_spark(spark, records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path] = None,
@@ -89,9 +171,9 @@ def link_on_spark(spark, records: pd.DataFrame, settings: LinkageConfig, model_p
     learn_from_labels(plan, linker, connection, labels)
     model = saved_model(linker)
 
-    predictions = spark_linker(spark_sdf, model).inference.predict(threshold_match_probability=PREDICT_FLOOR)
-    scored = predictions.as_spark_dataframe().toArrow()
-    relation = connection.from_arrow(scored)
-    pairs, review_pairs = scored_relation(connection, relation, plan.columns, settings.threshold)
+    predictions = predicted(spark, spark_linker(spark_sdf, model), db_api, spark_sdf.physical_name, model)
+    pairs, review_pairs = collected_scores(connection, predictions.as_spark_dataframe(), plan.columns,
+                                           settings.threshold)
+    spark.catalog.dropTempView(BLOCKED_VIEW)
     plan.diagnostics["engine"] = "spark"
     return Linkage(pairs=pairs, model=model, diagnostics=plan.diagnostics, review_pairs=review_pairs)

@@ -35,7 +35,7 @@ from residentview.config import Config
 from residentview.engines.spark.cluster import cluster_on_spark
 from residentview.engines.spark.linkage import link_on_spark
 from residentview.engines.spark.resident_view import OnSpark, resident_view_columns
-from residentview.engines.spark.session import spark_session
+from residentview.engines.spark.session import driver_frame, spark_session
 from residentview.engines.spark.standardise import QUALITY, standardise_on_spark
 from residentview.progress import pipeline_progress
 from residentview.resident_view import build_resident_view
@@ -51,7 +51,7 @@ def _raw_frame(spark, raw: pd.DataFrame):
     from pyspark.sql import types as T
 
     schema = T.StructType([T.StructField(c, T.StringType(), c not in ("source", "record_id")) for c in raw.columns])
-    return spark.createDataFrame(raw.astype(object).where(raw.notna(), None), schema)
+    return driver_frame(spark, raw.astype(object).where(raw.notna(), None), schema)
 
 
 def records_from_spark(frame) -> pd.DataFrame:
@@ -73,7 +73,7 @@ def link_spark(cfg: Config, previous_dir: Optional[Path], progress: Optional[boo
     """The pipeline on Spark (see the module docstring); `previous_dir` as `pipeline.link` found it."""
     from residentview.pipeline import LinkResult, _clustered
 
-    spark = spark_session()
+    spark = spark_session(cfg.memory_limit)
     timings: dict[str, float] = {}
     run_timestamp = pd.Timestamp.now(tz="UTC").floor("s")
     decisions, new_decisions = decisions_to_honour(previous_dir)

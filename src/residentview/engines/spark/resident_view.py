@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from residentview.engines.spark.session import driver_frame
 from residentview.resident_view import OnDriver
 from residentview.resident_view.coding import coded, combined
 from residentview.resident_view.golden import (ADDRESS_KEY, ADDRESS_UNIT, LIST_COLUMNS, NAMES_WITH_INITIALS,
@@ -65,7 +66,7 @@ def _shared_records(frame, resident: pd.DataFrame, fields: list[str], source_pri
     priority = F.lit(len(source_priority))
     for position, source in reversed(list(enumerate(source_priority))):
         priority = F.when(F.col("source") == source, F.lit(position)).otherwise(priority)
-    resident_of = frame.sparkSession.createDataFrame(resident, "unique_id long, resident long, row long")
+    resident_of = driver_frame(frame.sparkSession, resident, "unique_id long, resident long, row long")
     records = frame.join(resident_of, "unique_id")
     selected = [
         F.col("resident"), F.col("row"), F.struct(staleness.alias("staleness"),
@@ -207,8 +208,8 @@ class SparkTally(MemberTally):
         self.spark = spark
 
     def _members(self, codes: np.ndarray, members: pd.Series):
-        return self.spark.createDataFrame(
-            pd.DataFrame({"group": np.asarray(codes, dtype=np.int64), "member": _texts(members)}),
+        return driver_frame(
+            self.spark, pd.DataFrame({"group": np.asarray(codes, dtype=np.int64), "member": _texts(members)}),
             "group long, member string")
 
     def fingerprints(self, codes, n, members, scheme):
@@ -230,8 +231,8 @@ class SparkTally(MemberTally):
 
     def overlaps(self, codes, members, previous, previous_members):
         held = previous.codes >= 0
-        before = self.spark.createDataFrame(
-            pd.DataFrame({"member": _texts(previous_members)[held], "old": previous.codes[held]}),
+        before = driver_frame(
+            self.spark, pd.DataFrame({"member": _texts(previous_members)[held], "old": previous.codes[held]}),
             "member string, old long")
         edges = (self._members(codes, members).join(before, "member").groupBy("group", "old")
                  .count().toPandas())
@@ -259,4 +260,4 @@ def records_frame(spark, records: pd.DataFrame):
 
     columns = resident_view_columns(records)
     schema = T.StructType([T.StructField(c, _spark_type(c, records[c].dtype), True) for c in columns])
-    return spark.createDataFrame(records[columns].astype(object).where(records[columns].notna(), None), schema)
+    return driver_frame(spark, records[columns].astype(object).where(records[columns].notna(), None), schema)

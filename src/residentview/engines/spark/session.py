@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from typing import Optional
 
 from residentview.errors import ConfigError
 
@@ -19,7 +20,12 @@ EXTRA = "pip install 'residentview[spark]'"
 # Local mode: the master and the memory of the one JVM that is driver and executors at once.
 MASTER_VARIABLE = "RESIDENTVIEW_SPARK_MASTER"
 DEFAULT_MASTER = "local[2]"
-DRIVER_MEMORY = "2g"
+# A local session's one JVM is driver and executors at once: it gets this share of the run's
+# memory (the config's `memory_limit`, else the machine's), the Python process the rest (the
+# records, the linking database, the resident view). Never less than the floor: Spark's own
+# default of 1g thrashes in garbage collection at a few hundred thousand records.
+JVM_SHARE = 0.4
+JVM_FLOOR_MB = 2048
 
 
 def require_pyspark() -> None:
@@ -40,9 +46,21 @@ def require_java() -> None:
                           "install one or set JAVA_HOME")
 
 
-def spark_session():
+def jvm_memory_mb(memory_limit: Optional[str] = None) -> int:
+    """The heap of a local session's JVM, in MiB: `JVM_SHARE` of `memory_limit`, or of this
+    machine's memory when the config sets none (a heap is reserved, not taken, up front)."""
+    import psutil
+
+    from residentview.memory import size_bytes
+
+    budget = size_bytes(memory_limit) if memory_limit is not None else psutil.virtual_memory().total
+    return max(JVM_FLOOR_MB, int(budget * JVM_SHARE) // 2**20)
+
+
+def spark_session(memory_limit: Optional[str] = None):
     """The active SparkSession, else a new local one (`RESIDENTVIEW_SPARK_MASTER`, default
-    local[2]) with Splink's jar, a UTC session time zone and no web UI."""
+    local[2]) with Splink's jar, a UTC session time zone, no web UI and a heap sized by
+    `jvm_memory_mb`. (An active session keeps the memory it was started with.)"""
     require_pyspark()
     from pyspark.sql import SparkSession
 
@@ -53,6 +71,7 @@ def spark_session():
     from splink.backends.spark import similarity_jar_location
 
     cores = os.cpu_count() or 2
+    heap = jvm_memory_mb(memory_limit)
     # Local workers must run this interpreter (it has residentview and its dependencies), not
     # whichever `python3` is first on the PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -61,8 +80,11 @@ def spark_session():
         .master(os.environ.get(MASTER_VARIABLE, DEFAULT_MASTER))
         .config("spark.jars", similarity_jar_location())
         .config("spark.pyspark.python", sys.executable)  # workers import this very residentview
-        .config("spark.driver.memory", DRIVER_MEMORY)
+        .config("spark.driver.memory", f"{heap}m")
+        # What a collect may bring back: the scored pairs come back to the driver as one result.
+        .config("spark.driver.maxResultSize", f"{heap // 2}m")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")  # residentview shows its own progress
         .config("spark.sql.shuffle.partitions", str(max(4, 2 * cores)))
         # Dates of birth cross between pandas and Spark as timestamps: UTC keeps them the same day.
         .config("spark.sql.session.timeZone", "UTC")
@@ -71,3 +93,13 @@ def spark_session():
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def driver_frame(spark, data, schema=None):
+    """`spark.createDataFrame(data, schema)` of the driver's data (a pandas frame or an Arrow
+    table), checkpointed on the executors so that a query over it holds a reference to the rows
+    rather than the rows themselves. Spark keeps a driver's data in the query plan (a local
+    relation), and hashes and compares that plan whole each time it analyses or caches a query
+    over it: at 100,000 records, the link stage's 29 joins of the records spent 100 s of the
+    driver's time in analysis alone, growing with the records."""
+    return spark.createDataFrame(data, schema).localCheckpoint()

@@ -24,18 +24,16 @@ from __future__ import annotations
 import pandas as pd
 
 from residentview.engines.spark.dialect import Translation
-from residentview.engines.spark.linkage import registered_records, spark_db_api, spark_table
+from residentview.engines.spark.linkage import (
+    BLOCKED_VIEW, collected_scores, registered_records, score_blocked_pairs, spark_db_api, spark_table,
+)
 from residentview.engines.spark.session import spark_session
 from residentview.errors import ConfigError, DataError
 from residentview.linkage.blocking import fresh_pairs_sql
 from residentview.linkage.frame import linking_frame, with_derived
 from residentview.linkage.model import (
-    FRESH_TABLE, PREDICT_FLOOR, Linkage, _load, _no_pairs, _scoring_sqls, new_linker, scored_relation,
-    with_model_columns,
+    FRESH_TABLE, PREDICT_FLOOR, Linkage, _load, _no_pairs, _scoring_sqls, new_linker, with_model_columns,
 )
-
-BLOCKED_VIEW = "residentview_fresh_blocked_pairs"  # a Spark temporary view, dropped when done
-
 
 def score_fresh_on_spark(records: pd.DataFrame, fresh_ids: pd.Series, model: dict, threshold: float) -> Linkage:
     """`linkage.model.score_fresh(records, fresh_ids, model, threshold)`, the pairs scored on
@@ -64,9 +62,8 @@ def score_fresh_on_spark(records: pd.DataFrame, fresh_ids: pd.Series, model: dic
             raise DataError("the saved model's blocking rules cannot score an update; "
                             "run `residentview update --retrain`")
         blocked = spark.createDataFrame(_fresh_pairs(connection, fresh, model))
-        predictions = _score_blocked_pairs(linker, db_api, blocked, scoring)
-        relation = connection.from_arrow(predictions.as_spark_dataframe().toArrow())
-        pairs, review_pairs = scored_relation(connection, relation, columns, threshold)
+        predictions = score_blocked_pairs(linker, db_api, blocked, scoring)
+        pairs, review_pairs = collected_scores(connection, predictions.as_spark_dataframe(), columns, threshold)
     finally:
         for view in (BLOCKED_VIEW, sdf.physical_name):
             spark.catalog.dropTempView(view)
@@ -87,16 +84,3 @@ def _fresh_pairs(connection, fresh: pd.DataFrame, model: dict):
     pairs = connection.sql(fresh_pairs_sql(rules, "records_table", FRESH_TABLE, "unique_id")).arrow()
     return pairs.read_all() if hasattr(pairs, "read_all") else pairs  # DuckDB 1.4+ hands a reader
 
-
-def _score_blocked_pairs(linker, db_api, blocked, scoring: list):
-    """The id pairs in `blocked` (a Spark frame) scored with `scoring`, as
-    `linkage.model._score_id_pairs` scores a DuckDB table of them: Splink's records with their
-    term frequencies, counted over all the records, joined to each pair."""
-    from splink.internals.pipeline import CTEPipeline
-    from splink.internals.vertically_concatenate import enqueue_df_concat_with_tf
-
-    blocked.createOrReplaceTempView(BLOCKED_VIEW)
-    pipeline = CTEPipeline([db_api.table_to_splink_dataframe("__splink__blocked_id_pairs", BLOCKED_VIEW)])
-    enqueue_df_concat_with_tf(linker, pipeline)
-    pipeline.enqueue_list_of_sqls(scoring)
-    return db_api.sql_pipeline_to_splink_dataframe(pipeline)
