@@ -73,7 +73,6 @@ def registered_records(db_api, frame):
 
 
 BLOCKED_VIEW = "residentview_blocked_pairs"  # a Spark temporary view, dropped when done
-COMPARISON_VECTORS = "__splink__df_comparison_vectors"  # Splink persists a table of this name
 
 
 def score_blocked_pairs(linker, db_api, blocked, scoring: list):
@@ -87,14 +86,7 @@ def score_blocked_pairs(linker, db_api, blocked, scoring: list):
     blocked.createOrReplaceTempView(BLOCKED_VIEW)
     pipeline = CTEPipeline([db_api.table_to_splink_dataframe("__splink__blocked_id_pairs", BLOCKED_VIEW)])
     enqueue_df_concat_with_tf(linker, pipeline)
-    # Two queries, the comparison levels persisted between them: as one, Spark's optimiser
-    # inlines every level's CASE into every weight that reads it and spent 100 s of the driver's
-    # time planning the query at 100,000 records (a fixed cost, whatever the records).
-    levels = next(i for i, sql in enumerate(scoring) if sql["output_table_name"] == COMPARISON_VECTORS) + 1
-    pipeline.enqueue_list_of_sqls(scoring[:levels])
-    vectors = db_api.sql_pipeline_to_splink_dataframe(pipeline)
-    pipeline = CTEPipeline([vectors])
-    pipeline.enqueue_list_of_sqls(scoring[levels:])
+    pipeline.enqueue_list_of_sqls(scoring)
     return db_api.sql_pipeline_to_splink_dataframe(pipeline)
 
 
