@@ -326,3 +326,55 @@ def test_local_spark_heap_is_a_share_of_the_runs_memory(monkeypatch):
     machine = type("Memory", (), {"total": 24 * 2**30})()
     monkeypatch.setattr(psutil, "virtual_memory", lambda: machine)
     assert jvm_memory_mb(None) == int(24 * 2**30 * 0.4) // 2**20  # else the machine's
+
+
+@pytest.fixture(scope="module")
+def council_with_retention(tmp_path_factory):
+    """The demo council, its housing benefit claims kept for two years only (some are older)."""
+    import yaml
+
+    folder = tmp_path_factory.mktemp("retention")
+    written = generate(people=100, out=folder)
+    data = yaml.safe_load(written.config_path.read_text(encoding="utf-8"))
+    data["sources"]["housing_benefit"]["retention"] = {"years": 2}
+    written.config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return written.config_path
+
+
+def test_spark_reads_the_sources_as_the_driver_does(spark, council_with_retention):
+    from dataclasses import asdict
+
+    from residentview.engines.spark.sources import read_sources_on_spark
+    from residentview.sources import read_sources
+
+    config = load_config(council_with_retention)
+    today = pd.Timestamp("2026-12-03", tz="UTC")
+    ours, our_summaries = read_sources(config, today=today)
+    frame, their_summaries, n_records = read_sources_on_spark(spark, config, today=today)
+    theirs = frame.toPandas()
+    assert n_records == len(ours) == len(theirs) > 0
+    assert [asdict(s) for s in their_summaries] == [asdict(s) for s in our_summaries]
+    assert sum(s.n_past_retention for s in their_summaries) > 0  # retention was applied where read
+    order = ["source", "record_id"]
+    pd.testing.assert_frame_equal(ours.sort_values(order).reset_index(drop=True),
+                                  theirs.sort_values(order).reset_index(drop=True)[list(ours.columns)])
+
+
+def test_a_source_spark_cannot_read_is_the_drivers_one_line_error(spark, council_with_retention, tmp_path):
+    import yaml
+
+    from residentview.engines.spark.sources import read_sources_on_spark
+    from residentview.errors import DataError
+    from residentview.sources import read_sources
+
+    data = yaml.safe_load(council_with_retention.read_text(encoding="utf-8"))
+    data["sources"]["council_tax"]["id"] = "no_such_column"
+    broken = council_with_retention.parent / "broken.yaml"
+    broken.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    config = load_config(broken)
+    with pytest.raises(DataError) as on_driver:
+        read_sources(config)
+    with pytest.raises(DataError) as on_spark:
+        read_sources_on_spark(spark, config)
+    assert str(on_spark.value) == str(on_driver.value) and "no_such_column" in str(on_spark.value)
+    assert len(str(on_spark.value).splitlines()) == 1

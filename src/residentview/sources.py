@@ -415,15 +415,21 @@ def read_sources(config: Config, progress=None, today: Optional[pd.Timestamp] = 
         summaries.append(summary)
     raw = pd.concat(frames, ignore_index=True, sort=False)
     raw = raw.astype(object).where(raw.notna(), None)  # a field one source lacks is None, not NaN
-    if len(raw) == 0 and any(s.n_past_retention for s in summaries):
+    checked_read(config, len(raw), summaries)
+    return raw, summaries
+
+
+def checked_read(config: Config, n_records: int, summaries: Sequence[SourceSummary]) -> None:
+    """The checks on the sources read together (on the driver or on Spark): a one-line
+    `DataError` when no record is left to link, else each source's warnings logged."""
+    if n_records == 0 and any(s.n_past_retention for s in summaries):
         raise DataError(f"{config.label}: every record is past its source's retention; nothing to link")
-    if len(raw) == 0:
+    if n_records == 0:
         files = ", ".join(s.path for s in summaries)
         raise DataError(f"{config.label}: no records in any source (every file has a header but no rows: {files})")
     for summary in summaries:  # after the check above, so an all-empty run says it in one line
         for warning in summary.warnings:
             log.warning(warning)
-    return raw, summaries
 
 
 def retention_counts(summaries: Sequence[SourceSummary]) -> dict:

@@ -3,8 +3,8 @@ runs them, returning the same `LinkResult` (written by `LinkResult.write`, repor
 
 What runs where:
 
-* sources — read on the driver by `sources.read_sources` (the mapping, the checks, retention),
-  then handed to Spark as text;
+* sources — read by Spark's workers, a task a source, each with `sources.read_source` (the
+  mapping, the checks, retention), the records kept on Spark (`engines.spark.sources`);
 * standardise — on Spark, partition by partition (`engines.spark.standardise`);
 * link — the linking frame, the blocking rules and training (on the bounded sample, by design:
   see `engines.spark.linkage`) on the driver, scoring every candidate pair on Spark by Splink's
@@ -35,23 +35,16 @@ from residentview.config import Config
 from residentview.engines.spark.cluster import cluster_on_spark
 from residentview.engines.spark.linkage import link_on_spark
 from residentview.engines.spark.resident_view import OnSpark, resident_view_columns
-from residentview.engines.spark.session import driver_frame, spark_session
+from residentview.engines.spark.session import spark_session
+from residentview.engines.spark.sources import read_sources_on_spark
 from residentview.engines.spark.standardise import QUALITY, standardise_on_spark
 from residentview.progress import pipeline_progress
 from residentview.resident_view import build_resident_view
 from residentview.review.apply import decisions_to_honour
 from residentview.review.in_force import decisions_in_force
-from residentview.sources import past_retention_keys, read_sources
+from residentview.sources import past_retention_keys
 
 log = logging.getLogger(__name__)
-
-
-def _raw_frame(spark, raw: pd.DataFrame):
-    """The raw records as a Spark frame of text (None where missing)."""
-    from pyspark.sql import types as T
-
-    schema = T.StructType([T.StructField(c, T.StringType(), c not in ("source", "record_id")) for c in raw.columns])
-    return driver_frame(spark, raw.astype(object).where(raw.notna(), None), schema)
 
 
 def records_from_spark(frame) -> pd.DataFrame:
@@ -81,10 +74,7 @@ def link_spark(cfg: Config, previous_dir: Optional[Path], progress: Optional[boo
     with pipeline_progress(5, progress) as step:
         started = time.perf_counter()
         step("reading sources")
-        raw, summaries = read_sources(cfg, progress=step.note)
-        n_records = len(raw)
-        raw_frame = _raw_frame(spark, raw)
-        del raw
+        raw_frame, summaries, n_records = read_sources_on_spark(spark, cfg, progress=step.note)
         timings["read"] = time.perf_counter() - started
 
         mark = time.perf_counter()
