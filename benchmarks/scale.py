@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import signal
@@ -99,7 +100,10 @@ def run_child(config: Path, out: Path, engine: str, report: Path) -> None:
 
     code = 0
     try:
-        main(["--quiet", "link", str(config), "--out", str(out), "--engine", engine])
+        # --debug: a failure's full traceback on stderr, which the parent keeps (without py4j's
+        # debug chatter: a line for every call into the JVM)
+        logging.getLogger("py4j").setLevel(logging.WARNING)
+        main(["--quiet", "--debug", "link", str(config), "--out", str(out), "--engine", engine])
     except SystemExit as stop:
         code = stop.code or 0
     finally:
@@ -142,10 +146,12 @@ def run_one(dataset: str, folder: Path, engine: str, work: Path, memory_limit: s
             else "exit %d: %s" % (child.returncode, (stderr.strip().splitlines() or ["?"])[-1][:300]))
     except subprocess.TimeoutExpired:
         os.killpg(child.pid, signal.SIGKILL)
-        child.communicate()
+        _, stderr = child.communicate()
         status = f"timeout after {timeout:.0f} s"
     row["wall_seconds"] = round(time.perf_counter() - started, 1)
     row["status"] = status
+    if status != "ok" and stderr:  # the whole of it, traceback and all, beside the table
+        (work / f"{dataset}__{engine}.stderr").write_text(stderr, encoding="utf-8")
     if report.is_file():
         measured = json.loads(report.read_text())
         row["peak_memory_mb"] = round(measured["peak_memory_mb"])
