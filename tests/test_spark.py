@@ -378,3 +378,21 @@ def test_a_source_spark_cannot_read_is_the_drivers_one_line_error(spark, council
         read_sources_on_spark(spark, config)
     assert str(on_spark.value) == str(on_driver.value) and "no_such_column" in str(on_spark.value)
     assert len(str(on_spark.value).splitlines()) == 1
+
+
+def test_spark_numbers_records_in_source_and_record_id_order(spark):
+    from residentview.engines.spark.standardise import numbered
+
+    keys = pd.DataFrame({"source": ["tax", "tax", "benefits", "école", "tax", "benefits", "Z"] * 30,
+                         "record_id": [f"{i:03d}é" if i % 7 == 3 else str(i) for i in range(210)]})
+    keys["first_name"] = [f"name{i}" for i in range(len(keys))]
+    spark.conf.set("spark.sql.shuffle.partitions", "5")  # several partitions, some perhaps empty
+    try:
+        frame = numbered(spark.createDataFrame(keys.sample(frac=1, random_state=3)).repartition(7)).toPandas()
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", "2")
+    # code-point order of (source, record_id) (Python's for text), as in_record_order numbers them
+    expected = sorted(keys.values.tolist(), key=lambda row: (row[0], row[1]))
+    got = frame.sort_values("unique_id")
+    assert got["unique_id"].tolist() == list(range(len(keys)))
+    assert got[["source", "record_id", "first_name"]].values.tolist() == expected

@@ -103,12 +103,28 @@ def _realiaser(counts: dict):
 
 
 def numbered(raw):
-    """`raw` (a Spark frame of raw records) with unique_id: 0..n-1 in (source, record_id) order."""
-    from pyspark.sql import types as T
+    """`raw` (a Spark frame of raw records) with unique_id: 0..n-1 in (source, record_id) order.
 
-    schema = T.StructType([*raw.schema.fields, T.StructField("unique_id", T.LongType(), False)])
-    rows = raw.orderBy("source", "record_id").rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1]))
-    return raw.sparkSession.createDataFrame(rows, schema)
+    Numbered in the JVM, never row by row in Python: sorted (range partitions, in order), each
+    record's position in its partition taken from `monotonically_increasing_id` (the partition
+    in its upper 31 bits, the position in the lower 33), and each partition's first number from
+    the counts of the partitions before it. The sorted frame is checkpointed first, so that the
+    counts and the numbers see the same partitions. (zipWithIndex on the rows took 33 s of a
+    million-record run; this takes a few.)"""
+    from pyspark.sql import functions as F
+
+    ordered = (raw.orderBy("source", "record_id")
+               .select("*", F.spark_partition_id().alias("_partition"),
+                       F.monotonically_increasing_id().alias("_position"))
+               .localCheckpoint())
+    counts = sorted((row["_partition"], row["count"]) for row in ordered.groupBy("_partition").count().collect())
+    firsts, total = [], 0
+    for partition, count in counts:
+        firsts += [F.lit(partition), F.lit(total)]
+        total += count
+    first = F.create_map(*firsts)[F.col("_partition")] if firsts else F.lit(0)
+    in_partition = F.col("_position") - F.col("_partition").cast("long") * F.lit(1 << 33)
+    return ordered.select(*raw.columns, (first.cast("long") + in_partition).alias("unique_id"))
 
 
 def standardise_on_spark(raw, config: Config, n_records: int):
