@@ -68,9 +68,10 @@ class ResidentView:
 
 class OnDriver:
     """Where the stage's per-record work runs: the golden records (`golden_records`) and the
-    resident ids' fingerprints and overlaps (`tally`, an `ids.MemberTally`). Here, on the driver;
-    `engines.spark.resident_view.OnSpark` runs the same on Spark. The rest of the stage works on
-    residents, households and edges between groups, and on the address history, on the driver."""
+    resident and household ids' fingerprints and overlaps (`tally`, an `ids.MemberTally`). Here,
+    on the driver; `engines.spark.resident_view.OnSpark` runs the same on Spark. The rest of the
+    stage works on residents, households and edges between groups, and on the address history,
+    on the driver."""
 
     tally = MemberTally()
 
@@ -152,7 +153,7 @@ def build_resident_view(
     residents["id_issued_at"] = ids["id_issued_at"].array[by_id]
     households = build_households(
         residents, addresses, prior.household_members(), prior.household_issued_at(), prior.household_ids_issued(),
-        run_timestamp,
+        run_timestamp, engine.tally,
     )
     residents.insert(residents.columns.get_loc("n_records"), "household_id", households.household_of)
     linked["household_id"] = households.household_of[resident_of_record]

@@ -14,7 +14,7 @@ Household ids persist across runs like resident ids, by overlap of resident ids
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from residentview.resident_view.coding import lookup, owner_lists
 from residentview.resident_view.golden import GoldenAddresses
-from residentview.resident_view.ids import HOUSEHOLD_IDS, assign_persistent_ids
+from residentview.resident_view.ids import HOUSEHOLD_IDS, MemberTally, assign_persistent_ids
 
 HOUSEHOLD_COLUMNS = ("household_id", "address", "postcode", "uprn", "resident_ids", "size", "id_issued_at")
 
@@ -42,11 +42,13 @@ def build_households(
     previous_issued_at: pd.Series,
     taken: Iterable[str],
     run_timestamp: pd.Timestamp,
+    tally: Optional[MemberTally] = None,
 ) -> Households:
     """Group residents (golden records, by resident_id, and their addresses coded) into households
     with persistent household ids.
 
     previous_members: member (resident_id), old_id (household_id) from the previous run.
+    tally: where the ids' per-member work runs (`ids.MemberTally`; Spark's for `engine: spark`).
     """
     living = residents["is_person"].fillna(False).to_numpy(bool) \
         & ~residents["is_deceased"].fillna(False).to_numpy(bool)
@@ -58,7 +60,7 @@ def build_households(
     key = np.where(uprn >= 0, uprn, n_uprns + full_address)[members]
     assignment = assign_persistent_ids(
         pd.DataFrame({"group": key, "member": residents["resident_id"].to_numpy()[members]}),
-        previous_members, previous_issued_at, taken, HOUSEHOLD_IDS, run_timestamp,
+        previous_members, previous_issued_at, taken, HOUSEHOLD_IDS, run_timestamp, tally,
     )
     household_of = np.full(len(residents), None, dtype=object)
     household_of[members] = assignment.member_ids
