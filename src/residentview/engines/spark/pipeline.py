@@ -15,9 +15,10 @@ What runs where:
 * resident view — `resident_view.build_resident_view` with the per-record work on Spark
   (`engines.spark.resident_view.OnSpark`): the golden records' survivorship, lists and counts
   (golden.py's SQL, spelled for Spark) over the standardised records kept on Spark for it, and
-  the resident ids' fingerprints and overlaps with the previous run (`SparkTally`). On the
-  driver: matching groups to previous ids (greedy, on the edges between groups and previous
-  ids), minting ids, households (per resident: they group golden addresses), the address
+  the resident and household ids' fingerprints and overlaps with the previous run
+  (`SparkTally`). On the driver: matching groups to previous ids (greedy, on the edges between
+  groups and previous ids), minting ids, grouping residents into households (by their golden
+  addresses), the address
   history and events (per record, from the records `link` holds there anyway).
 """
 
