@@ -18,8 +18,8 @@ What runs where:
   the resident and household ids' fingerprints and overlaps with the previous run
   (`SparkTally`). On the driver: matching groups to previous ids (greedy, on the edges between
   groups and previous ids), minting ids, grouping residents into households (by their golden
-  addresses), the address
-  history and events (per record, from the records `link` holds there anyway).
+  addresses), the address history and events (per record, from the records `link` holds
+  there anyway).
 """
 
 from __future__ import annotations
