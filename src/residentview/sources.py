@@ -357,6 +357,12 @@ def past_retention(raw: pd.DataFrame, config: Config, name: str, today: Optional
     return (dates < cutoff).fillna(False).to_numpy(dtype=bool)
 
 
+def canonical_fields(spec) -> list[str]:
+    """The raw columns a source's config maps, after source and record_id: its fields, then its
+    identifiers (`id_<name>`)."""
+    return [*spec.fields.mapped(), *map(identifier_column, spec.fields.identifiers)]
+
+
 def read_source(config: Config, name: str, today: Optional[pd.Timestamp] = None, progress=None
                 ) -> tuple[pd.DataFrame, SourceSummary]:
     """Read one configured source into the raw canonical frame (see the module docstring).
@@ -374,7 +380,7 @@ def read_source(config: Config, name: str, today: Optional[pd.Timestamp] = None,
         frame, used = read_table(path, spec.encoding, spec.sheet, columns=spec.columns(), source=name,
                                  delimiter=spec.delimiter, header_row=spec.header_row)
     frame = frame.reset_index(drop=True)  # a Parquet file may carry its own index
-    fields = [*spec.fields.mapped(), *map(identifier_column, spec.fields.identifiers)]
+    fields = canonical_fields(spec)
     summary = SourceSummary(name, str(path), len(frame), used, fields)
     if len(frame) == 0:
         summary.warnings.append(f"{where}: {'returned' if spec.sql is not None else 'has a header but'} no records")

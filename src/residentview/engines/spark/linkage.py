@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 
 
 def spark_table(spark, connection, table: str):
-    """A DuckDB table of the driver's linking database as a Spark frame (Arrow, no copy by row)."""
+    """A DuckDB table of the driver's linking database as a Spark frame (Arrow, no copy by row),
+    checkpointed on the executors (`driver_frame`): no further `persist` needed."""
     arrow = connection.table(table).arrow()
     if hasattr(arrow, "read_all"):  # DuckDB 1.4+ hands a record batch reader
         arrow = arrow.read_all()
@@ -151,7 +152,7 @@ def link_on_spark(spark, records: pd.DataFrame, settings: LinkageConfig, model_p
     rules = chosen_rules(plan, connection, n_records, settings)
 
     db_api = spark_db_api(spark)
-    spark_sdf = registered_records(db_api, spark_table(spark, connection, "records_table").persist())
+    spark_sdf = registered_records(db_api, spark_table(spark, connection, "records_table"))
     translation = Translation()
 
     def spark_linker(sdf, model: dict) -> Linker:

@@ -14,7 +14,6 @@ those rows. Records never come back to the driver at this stage.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict
 from typing import Optional
 
@@ -23,10 +22,7 @@ import pandas as pd
 from residentview.config import Config
 from residentview.engines.spark.session import driver_frame
 from residentview.errors import ConfigError, DataError
-from residentview.fields import identifier_column
-from residentview.sources import SourceSummary, checked_read, read_source
-
-log = logging.getLogger(__name__)
+from residentview.sources import SourceSummary, canonical_fields, checked_read, read_source
 
 SUMMARY = "_source_summary"  # the JSON of a source's summary, or of its error, on a row of its own
 CHUNK = 100_000  # records a task hands Spark at a time
@@ -35,10 +31,9 @@ CHUNK = 100_000  # records a task hands Spark at a time
 def raw_columns(config: Config) -> list[str]:
     """The raw frame's columns, in the order `read_sources` stacks them: source, record_id, then
     each source's mapped fields and identifiers, in the order they first appear."""
-    columns = {"source": None, "record_id": None}
+    columns = dict.fromkeys(["source", "record_id"])
     for spec in config.sources.values():
-        columns.update(dict.fromkeys(spec.fields.mapped()))
-        columns.update(dict.fromkeys(identifier_column(name) for name in spec.fields.identifiers))
+        columns.update(dict.fromkeys(canonical_fields(spec)))
     return list(columns)
 
 

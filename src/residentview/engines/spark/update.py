@@ -53,7 +53,7 @@ def score_fresh_on_spark(records: pd.DataFrame, fresh_ids: pd.Series, model: dic
     _, _, connection = _load(frame)
     del frame
     db_api = spark_db_api(spark)
-    master = spark_table(spark, connection, "records_table").persist()
+    master = spark_table(spark, connection, "records_table")
     sdf = registered_records(db_api, master)
     try:
         linker = new_linker(sdf, Translation().to_spark(model))
