@@ -103,6 +103,79 @@ def test_update_links_the_changes_as_a_full_link_with_the_same_model_would(versi
     assert events[-1] == "update"
 
 
+VIEW_TABLES = ("residents", "resident_links", "households", "id_changes", "addresses", "events")
+
+
+@pytest.fixture
+def full_view_alongside(monkeypatch, tmp_path):
+    """Every update in the test builds its resident view from the touched residents (as it does)
+    and in full (as `link` does) from the same records and clusters; the two, as written, are
+    compared. Yields the list of how each update built it."""
+    import pyarrow.parquet as pq
+
+    import residentview.incremental as incremental
+    from residentview.incremental.view import updated_view
+    from residentview.resident_view import build_resident_view, write_view
+
+    built = []
+
+    def both(records, clusters, reclustered, previous_resident, folder, source_priority, run_timestamp, event_ages,
+             fresh, forget):
+        spliced = updated_view(records, clusters, reclustered, previous_resident, folder, source_priority,
+                               run_timestamp, event_ages, fresh=fresh, forget=forget)
+        built.append("spliced" if spliced is not None else "full")
+        if spliced is not None:
+            full = build_resident_view(records, clusters, folder, source_priority, run_timestamp, event_ages,
+                                       fresh=fresh, forget=forget)
+            written = {}
+            for name, view in (("spliced", spliced), ("full", full)):
+                out = tmp_path / f"view-{len(built)}-{name}"
+                out.mkdir()
+                write_view(out, view, pd.DataFrame({"source": ["a"]}))
+                written[name] = {t: pq.read_table(out / f"{t}.parquet").replace_schema_metadata(None)
+                                 for t in VIEW_TABLES}
+            for table in VIEW_TABLES:
+                spliced_table, full_table = written["spliced"][table], written["full"][table]
+                assert spliced_table.schema == full_table.schema, table
+                assert spliced_table.equals(full_table), (table, spliced_table.num_rows, full_table.num_rows)
+        return spliced
+
+    monkeypatch.setattr(incremental, "updated_view", both)
+    yield built
+
+
+def test_an_update_builds_the_resident_view_a_full_build_would_from_the_residents_it_touched(
+        versions, folder, full_view_alongside):
+    _, after, _ = versions
+    result = run("--quiet", "update", after, "--out", folder)
+    assert result.exit_code == 0, result.output
+    assert full_view_alongside == ["spliced"]  # and equal to the full build, table by table
+    run_info = json.loads((folder / "run.json").read_text())
+    assert run_info["diagnostics"]["update"]["resident_view_built"] == "from the touched residents"
+    # The tables an update spliced hold every record once, every resident's records in it.
+    links = pd.read_parquet(folder / "resident_links.parquet")
+    residents = pd.read_parquet(folder / "residents.parquet")
+    assert not links.duplicated(["source", "record_id"]).any()
+    assert set(links["resident_id"]) == set(residents["resident_id"])
+    assert (links.groupby("resident_id").size().reindex(residents["resident_id"]).to_numpy()
+            == residents["n_records"].to_numpy()).all()
+    assert residents["resident_id"].is_monotonic_increasing
+
+
+def test_an_update_builds_the_resident_view_in_full_when_the_source_priority_changed(versions, folder, tmp_path,
+                                                                                   full_view_alongside):
+    _, after, _ = versions
+    settings = yaml.safe_load(after.read_text(encoding="utf-8"))
+    settings.setdefault("resident_view", {})["source_priority"] = sorted(settings["sources"])[::-1]
+    changed = after.with_name("priority-changed.yaml")
+    changed.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    assert run("--quiet", "update", changed, "--out", folder).exit_code == 0
+    assert full_view_alongside == []  # never asked to splice: golden records depend on the priority
+    run_info = json.loads((folder / "run.json").read_text())
+    assert run_info["diagnostics"]["update"]["resident_view_built"] == "in full"
+    assert run_info["source_priority"] == settings["resident_view"]["source_priority"]
+
+
 def test_residents_nothing_touched_keep_their_ids(versions, folder):
     _, after, _ = versions
     before = pd.read_parquet(folder / "resident_links.parquet")
@@ -262,7 +335,8 @@ def _tiny(base: Path, rows: list[tuple[str, int, int]], model: Path | None = Non
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(first=records_strategy, second=records_strategy, kept=st.integers(0, 12))
-def test_property_any_update_places_every_record_once_as_a_full_link_would(tmp_path_factory, first, second, kept):
+def test_property_any_update_places_every_record_once_as_a_full_link_would(tmp_path_factory, full_view_alongside,
+                                                                          first, second, kept):
     from residentview import link, update
 
     base = tmp_path_factory.mktemp("prop")

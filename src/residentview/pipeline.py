@@ -101,6 +101,8 @@ class LinkResult:
             "run_timestamp": self.run_timestamp.isoformat(),
             "as_of": self.view.as_of.date().isoformat() if self.view.as_of is not None else None,
             "threshold": self.config.linkage.threshold,
+            # what golden records depend on besides the records: an update splices them only when unchanged
+            "source_priority": list(self.config.resident_view.source_priority),
             "sources": {s.source: s.n_records for s in self.summaries},
             "n_records": int(len(self.records)),
             "n_residents": int(self.view.links["resident_id"].nunique()),

@@ -38,6 +38,7 @@ from residentview.standardise import in_record_order, standardise
 from residentview.incremental.changes import Changes, compare
 from residentview.incremental.drift import best_weights, drift_report
 from residentview.incremental.recluster import recluster
+from residentview.incremental.view import updated_view
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,14 @@ def _resident_codes(links: pd.DataFrame, old_to_new: np.ndarray, n: int) -> tupl
     return resident, probability, codes
 
 
+def _previous_residents(links: pd.DataFrame, old_to_new: np.ndarray, n: int) -> np.ndarray:
+    """Per record after the update, the resident id it had before (None for a new or changed record)."""
+    out = np.full(n, None, dtype=object)
+    kept = old_to_new >= 0
+    out[old_to_new[kept]] = links["resident_id"].astype(str).to_numpy(dtype=object)[kept]
+    return out
+
+
 def fresh_mask(n: int, fresh_ids: np.ndarray) -> np.ndarray:
     """A mask of the new and changed records (by unique_id 0..n-1)."""
     fresh = np.zeros(n, dtype=bool)
@@ -245,9 +254,18 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
 
         mark = time.perf_counter()
         step("building resident view")
-        view = build_resident_view(records, clustered.clusters, folder, cfg.resident_view.source_priority,
-                                   run_timestamp, cfg.resident_view.event_ages, fresh=fresh_mask(len(records), fresh_ids),
-                                   forget=past_retention_keys(summaries))
+        fresh_records = fresh_mask(len(records), fresh_ids)
+        view = None
+        if prev.run.get("source_priority") == list(cfg.resident_view.source_priority):
+            view = updated_view(records, clustered.clusters, clustered.reclustered,
+                                _previous_residents(prev.links, old_to_new, len(records)), folder,
+                                cfg.resident_view.source_priority, run_timestamp, cfg.resident_view.event_ages,
+                                fresh=fresh_records, forget=past_retention_keys(summaries))
+        view_built = "from the touched residents" if view is not None else "in full"
+        if view is None:  # the previous outputs cannot be spliced: every resident's view again
+            view = build_resident_view(records, clustered.clusters, folder, cfg.resident_view.source_priority,
+                                       run_timestamp, cfg.resident_view.event_ages, fresh=fresh_records,
+                                       forget=past_retention_keys(summaries))
         timings["resident_view"] = time.perf_counter() - mark
 
     resident_of = pd.Series(view.links["resident_id"].to_numpy(), index=view.links.index)
@@ -269,6 +287,7 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
         "by_source": by_source,
         "fresh_pairs_scored": int(len(fresh.pairs)),
         "records_reclustered": clustered.touched_records,
+        "resident_view_built": view_built,
         "previous_residents_reclustered": clustered.touched_residents,
         "drift": drift,
     }

@@ -30,6 +30,7 @@ class Reclustered:
     touched_records: int
     touched_residents: int  # previous residents re-clustered
     measured: dict  # what clustering measured over all the records (adult sources, kept references)
+    reclustered: np.ndarray  # per record, whether it was clustered again
 
 
 def _components(n_ids: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -126,4 +127,4 @@ def recluster(records: pd.DataFrame, pairs: pd.DataFrame, threshold: float, in_f
     log.info("update: re-clustered %d records of %d previous residents", len(rows), touched_residents)
     clusters = pd.DataFrame({"unique_id": ids, "cluster_key": key, "match_probability": probability})
     return Reclustered(clusters, int(len(rows)), touched_residents,
-                       {"adult_sources": measured, "kept_references": references})
+                       {"adult_sources": measured, "kept_references": references}, mask)

@@ -7,6 +7,7 @@ List columns (sources, other_names, addresses, resident_ids) are DuckDB lists (V
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Union
 
@@ -19,8 +20,20 @@ DATABASE_FILE = "resident_view.duckdb"
 
 def as_arrow_table(frame: pd.DataFrame) -> pa.Table:
     """A frame as the Arrow table its Parquet file holds. Arrow keeps list columns as lists and
-    empty frames typed, where pandas' object columns cannot."""
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    empty frames typed, where pandas' object columns cannot. Text is text to pandas reading the
+    file back whether the frame held it as Python strings or Arrow's (an update keeps the
+    previous run's text as Arrow's): one file, one set of dtypes."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = table.schema.metadata or {}
+    if b"pandas" not in metadata:
+        return table
+    pandas = json.loads(metadata[b"pandas"])
+    text = [c for c in pandas.get("columns", []) if c.get("pandas_type") == "unicode" and c.get("numpy_type") != "object"]
+    if not text:
+        return table
+    for column in text:
+        column["numpy_type"] = "object"
+    return table.replace_schema_metadata({**metadata, b"pandas": json.dumps(pandas).encode("utf-8")})
 
 
 def write_tables(path: Path, tables: dict[str, Union[pd.DataFrame, pa.Table]]) -> Path:

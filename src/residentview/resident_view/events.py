@@ -236,12 +236,14 @@ ONCE = ("died", "moved", "name_changed")  # and every turned_<N>: kinds a reside
 def life_events(residents: pd.DataFrame, addresses: pd.DataFrame, changes: pd.DataFrame, previous: pd.DataFrame,
                 previous_addresses: pd.DataFrame, previous_events: pd.DataFrame, first_run: bool, ages: Sequence[int], as_of: pd.Timestamp,
                 previous_as_of: Optional[pd.Timestamp], run_timestamp: pd.Timestamp,
-                surname_evidence) -> pd.DataFrame:
+                surname_evidence, aging: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """events.parquet after this run: the previous events and this run's (see the module doc).
 
     `residents`: this run's, with current_address_id; `previous`: the previous run's residents
     (with `sources` for those that left); `surname_evidence(resident_ids)`: per resident, the
-    sources whose records give its golden surname, and their latest record_date (two dicts)."""
+    sources whose records give its golden surname, and their latest record_date (two dicts).
+    `aging`: more residents whose birthdays count, none of whom changed this run (an update
+    passes the residents it did not touch: resident_id, date_of_birth, is_deceased, sources)."""
     residents = residents[[c for c in SLIM if c in residents]]  # not every golden column, copied at each step
     if first_run:
         found = [_died(residents, previous.iloc[:0]), _moves_in_the_data(residents, addresses)]
@@ -253,6 +255,8 @@ def life_events(residents: pd.DataFrame, addresses: pd.DataFrame, changes: pd.Da
             # A resident met for the first time is a new resident, whatever birthday it just had.
             new = set(changes.loc[(changes["entity"] == "resident") & (changes["change"] == "new"), "new_id"].astype(str))
             found += _turned(residents[~residents["resident_id"].isin(new)], ages, previous_as_of, as_of)
+            if aging is not None:
+                found += _turned(aging, ages, previous_as_of, as_of)
     found = [f for f in found if len(f)]
     events = pd.concat(found, ignore_index=True) if found else _rows("moved", [], [], [])
     if len(previous_events) and len(events):
