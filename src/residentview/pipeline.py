@@ -165,6 +165,7 @@ class LinkResult:
                     staging, self.view.links, self.records, self.view.residents, self.view.households,
                     self.view.id_changes, self.quality, self.pairs, self.model, self.run_info(),
                     decisions=self.decisions, events=self.view.events, addresses=self.view.addresses,
+                    written={name: list(getattr(self, name).columns) for name in ("records", "pairs", "review_pairs")},
                 ))
             finally:
                 files.result()  # its error, if any, surfaces here (after the report's own)

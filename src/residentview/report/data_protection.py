@@ -79,17 +79,21 @@ def classify(column: str) -> str:
     return UNCLASSIFIED
 
 
-def file_columns(folder: Path, name: str, frame: Optional[pd.DataFrame]) -> Optional[list[str]]:
-    """The columns of `name`.parquet: the frame the run holds in memory, and the file's schema
-    when it can be read (the report may read only some columns of a file)."""
+def file_columns(folder: Path, name: str, frame: Optional[pd.DataFrame],
+                 written: Optional[list[str]] = None) -> Optional[list[str]]:
+    """The columns of `name`.parquet: the frame the report holds (it may read only some columns
+    of a file), then the file's other columns — `written`, when the run writing the file beside
+    this report says which (reading its schema then would depend on whether it was written yet),
+    else the file's schema, when it can be read."""
     import pyarrow.parquet as pq
 
     columns = list(frame.columns) if frame is not None else []
-    path = Path(folder) / f"{name}.parquet"
-    try:
-        columns += [c for c in pq.read_schema(path).names if c not in columns]
-    except Exception:  # absent, or still being written beside this report
-        pass
+    if written is None:
+        try:
+            written = pq.read_schema(Path(folder) / f"{name}.parquet").names
+        except Exception:  # absent or unreadable
+            written = []
+    columns += [c for c in written if c not in columns]
     return columns or None
 
 
@@ -125,7 +129,8 @@ def data_protection(page: Page, inputs) -> None:
                  "data_quality": outputs.quality, "records": outputs.records, "pairs": outputs.pairs,
                  "decisions": outputs.decisions}
     columns = {f"{name}.parquet": found for name in TABLES
-               if (found := file_columns(outputs.folder, name, in_memory.get(name))) is not None}
+               if (found := file_columns(outputs.folder, name, in_memory.get(name),
+                                         (outputs.written or {}).get(name))) is not None}
     sources = list((outputs.run.get("sources") or {}).keys()) or sorted(outputs.links["source"].astype(str).unique())
     sensitive = [s for s in sources if _SENSITIVE_SERVICE.search(s)]
     body = note("The personal data in each file of this output folder, by column, for a Data Protection Impact "

@@ -40,6 +40,7 @@ class RunOutputs:
     events: Optional[pd.DataFrame] = None  # events.parquet
     addresses: Optional[pd.DataFrame] = None  # addresses.parquet (resident_id, current, first_seen)
     events_truth: Optional[pd.DataFrame] = None  # true events (person_id, event), for a demo or a benchmark
+    written: Optional[dict[str, list[str]]] = None  # the columns of the Parquet files a run is writing, by name
 
     @property
     def threshold(self) -> float:
@@ -200,10 +201,12 @@ def run_outputs_in_memory(folder: Path, links: pd.DataFrame, records: Optional[p
                           residents: pd.DataFrame, households: pd.DataFrame, id_changes: pd.DataFrame,
                           quality: pd.DataFrame, pairs: pd.DataFrame, model: dict, run: dict,
                           decisions: Optional[pd.DataFrame] = None, events: Optional[pd.DataFrame] = None,
-                          addresses: Optional[pd.DataFrame] = None) -> RunOutputs:
+                          addresses: Optional[pd.DataFrame] = None,
+                          written: Optional[dict[str, list[str]]] = None) -> RunOutputs:
     """The outputs a run has just written to `folder`, from the frames it wrote rather than read
     back: at a million records reading them again took 4 s and 2 GB. Shaped as
-    `read_run_outputs` shapes them (the report is the same either way)."""
+    `read_run_outputs` shapes them (the report is the same either way). `written`: the columns
+    of the files being written beside the report whose frames it does not hold whole."""
     if records is not None:
         wanted = [c for c in RECORD_COLUMNS if c in records.columns]
         records = fresh_index(records[wanted])
@@ -216,6 +219,7 @@ def run_outputs_in_memory(folder: Path, links: pd.DataFrame, records: Optional[p
         pairs=fresh_index(pairs), model=model, run=json.loads(json.dumps(run, default=str)),
         decisions=decisions, events=events,
         addresses=None if addresses is None else addresses[[c for c in ADDRESS_COLUMNS if c in addresses]],
+        written=written,
     )
 
 
