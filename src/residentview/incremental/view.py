@@ -221,6 +221,7 @@ def _updated_view(records, clusters, reclustered, previous_resident, folder, sou
         RESIDENT_IDS, run_timestamp,
     )
     left = _sources_of_residents_that_left(prior, assigned.changes)
+    prior.links = prior.links.iloc[:0]
     ids = assigned.ids
     by_id = pc.sort_indices(pa.array(ids["id"], type=pa.string())).to_numpy()
     number = np.empty(len(by_id), dtype=np.int64)
@@ -245,6 +246,7 @@ def _updated_view(records, clusters, reclustered, previous_resident, folder, sou
     golden["household_id"] = None
     touched_table = _as_schema(golden, residents_before.schema)
     residents, is_touched = _spliced(residents_before, staying, touched_table, "resident_id")
+    del residents_before  # the previous run's tables go as soon as spliced: the update's peak is here
 
     # Households, where a touched resident lives or lived.
     column = lambda name: residents.column(name).combine_chunks().cast(pa.string())  # noqa: E731
@@ -282,6 +284,7 @@ def _updated_view(records, clusters, reclustered, previous_resident, folder, sou
     residents = residents.set_column(residents.schema.get_field_index("household_id"), field, values)
     households, _ = _spliced(households_before, ~_among(households_before.column("household_id"), households_of_near),
                              _as_schema(grouped.households, households_before.schema), "household_id")
+    del households_before
 
     # Links: every record's resident, confidence of membership and household.
     record_resident = np.empty(n, dtype=object)
@@ -312,6 +315,7 @@ def _updated_view(records, clusters, reclustered, previous_resident, folder, sou
         dict(zip(merged["old_id"].astype(str), merged["new_id"].astype(str))), as_of)
     address_table, _ = _spliced(history_before, kept_history, _as_schema(touched_history, history_before.schema),
                                 "resident_id")
+    del history_before, addresses_before
 
     # Events: those a previous run's residents show, among the touched; birthdays among all.
     fresh_touched = fresh[touched_rows]
