@@ -36,11 +36,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from residentview.resident_view import (LINK_COLUMNS, OnDriver, ResidentView, _as_utc, _log_changes,
-                                        _records_with_clusters, _sources_of_residents_that_left, _surname_evidence)
+                                        _records_with_clusters, _sources_of_residents_that_left, _surname_evidence,
+                                        current_addresses, golden_in_id_order)
 from residentview.resident_view.coding import coded
 from residentview.resident_view.events import empty_events, life_events
 from residentview.resident_view.golden import ADDRESS_KEY, GoldenAddresses
-from residentview.resident_view.history import address_history, address_ids, extracts_date, forget_records
+from residentview.resident_view.history import address_history, extracts_date, forget_records
 from residentview.resident_view.households import HOUSEHOLD_COLUMNS, build_households
 from residentview.resident_view.ids import RESIDENT_IDS, assign_persistent_ids
 from residentview.resident_view.previous import as_python_strings, read_previous_run, record_members
@@ -222,21 +223,10 @@ def _updated_view(records, clusters, reclustered, previous_resident, folder, sou
     )
     left = _sources_of_residents_that_left(prior, assigned.changes)
     prior.links = prior.links.iloc[:0]
-    ids = assigned.ids
-    by_id = pc.sort_indices(pa.array(ids["id"], type=pa.string())).to_numpy()
-    number = np.empty(len(by_id), dtype=np.int64)
-    number[by_id] = np.arange(len(by_id))
-    resident_of_touched = number[assigned.member_groups]
-    touched_ids = ids["id"].to_numpy()[by_id]
-    golden, addresses = OnDriver.golden_records(records.iloc[touched_rows], resident_of_touched, touched_ids,
-                                                source_priority)
-    golden["id_issued_at"] = ids["id_issued_at"].array[by_id]
-    key_ids = address_ids(addresses.key.values)
-    empty_key = np.flatnonzero(addresses.key.values == "|")
-    current_key = addresses.key.codes.copy()
-    if len(empty_key):
-        current_key[current_key == empty_key[0]] = -1
-    golden["current_address_id"] = np.where(current_key >= 0, np.append(key_ids, None)[current_key], None)
+    golden, addresses, resident_of_touched = golden_in_id_order(OnDriver(), records.iloc[touched_rows], assigned,
+                                                                source_priority)
+    touched_ids = golden["resident_id"].to_numpy(dtype=object)
+    key_ids, current_key, golden["current_address_id"] = current_addresses(addresses)
 
     # Every resident after the update: the untouched as they were, the touched built again.
     staying = _among(residents_before.column("resident_id"), untouched)

@@ -31,12 +31,13 @@ import pyarrow.parquet as pq
 from residentview.sources import ROW_HASH, record_keys
 from residentview.resident_view.database import DATABASE_FILE, as_arrow_table, write_tables
 from residentview.resident_view.events import empty_events, life_events
-from residentview.resident_view.golden import golden_records, record_dates
+from residentview.resident_view.golden import GoldenAddresses, golden_records, record_dates
 from residentview.resident_view.overlap import service_overlap
 from residentview.resident_view.history import (address_history, address_ids, empty_addresses, extracts_date,
                                                 forget_records)
 from residentview.resident_view.households import build_households
-from residentview.resident_view.ids import HOUSEHOLD_IDS, RESIDENT_IDS, MemberTally, assign_persistent_ids
+from residentview.resident_view.ids import (HOUSEHOLD_IDS, RESIDENT_IDS, IdAssignment, MemberTally,
+                                           assign_persistent_ids)
 from residentview.resident_view.previous import as_python_strings, read_previous_run, record_members
 
 log = logging.getLogger(__name__)
@@ -142,15 +143,7 @@ def build_resident_view(
     # go before the golden records, the stage's peak, are built.
     prior.links = prior.links.iloc[:0]
 
-    # Residents are numbered in resident_id order, the order of the residents' rows.
-    ids = residents_assigned.ids
-    by_id = pc.sort_indices(pa.array(ids["id"], type=pa.string())).to_numpy()
-    number = np.empty(len(by_id), dtype=np.int64)
-    number[by_id] = np.arange(len(by_id))
-    resident_of_record = number[residents_assigned.member_groups]
-    residents, addresses = engine.golden_records(
-        records, resident_of_record, ids["id"].to_numpy()[by_id], source_priority)
-    residents["id_issued_at"] = ids["id_issued_at"].array[by_id]
+    residents, addresses, resident_of_record = golden_in_id_order(engine, records, residents_assigned, source_priority)
     households = build_households(
         residents, addresses, prior.household_members(), prior.household_issued_at(), prior.household_ids_issued(),
         run_timestamp, engine.tally,
@@ -166,12 +159,7 @@ def build_resident_view(
     id_changes = pd.concat(history, ignore_index=True) if history else this_run
 
     as_of = extracts_date(records)
-    key_ids = address_ids(addresses.key.values)
-    empty_key = np.flatnonzero(addresses.key.values == "|")  # a resident of no address at all
-    current_key = addresses.key.codes.copy()
-    if len(empty_key):
-        current_key[current_key == empty_key[0]] = -1
-    residents["current_address_id"] = np.where(current_key >= 0, np.append(key_ids, None)[current_key], None)
+    key_ids, current_key, residents["current_address_id"] = current_addresses(addresses)
     merged = residents_assigned.changes[residents_assigned.changes["change"] == "merged"]
     addresses_now = address_history(
         records, resident_of_record, residents["resident_id"].to_numpy(dtype=object), addresses.record_keys,
@@ -191,6 +179,33 @@ def build_resident_view(
         first_run, event_ages, as_of, prior.as_of, run_timestamp,
         lambda who: _surname_evidence(records, resident_of_record, residents, who, fresh))
     return ResidentView(links, residents, households.households, id_changes, addresses_now, events, as_of)
+
+
+def golden_in_id_order(engine: OnDriver, records: pd.DataFrame, assigned: IdAssignment,
+                       source_priority: Sequence[str]) -> tuple[pd.DataFrame, GoldenAddresses, np.ndarray]:
+    """The golden records of the residents `assigned` ids to (`records` grouped), numbered and
+    in rows in resident_id order, with id_issued_at; their addresses coded; and each record's
+    resident (a row of the golden records)."""
+    ids = assigned.ids
+    by_id = pc.sort_indices(pa.array(ids["id"], type=pa.string())).to_numpy()
+    number = np.empty(len(by_id), dtype=np.int64)
+    number[by_id] = np.arange(len(by_id))
+    resident_of_record = number[assigned.member_groups]
+    residents, addresses = engine.golden_records(
+        records, resident_of_record, ids["id"].to_numpy()[by_id], source_priority)
+    residents["id_issued_at"] = ids["id_issued_at"].array[by_id]
+    return residents, addresses, resident_of_record
+
+
+def current_addresses(addresses: GoldenAddresses) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The address_id of each address key; each resident's current (golden) address key code,
+    -1 for a resident of no address at all; and each resident's current_address_id."""
+    key_ids = address_ids(addresses.key.values)
+    empty_key = np.flatnonzero(addresses.key.values == "|")
+    current_key = addresses.key.codes.copy()
+    if len(empty_key):
+        current_key[current_key == empty_key[0]] = -1
+    return key_ids, current_key, np.where(current_key >= 0, np.append(key_ids, None)[current_key], None)
 
 
 def _sources_of_residents_that_left(prior, changes: pd.DataFrame) -> dict:
