@@ -394,3 +394,14 @@ def test_an_update_stops_after_reading_when_it_would_need_more_memory_than_its_l
     assert result.exit_code == 2 and "memory_limit 1MB allows" in result.output and "engine: spark" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert snapshot(folder) == before
+
+
+def test_an_update_over_a_damaged_previous_output_says_so_in_one_line(versions, folder):
+    _, after, _ = versions
+    before = snapshot(folder)
+    (folder / "residents.parquet").write_bytes(b"not parquet")
+    before["residents.parquet"] = b"not parquet"
+    result = run("update", after, "--out", folder)
+    assert result.exit_code == 2, result.output
+    assert "residents.parquet" in result.output and "Traceback" not in result.output
+    assert snapshot(folder) == before

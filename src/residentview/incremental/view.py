@@ -58,7 +58,10 @@ class CannotSplice(Exception):
 def _read_table(path: Path, needed: Sequence[str]) -> pa.Table:
     if not path.is_file():
         raise CannotSplice(f"{path.name} missing")
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # the full build reads the folder again and names what is wrong with it
+        raise CannotSplice(f"{path.name} unreadable ({type(exc).__name__})") from None
     missing = [c for c in needed if c not in table.column_names]
     if missing:
         raise CannotSplice(f"{path.name} lacks {', '.join(missing)}")
