@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from residentview.config import load_config
 from residentview.errors import ConfigError
-from residentview.standardise import standardise
+from residentview.standardise import in_record_order, record_order, standardise
 from residentview.standardise.addresses import clean_address, standardise_address
 from residentview.standardise.dates import clean_date, parse_date
 from residentview.standardise.identifiers import (
@@ -592,3 +592,25 @@ def test_a_forename_may_be_written_with_the_initial_of_its_short_forms():
     assert "J" in alias_initials("GILLIAN") and "T" in alias_initials("TERENCE")  # JILL, TEL (UK list)
     assert alias_initials("CLAIRE") == "C"
     assert alias_initials("J") == "J"
+
+
+_KEY_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["council_tax", "électoral", "Ω"]), _KEY_TEXT), max_size=40))
+def test_record_order_sorts_as_python_sorts_source_then_record_id(keys):
+    frame = pd.DataFrame(keys, columns=["source", "record_id"], dtype=object)
+    order = record_order(frame)
+    assert [keys[i] for i in order] == sorted(keys)
+
+
+def test_record_order_sorts_text_arrow_cannot_hold():
+    frame = pd.DataFrame({"source": ["b", "a", "a"], "record_id": ["x", "\ud800", "1"]})
+    assert list(record_order(frame)) == [2, 1, 0]
+
+
+def test_in_record_order_numbers_rows_from_zero_whether_or_not_it_moves_them():
+    ordered = pd.DataFrame({"source": ["a", "a", "b"], "record_id": ["1", "2", "1"]}, index=[5, 6, 7])
+    assert list(in_record_order(ordered).index) == [0, 1, 2]
+    shuffled = ordered.iloc[[2, 0, 1]]
+    assert in_record_order(shuffled).equals(in_record_order(ordered))
