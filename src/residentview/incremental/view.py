@@ -44,11 +44,10 @@ from residentview.resident_view.golden import ADDRESS_KEY, GoldenAddresses
 from residentview.resident_view.history import address_history, extracts_date, forget_records
 from residentview.resident_view.households import HOUSEHOLD_COLUMNS, build_households
 from residentview.resident_view.ids import RESIDENT_IDS, assign_persistent_ids
-from residentview.resident_view.previous import as_python_strings, read_previous_run, record_members
+from residentview.resident_view.previous import ARROW_TEXT, as_python_strings, read_previous_run, record_members
 
 log = logging.getLogger(__name__)
 
-_ARROW_TEXT = {pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd.ArrowDtype(pa.large_string())}
 
 
 class CannotSplice(Exception):
@@ -198,7 +197,7 @@ def _updated_view(records, clusters, reclustered, previous_resident, folder, sou
     if not prior.exists or prior.as_of is None:
         raise CannotSplice("the previous run's resident_links or run.json's extracts date missing")
     if prior.addresses is None:  # a history of no addresses at all
-        prior.addresses = addresses_before.to_pandas(types_mapper=_ARROW_TEXT.get)
+        prior.addresses = addresses_before.to_pandas(types_mapper=ARROW_TEXT.get)
     if prior.events is None:
         prior.events = empty_events()
     prior.addresses = forget_records(prior.addresses, prior.links, folder, forget)
@@ -320,7 +319,7 @@ def _updated_view(records, clusters, reclustered, previous_resident, folder, sou
     previous_residents = prior.residents[~_among(prior.residents["resident_id"], untouched)]
     previous_residents = previous_residents.assign(
         sources=pd.Series(_text(previous_residents["resident_id"]), index=previous_residents.index).map(left))
-    address_frame = address_table.to_pandas(types_mapper=_ARROW_TEXT.get)
+    address_frame = address_table.to_pandas(types_mapper=ARROW_TEXT.get)
     events = life_events(
         touched_slim, address_frame, assigned.changes, previous_residents, prior.addresses, prior.events, False,
         event_ages, as_of, prior.as_of, run_timestamp,
@@ -328,8 +327,8 @@ def _updated_view(records, clusters, reclustered, previous_resident, folder, sou
         aging=_aging(residents, ~is_touched))
     # Text stays Arrow-backed, as the previous run's tables are read (a million residents' text
     # made Python strings took seconds).
-    return ResidentView(links, residents.to_pandas(types_mapper=_ARROW_TEXT.get),
-                        households.to_pandas(types_mapper=_ARROW_TEXT.get), id_changes, address_frame, events, as_of)
+    return ResidentView(links, residents.to_pandas(types_mapper=ARROW_TEXT.get),
+                        households.to_pandas(types_mapper=ARROW_TEXT.get), id_changes, address_frame, events, as_of)
 
 
 def _aging(residents: pa.Table, untouched: np.ndarray) -> pd.DataFrame:
@@ -338,7 +337,7 @@ def _aging(residents: pa.Table, untouched: np.ndarray) -> pd.DataFrame:
     columns = [c for c in ("resident_id", "date_of_birth", "is_deceased", "sources") if c in residents.column_names]
     lists = residents.schema.field("sources").type
     return residents.select(columns).filter(pa.array(untouched)).to_pandas(
-        types_mapper=(_ARROW_TEXT | {lists: pd.ArrowDtype(lists)}).get)
+        types_mapper=(ARROW_TEXT | {lists: pd.ArrowDtype(lists)}).get)
 
 
 def _appended(history: pd.DataFrame, this_run: pd.DataFrame) -> pd.DataFrame:
@@ -352,7 +351,7 @@ def _appended(history: pd.DataFrame, this_run: pd.DataFrame) -> pd.DataFrame:
         now = pa.Table.from_pandas(this_run[earlier.column_names], preserve_index=False).cast(earlier.schema)
     except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return pd.concat([as_python_strings(history), this_run], ignore_index=True)
-    return pa.concat_tables([earlier, now]).to_pandas(types_mapper=_ARROW_TEXT.get)
+    return pa.concat_tables([earlier, now]).to_pandas(types_mapper=ARROW_TEXT.get)
 
 
 def _history_seen_again(history: pd.DataFrame, table: Optional[pa.Table], as_of: pd.Timestamp) -> pa.Table:

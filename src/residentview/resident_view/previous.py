@@ -90,12 +90,12 @@ def empty_id_changes() -> pd.DataFrame:
 
 # Text is read into Arrow-backed columns: a million ids as Python strings cost some 200 MB per
 # column, held through the golden records (the stage's peak); as Arrow strings, a fraction.
-_ARROW_STRINGS = {pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd.ArrowDtype(pa.large_string())}
+ARROW_TEXT = {pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd.ArrowDtype(pa.large_string())}
 
 
 def as_python_strings(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with its Arrow-backed text columns as ordinary object columns (None for missing)."""
-    text = [c for c, dtype in frame.dtypes.items() if dtype in _ARROW_STRINGS.values()]
+    text = [c for c, dtype in frame.dtypes.items() if dtype in ARROW_TEXT.values()]
     if not text:
         return frame
     return frame.assign(**{c: frame[c].to_numpy(dtype=object, na_value=None) for c in text})
@@ -111,7 +111,7 @@ def _read(
     try:
         available = pq.ParquetFile(path).schema_arrow.names
         columns = None if everything else [c for c in (*required, *optional) if c in available]
-        frame = pq.read_table(path, columns=columns).to_pandas(types_mapper=_ARROW_STRINGS.get)
+        frame = pq.read_table(path, columns=columns).to_pandas(types_mapper=ARROW_TEXT.get)
     except Exception as exc:  # any unreadable file is the user's folder, not our bug
         raise DataError(f"{path}: cannot read the previous run's output ({type(exc).__name__})") from None
     if frame.empty:
