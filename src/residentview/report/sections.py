@@ -663,8 +663,10 @@ def _with_values(examples: pd.DataFrame, members: Optional[pd.DataFrame]) -> pd.
     each bar says what was compared."""
     if members is None or "unique_id" not in members or not len(examples):
         return examples
-    records = members.drop(columns=["resident_id"], errors="ignore").set_index("unique_id")
     out = examples.reset_index(drop=True)
+    # The examples' records only: indexing every member copied a million rows for six pairs.
+    wanted = members["unique_id"].isin(np.r_[out["unique_id_l"].to_numpy(), out["unique_id_r"].to_numpy()])
+    records = members.loc[wanted].drop(columns=["resident_id"], errors="ignore").set_index("unique_id")
     for side in ("l", "r"):
         values = records.reindex(out[f"unique_id_{side}"].to_numpy())
         values.columns = [f"{c}_{side}" for c in values.columns]
