@@ -423,3 +423,27 @@ def test_a_record_hash_changes_with_its_values_and_its_sources_settings_only(wri
     assert all(other_format[k] != base[k] for k in base)
     # A blank is not an empty text: None and "" differ from any value.
     assert _hashed(write_config, tmp_path, rows | {"first": ["Ann", "Bob", "None"]})["3"] != base["3"]
+
+
+def test_read_as_arrow_text_gives_the_same_values_and_hashes(tmp_path):
+    """An update reads the sources as Arrow text and converts only the changed records: the
+    values, the fields one source lacks and the record hashes must be those of the plain read."""
+    from residentview.sources import TEXT, as_python_values, row_hashes
+
+    (tmp_path / "a.csv").write_text("ref,forename,dob,seen\n1,Ann,1990-02-03,2026-01-01\n2, ,,2001-01-01\n3,Bo,,\n",
+                                    encoding="utf-8")
+    pd.DataFrame({"ref": [7, 8], "surname": ["Cole", None]}).to_parquet(tmp_path / "b.parquet")
+    config = load_config({"name": "t", "sources": {
+        "register": {"path": "a.csv", "id": "ref", "retention": {"years": 10},
+                     "fields": {"first_name": "forename", "date_of_birth": "dob", "record_date": "seen"}},
+        "tax": {"path": "b.parquet", "id": "ref", "fields": {"last_name": "surname"}},
+    }}, base_dir=tmp_path)
+    today = pd.Timestamp("2026-06-01", tz="UTC")
+    plain, plain_summaries = read_sources(config, today=today)
+    text, text_summaries = read_sources(config, today=today, as_text=True)
+    assert (text.dtypes == TEXT).all()
+    assert as_python_values(text).equals(plain)
+    assert plain["record_id"].tolist() == ["1", "3", "7", "8"]  # record 2 is past retention
+    assert plain["last_name"].tolist() == [None, None, "Cole", None]
+    assert [s.past_retention for s in text_summaries] == [s.past_retention for s in plain_summaries] == [["2"], []]
+    assert (row_hashes(text, config) == row_hashes(plain, config)).all()

@@ -121,6 +121,15 @@ def _as_values(text: pd.Series) -> np.ndarray:
     return text.astype(object).where(text.notna(), None).to_numpy()
 
 
+def as_python_values(raw: pd.DataFrame) -> pd.DataFrame:
+    """A raw frame read `as_text` with the values `read_sources` gives by default: Python
+    strings, None where missing."""
+    text = [c for c, dtype in raw.dtypes.items() if isinstance(dtype, pd.StringDtype)]
+    if not text:
+        return raw
+    return raw.assign(**{c: _as_values(raw[c]) for c in text})
+
+
 def _pick(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
     """One canonical value from one or several columns (joined with ', ', blanks skipped)."""
     joined = _text(frame[columns[0]])
@@ -351,7 +360,7 @@ def past_retention(raw: pd.DataFrame, config: Config, name: str, today: Optional
         return np.zeros(len(raw), dtype=bool)
     from residentview.standardise.dates import clean_date
 
-    dates = clean_date(pd.Series(raw["record_date"].to_numpy(dtype=object), dtype=object),
+    dates = clean_date(pd.Series(raw["record_date"].to_numpy(dtype=object, na_value=None), dtype=object),
                        config.sources[name].date_format("record_date"))
     cutoff = retention.cutoff(pd.Timestamp.now(tz="UTC") if today is None else today)
     return (dates < cutoff).fillna(False).to_numpy(dtype=bool)
@@ -363,11 +372,13 @@ def canonical_fields(spec) -> list[str]:
     return [*spec.fields.mapped(), *map(identifier_column, spec.fields.identifiers)]
 
 
-def read_source(config: Config, name: str, today: Optional[pd.Timestamp] = None, progress=None
-                ) -> tuple[pd.DataFrame, SourceSummary]:
+def read_source(config: Config, name: str, today: Optional[pd.Timestamp] = None, progress=None,
+                as_text: bool = False) -> tuple[pd.DataFrame, SourceSummary]:
     """Read one configured source into the raw canonical frame (see the module docstring).
     Records past the source's retention are dropped here, right after reading, and counted.
-    `progress`: told how many rows a database source has given so far (see `read_sources`)."""
+    `progress`: told how many rows a database source has given so far (see `read_sources`).
+    `as_text`: the values as Arrow-backed text (`TEXT`, <NA> where missing), not Python strings."""
+    values = (lambda text: text.astype(TEXT)) if as_text else _as_values
     spec = config.sources[name]
     if spec.sql is not None:
         from residentview.sql_sources import read_sql_source
@@ -386,11 +397,12 @@ def read_source(config: Config, name: str, today: Optional[pd.Timestamp] = None,
         summary.warnings.append(f"{where}: {'returned' if spec.sql is not None else 'has a header but'} no records")
     ids = _pick(frame, [spec.id])
     _check_ids(where, ids)
-    raw = pd.DataFrame({"source": name, "record_id": _as_values(ids)}, index=frame.index).astype(object)
+    raw = pd.DataFrame({"source": pd.Series(name, index=frame.index, dtype=TEXT if as_text else object),
+                        "record_id": values(ids)}, index=frame.index)
     for field_name, field_spec in spec.fields.mapped().items():
-        raw[field_name] = _as_values(_pick(frame, field_spec.columns))
+        raw[field_name] = values(_pick(frame, field_spec.columns))
     for id_name, column in spec.fields.identifiers.items():
-        raw[identifier_column(id_name)] = _as_values(_pick(frame, [column]))
+        raw[identifier_column(id_name)] = values(_pick(frame, [column]))
     expired = past_retention(raw, config, name, today)
     if spec.retention is not None:
         summary.retention = spec.retention.describe()
@@ -404,23 +416,29 @@ def read_source(config: Config, name: str, today: Optional[pd.Timestamp] = None,
     return raw, summary
 
 
-def read_sources(config: Config, progress=None, today: Optional[pd.Timestamp] = None
+def read_sources(config: Config, progress=None, today: Optional[pd.Timestamp] = None, as_text: bool = False
                  ) -> tuple[pd.DataFrame, list[SourceSummary]]:
     """Read every source and stack them into one raw frame (columns: union of what was mapped),
     without the records past their source's retention on `today` (default: now).
 
     `progress`, when given, is called with a description ("reading council_tax") as each source
     is read, and as each chunk of a database source arrives ("reading tenancies: 150,000 rows").
+    `as_text`: every value as Arrow-backed text (`TEXT`, <NA> where missing) rather than a
+    Python string (None where missing): an update, which standardises only the records that
+    changed, converts only those (`as_python_values`).
     """
     frames, summaries = [], []
     for name in config.sources:
         if progress is not None:
             progress(f"reading {name}")
-        raw, summary = read_source(config, name, today, progress)
+        raw, summary = read_source(config, name, today, progress, as_text=as_text)
         frames.append(raw)
         summaries.append(summary)
     raw = pd.concat(frames, ignore_index=True, sort=False)
-    raw = raw.astype(object).where(raw.notna(), None)  # a field one source lacks is None, not NaN
+    if as_text:  # a field one source lacks is <NA> in its rows
+        raw = raw.astype({c: TEXT for c, dtype in raw.dtypes.items() if dtype != TEXT})
+    else:  # a field one source lacks is None, not NaN
+        raw = raw.astype(object).where(raw.notna(), None)
     checked_read(config, len(raw), summaries)
     return raw, summaries
 
@@ -469,6 +487,18 @@ def _source_settings(config: Config, name: str) -> str:
     return json.dumps(spec, sort_keys=True, default=str)
 
 
+def _arrow_text(values: pd.Series, rows: np.ndarray) -> "pa.Array":
+    """The text at `rows` as an Arrow array: taken from Arrow-backed text as it is, made from
+    Python strings otherwise."""
+    import pyarrow as pa
+
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        held = pa.array(values.array)  # no copy: the column's own Arrow data
+        return held.take(pa.array(rows)).cast(pa.string())
+
+    return pa.array(values.to_numpy(dtype=object)[rows], type=pa.string(), from_pandas=True)
+
+
 def row_hashes(raw: pd.DataFrame, config: Config) -> np.ndarray:
     """A 64-bit hash of each raw record's mapped values and its source's settings (row-aligned
     with `raw`): a record whose hash is unchanged reads exactly as it did. Only the fields its
@@ -497,8 +527,7 @@ def row_hashes(raw: pd.DataFrame, config: Config) -> np.ndarray:
             if not columns:
                 out[rows] = salt
                 continue
-            values = pa.table({f"c{i}": pa.array(raw[column].to_numpy(dtype=object)[rows], type=pa.string(),
-                                                 from_pandas=True) for i, column in enumerate(columns)})
+            values = pa.table({f"c{i}": _arrow_text(raw[column], rows) for i, column in enumerate(columns)})
             connection.register("source_values", values)
             hashed = connection.execute(f"SELECT hash({', '.join(values.column_names)}) AS h FROM source_values")
             out[rows] = hashed.fetchnumpy()["h"].astype(np.uint64) ^ salt

@@ -34,7 +34,9 @@ from residentview.progress import pipeline_progress
 from residentview.resident_view import build_resident_view
 from residentview.review.apply import decisions_to_honour
 from residentview.review.in_force import decisions_in_force, violations
-from residentview.sources import ROW_HASH, past_retention_keys, read_sources, record_keys, row_hashes
+from residentview.sources import (
+    ROW_HASH, as_python_values, past_retention_keys, read_sources, record_keys, row_hashes,
+)
 from residentview.standardise import in_record_order, record_order, standardise
 from residentview.incremental.changes import Changes, compare
 from residentview.incremental.drift import best_weights, drift_report
@@ -217,7 +219,8 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
     with pipeline_progress(6, progress) as step, memory_limit_in_force(cfg.memory_limit):
         mark = time.perf_counter()
         step("reading sources")
-        raw, summaries = read_sources(cfg, progress=step.note)
+        # As Arrow text: only the records that changed become Python strings, to be standardised.
+        raw, summaries = read_sources(cfg, progress=step.note, as_text=True)
         # An update holds the whole master as a link does (it peaked at 3.8 GB at 1M, a link 3.3 GB).
         check_memory(len(raw), cfg.memory_limit, cfg.label)
         raw = in_record_order(raw)
@@ -233,7 +236,7 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
         mark = time.perf_counter()
         step("standardising changes")
         counts = prev.records["first_name_key"].value_counts().to_dict() if "first_name_key" in prev.records else None
-        std = standardise(raw.iloc[changes.fresh], cfg, first_name_counts=counts)
+        std = standardise(as_python_values(raw.iloc[changes.fresh]), cfg, first_name_counts=counts)
         del raw
         records, old_to_new, fresh_ids = _merged(prev.records, changes, std.records)
         n_previous = len(prev.records)
