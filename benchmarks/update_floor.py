@@ -46,8 +46,8 @@ def read_and_hash(config: Path) -> float:
 
     cfg = load_config(config)
 
-    def work():
-        raw, _ = read_sources(cfg)
+    def work():  # as an update reads them: Arrow text, no Python string per value
+        raw, _ = read_sources(cfg, as_text=True)
         return row_hashes(raw, cfg)
 
     seconds, _ = _timed(work)
