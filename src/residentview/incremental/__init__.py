@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -63,7 +64,9 @@ class _Previous:
     quality: pd.DataFrame
 
 
-def _read_previous(folder: Path, config: Config) -> _Previous:
+def _previous_run(folder: Path, config: Config) -> tuple[dict, dict]:
+    """The previous run's run.json and model, once the folder is seen to hold a run an update can
+    follow (the quick checks, made before any record is read)."""
     if not has_previous_run(folder):
         raise DataError(f"{folder}: holds no previous run to update; run `residentview link` into it first")
     missing = [name for name in NEEDED if not (folder / name).is_file()]
@@ -75,6 +78,22 @@ def _read_previous(folder: Path, config: Config) -> _Previous:
         if ROW_HASH not in pq.ParquetFile(folder / "records.parquet").schema_arrow.names:
             raise DataError(f"{folder}: the previous run was written by an earlier residentview, which kept no record "
                             "hashes; run `residentview link` into it once, then update")
+    except DataError:
+        raise
+    except Exception as exc:  # a damaged file is the user's folder, not our bug
+        raise DataError(f"{folder}: cannot read the previous run's outputs ({type(exc).__name__}: {exc})") from None
+    before = run.get("threshold")
+    if before is not None and float(before) != float(config.linkage.threshold):
+        raise DataError(f"linkage.threshold changed since the run in {folder} ({before} -> {config.linkage.threshold}):"
+                        " residents clustered at the old threshold would stay as they were; run "
+                        "`residentview update --retrain` (a full link)")
+    return run, model
+
+
+def _read_previous(folder: Path, run: dict, model: dict) -> _Previous:
+    """The previous run's records, links, pairs and data-quality profile (`_previous_run` has
+    checked the folder)."""
+    try:
         # Text as Arrow's: a million records' names and addresses as Python strings took 4 s to
         # read and 3 s more to load into DuckDB for scoring; as Arrow text, a fraction of both.
         records = pq.read_table(folder / "records.parquet").to_pandas(types_mapper=_TEXT.get)
@@ -85,15 +104,8 @@ def _read_previous(folder: Path, config: Config) -> _Previous:
         review_pairs = pd.read_parquet(review) if review.is_file() else pd.DataFrame()
         quality = folder / "data_quality.parquet"
         quality = pd.read_parquet(quality) if quality.is_file() else pd.DataFrame()
-    except DataError:
-        raise
     except Exception as exc:  # a damaged file is the user's folder, not our bug
         raise DataError(f"{folder}: cannot read the previous run's outputs ({type(exc).__name__}: {exc})") from None
-    before = run.get("threshold")
-    if before is not None and float(before) != float(config.linkage.threshold):
-        raise DataError(f"linkage.threshold changed since the run in {folder} ({before} -> {config.linkage.threshold}):"
-                        " residents clustered at the old threshold would stay as they were; run "
-                        "`residentview update --retrain` (a full link)")
     if not (records["unique_id"].to_numpy() == np.arange(len(records))).all():
         raise DataError(f"{folder}: records.parquet is not in unique_id order; run `residentview link` into it")
     links = _aligned(links, records, folder)
@@ -209,18 +221,23 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
     cfg = load_config(config)
     folder = cfg.output_dir(out)
     timings: dict[str, float] = {}
-    started = time.perf_counter()
-    prev = _read_previous(folder, cfg)
-    timings["read_previous"] = time.perf_counter() - started
+    previous_run, previous_model = _previous_run(folder, cfg)
     run_timestamp = pd.Timestamp.now(tz="UTC").floor("s")
     decisions, new_decisions = decisions_to_honour(folder)
     threshold = cfg.linkage.threshold
 
-    with pipeline_progress(6, progress) as step, memory_limit_in_force(cfg.memory_limit):
+    with pipeline_progress(6, progress) as step, memory_limit_in_force(cfg.memory_limit), \
+            ThreadPoolExecutor(max_workers=1) as pool:
         mark = time.perf_counter()
         step("reading sources")
-        # As Arrow text: only the records that changed become Python strings, to be standardised.
-        raw, summaries = read_sources(cfg, progress=step.note, as_text=True)
+        # The previous run's records are read by a second thread while this one reads tonight's:
+        # Parquet decoding and CSV parsing release the GIL, so much of the one hides behind the other.
+        reading_previous = pool.submit(_read_previous, folder, previous_run, previous_model)
+        try:
+            # As Arrow text: only the records that changed become Python strings, to be standardised.
+            raw, summaries = read_sources(cfg, progress=step.note, as_text=True)
+        finally:
+            prev = reading_previous.result()  # a damaged previous run is reported first, as it is checked first
         # An update holds the whole master as a link does (it peaked at 3.8 GB at 1M, a link 3.3 GB).
         check_memory(len(raw), cfg.memory_limit, cfg.label)
         raw = in_record_order(raw)
