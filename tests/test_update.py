@@ -405,3 +405,23 @@ def test_an_update_over_a_damaged_previous_output_says_so_in_one_line(versions, 
     assert result.exit_code == 2, result.output
     assert "residents.parquet" in result.output and "Traceback" not in result.output
     assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize("damaged", ["pairs.parquet", "resident_links.parquet"])
+def test_a_damaged_previous_file_read_beside_the_sources_is_the_error_reported(versions, folder, tmp_path, damaged):
+    """The previous run's records, links and pairs are read by a second thread while the sources
+    are read: its error still comes out as one line, before a source's own."""
+    _, after, _ = versions
+    broken = tmp_path / "broken"
+    shutil.copytree(after.parent, broken)
+    config = broken / after.name
+    extract = next(p for p in sorted(broken.iterdir()) if p.suffix == ".csv")
+    extract.write_bytes(b"\xff\xfe\x00garbage")  # a source that cannot be read either
+    before = snapshot(folder)
+    (folder / damaged).write_bytes(b"not parquet")
+    before[damaged] = b"not parquet"
+    result = run("update", config, "--out", folder)
+    assert result.exit_code == 2, result.output
+    assert "cannot read the previous run's outputs" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert snapshot(folder) == before
