@@ -495,7 +495,6 @@ def _arrow_text(values: pd.Series, rows: np.ndarray) -> "pa.Array":
     if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
         held = pa.array(values.array)  # no copy: the column's own Arrow data
         return held.take(pa.array(rows)).cast(pa.string())
-
     return pa.array(values.to_numpy(dtype=object)[rows], type=pa.string(), from_pandas=True)
 
 

@@ -49,7 +49,6 @@ from residentview.resident_view.previous import ARROW_TEXT, as_python_strings, r
 log = logging.getLogger(__name__)
 
 
-
 class CannotSplice(Exception):
     """The previous run's outputs do not allow the view to be spliced: build it in full."""
 
