@@ -318,3 +318,27 @@ def test_memory_limit_is_a_size_with_its_unit():
 def test_memory_limit_without_a_unit_or_amount_is_one_line(bad):
     message = error_for(config(memory_limit=bad))
     assert message == f"<config>: memory_limit: found {bad!r}, expected a size with its unit, such as 8GB or 512MB"
+
+
+def test_spark_path_is_a_folder_spark_writes_and_never_carries_credentials():
+    cfg = load_config(config(engine="spark", output={"folder": "out/", "spark_path": " hdfs:///council/view "}))
+    assert cfg.spark_path == "hdfs:///council/view"
+    assert load_config(config(output="out/")).spark_path is None
+    azure = "abfss://view@council.dfs.core.windows.net/resident-view"  # container@account: no secret
+    assert load_config(config(output={"spark_path": azure})).spark_path == azure
+    message = error_for(config(output={"spark_path": "s3a://AKIAEXAMPLE:s3cr3t@bucket/view"}))
+    assert message == ("<config>: output.spark_path: spark_path carries credentials; give them in Spark's "
+                       "configuration, not the path")
+    assert "s3cr3t" not in message
+    assert "spark_path is blank" in error_for(config(output={"spark_path": "  "}))
+
+
+def test_spark_path_without_engine_spark_stops_the_run_before_it_starts(linkable_pair):
+    from residentview.engines.spark.outputs import check_spark_path
+    from residentview.pipeline import link
+
+    cfg = load_config(linkable_pair).model_copy(update={"output": load_config(
+        config(output={"spark_path": "file:///tmp/view"})).output})
+    with pytest.raises(ConfigError, match=r"output\.spark_path needs engine: spark \(or --engine spark\)"):
+        link(cfg, previous=None, progress=False)
+    check_spark_path(cfg.model_copy(update={"engine": "spark"}))  # the config alone: no session needed

@@ -175,6 +175,75 @@ def test_spark_run_writes_the_outputs_link_writes(both_engines, tmp_path):
     assert len(links) == len(spark_run.records) and links["resident_id"].notna().all()
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _to_spark_path(run, lake: Path):
+    """The run as if its config named `lake` as output.spark_path."""
+    from dataclasses import replace
+
+    from residentview.config import OutputConfig
+
+    return replace(run, config=run.config.model_copy(update={"output": OutputConfig(spark_path=lake.as_uri())}))
+
+
+def test_spark_path_holds_the_folders_parquet_files_and_run_json(both_engines, tmp_path):
+    _, spark_run = both_engines
+    _to_spark_path(spark_run, tmp_path / "lake").write(tmp_path / "out")
+    written, lake = _files(tmp_path / "out"), _files(tmp_path / "lake")
+    expected = {name for name in written if name.endswith(".parquet")} | {"run.json"}
+    assert set(lake) == expected and "residents.parquet" in lake and "records.parquet" in lake
+    assert all(lake[name] == written[name] for name in lake)  # the same bytes
+    assert [p.name for p in (tmp_path / "lake").iterdir() if p.is_dir()] == []  # no staging left behind
+
+
+@pytest.mark.parametrize("failing", ["a rename at the spark path", "the database's commit after it"])
+def test_a_write_that_fails_leaves_the_spark_path_and_the_folder_as_they_were(both_engines, tmp_path, monkeypatch,
+                                                                               failing):
+    from residentview.engines.spark import outputs
+    from residentview.errors import DataError
+    from residentview.resident_view import to_database
+
+    _, spark_run = both_engines
+    lake, out = tmp_path / "lake", tmp_path / "out"
+    _to_spark_path(spark_run, lake).write(out)
+    before_lake, before_out = _files(lake), _files(out)
+    later = _to_spark_path(spark_run, lake)
+    later.run_timestamp = spark_run.run_timestamp + pd.Timedelta(days=1)  # a run.json of its own
+    if failing.startswith("a rename"):
+        rename, moved = outputs._SparkPath._rename, []
+
+        def refused_third(self, source, target, name):
+            if str(target.getParent().getName()) == "lake":
+                moved.append(name)
+                if len(moved) == 3:
+                    raise DataError(f"output.spark_path: moving {name} into place was refused")
+            rename(self, source, target, name)
+
+        monkeypatch.setattr(outputs._SparkPath, "_rename", refused_third)
+    else:
+        def refused(self):
+            raise DataError("output database: the database refused to commit")
+
+        monkeypatch.setattr(to_database._NoDatabase, "commit", refused)
+    with pytest.raises(DataError, match="refused"):
+        later.write(out)
+    assert _files(lake) == before_lake and _files(out) == before_out
+    assert [p.name for p in lake.iterdir() if p.is_dir()] == []
+
+
+def test_a_spark_path_spark_cannot_write_stops_the_run_before_linking(both_engines, tmp_path):
+    from residentview.errors import DataError
+
+    _, spark_run = both_engines
+    (tmp_path / "a-file").write_text("not a folder")
+    config = _to_spark_path(spark_run, tmp_path / "a-file" / "lake").config
+    with pytest.raises(DataError, match=r"^output\.spark_path: cannot .* nothing was written$"):
+        rv.link(config, previous=None, progress=False)
+    assert not (tmp_path / "a-file" / "lake").exists()
+
+
 def _same_view(ours, theirs, but=()) -> None:
     for name in ("links", "residents", "households", "id_changes", "addresses", "events"):
         mine, yours = getattr(ours, name), getattr(theirs, name)

@@ -263,10 +263,11 @@ def test_a_source_has_either_a_path_or_sql_and_says_which_is_wrong(source, messa
 
 
 @pytest.mark.parametrize("output, message", [
-    ("postgresql://u:pw@h/db", "output: is a database URL; expected a folder, or {folder: ..., url: ..., schema: ...}"),
+    ("postgresql://u:pw@h/db",
+     "output: is a database URL; expected a folder, or {folder: ..., url: ..., schema: ..., spark_path: ...}"),
     ({"schema": "rv"}, "output: schema needs url (the database to write the resident view to)"),
     ({"folder": "out", "shema": "rv"},
-     "output.shema: unknown key 'shema' (did you mean 'schema'?); expected one of: folder, url, schema"),
+     "output.shema: unknown key 'shema' (did you mean 'schema'?); expected one of: folder, url, schema, spark_path"),
 ])
 def test_output_is_a_folder_or_a_mapping_with_a_database(output, message):
     config = {"name": "db", "sources": {"t": {"path": "a.csv", "id": "ref", "fields": {"first_name": "f"}}},

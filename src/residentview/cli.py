@@ -286,8 +286,11 @@ ENGINE_OPTION = click.option(
 
 def with_engine(cfg, engine: str | None):
     """The config with `--engine` in force, PySpark and Java checked before any work."""
+    from residentview.engines.spark.outputs import check_spark_path
+
     if engine is not None:
         cfg = cfg.model_copy(update={"engine": engine})
+    check_spark_path(cfg)
     if cfg.engine == "spark":
         from residentview.engines.spark.session import require_java, require_pyspark
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import difflib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
@@ -366,16 +367,32 @@ class OutputConfig(BaseModel):
     url: Optional[DatabaseUrl] = None
     # `schema` in the config; another name here, as pydantic's BaseModel has a `schema` of its own
     db_schema: Optional[str] = Field(None, alias="schema")  # default: the database's own (public, dbo)
+    # `engine: spark` only: a folder any of Spark's file systems holds (hdfs://, s3a://, abfss://,
+    # file://…) that the run's Parquet files are also written to (engines/spark/outputs.py)
+    spark_path: Optional[str] = None
 
     @model_validator(mode="before")
     @classmethod
     def _folder_or_mapping(cls, value: Any) -> Any:
         value = _number_as_text(value)
         if isinstance(value, str) and "://" in value:  # not quoted back: it may hold a password
-            raise ValueError("is a database URL; expected a folder, or {folder: ..., url: ..., schema: ...}")
+            raise ValueError("is a database URL; expected a folder, "
+                             "or {folder: ..., url: ..., schema: ..., spark_path: ...}")
         if isinstance(value, (str, Path)):
             return {"folder": value}
-        return _a_mapping(value, "a folder, or a mapping {folder: ..., url: ..., schema: ...}")
+        return _a_mapping(value, "a folder, or a mapping {folder: ..., url: ..., schema: ..., spark_path: ...}")
+
+    @field_validator("spark_path")
+    @classmethod
+    def _spark_path_rule(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        if not value.strip():
+            raise ValueError("spark_path is blank; expected a folder Spark writes, e.g. hdfs:///council/resident-view")
+        # user:secret@ (abfss's container@account is no secret): not quoted back
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@]*:[^/@]*@", value):
+            raise ValueError("spark_path carries credentials; give them in Spark's configuration, not the path")
+        return value.strip()
 
     @model_validator(mode="after")
     def _schema_needs_a_url(self) -> "OutputConfig":
@@ -456,6 +473,11 @@ class Config(BaseModel):
         return self._resolve(folder or Path("residentview-output"))
 
     @property
+    def spark_path(self) -> Optional[str]:
+        """Where Spark also writes the run's Parquet files, when the config says (`output.spark_path`)."""
+        return self.output.spark_path if self.output is not None else None
+
+    @property
     def output_database(self) -> Optional[OutputConfig]:
         """The database the resident view is also written to, when the config names one."""
         return self.output if self.output is not None and self.output.url is not None else None
@@ -482,7 +504,7 @@ _EXPECTED_SHAPE = {
     "RetentionConfig": "a mapping (e.g. {years: 6})",
     "ResidentViewConfig": "a mapping (e.g. source_priority: [...])",
     "SqlSource": "{url: ..., query: ...} or {url: ..., table: ...}",
-    "OutputConfig": "a folder, or {folder: ..., url: ..., schema: ...}",
+    "OutputConfig": "a folder, or {folder: ..., url: ..., schema: ..., spark_path: ...}",
 }
 
 

@@ -69,6 +69,26 @@ def _move_into_place(staging: Path, target: Path, commit: Optional[Callable[[], 
         raise
 
 
+def committing(*targets) -> Callable[[], None]:
+    """One commit for several destinations, in order (`staged_output`'s `commit`): when a later
+    one fails, the earlier ones that can be undone (`undo()`) are. A database's transaction,
+    which cannot be undone once committed, goes last."""
+
+    def commit() -> None:
+        done = []
+        try:
+            for target in targets:
+                target.commit()
+                done.append(target)
+        except BaseException:
+            for target in reversed(done):
+                if hasattr(target, "undo"):
+                    target.undo()
+            raise
+
+    return commit
+
+
 @contextmanager
 def staged_output(target: Union[str, Path], commit: Optional[Callable[[], None]] = None) -> Iterator[Path]:
     """Yield a temporary folder to write outputs into; when the block ends without an error,

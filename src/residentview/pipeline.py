@@ -25,7 +25,8 @@ from residentview.config import Config, load_config
 from residentview.linkage import link_records
 from residentview.logging_setup import quiet_splink
 from residentview.memory import check_memory, memory_limit_in_force
-from residentview.outputs import folder_lock, staged_output
+from residentview.engines.spark.outputs import check_spark_path, spark_path_output
+from residentview.outputs import committing, folder_lock, staged_output
 from residentview.progress import pipeline_progress
 from residentview.resident_view import ResidentView, build_resident_view, view_tables, write_view
 from residentview.resident_view.to_database import database_output
@@ -124,9 +125,10 @@ class LinkResult:
                 self._rebase(folder)
             else:
                 self._keep_decisions_added_meanwhile(folder)
-            # The database's transaction commits once the files are in place (to_database.py)
-            with database_output(self.config.output_database) as database, \
-                    staged_output(folder, commit=database.commit) as staging:
+            # Once the files are in place: the copies at output.spark_path swapped in, then the
+            # database's transaction committed (to_database.py); a failure puts everything back.
+            with database_output(self.config.output_database) as database, spark_path_output(self.config) as lake, \
+                    staged_output(folder, commit=committing(lake, database)) as staging:
                 if report:
                     self._write_files_and_report(staging, folder)
                 else:
@@ -134,6 +136,7 @@ class LinkResult:
                 keep_run_history(folder, staging, self.run_timestamp)
                 forget_earlier_reports(folder, staging, past_retention_keys(self.summaries), self.run_timestamp)
                 database.write(view_tables(self.view, self.quality))
+                lake.stage(staging)
         return folder
 
     def _keep_decisions_added_meanwhile(self, folder: Path) -> None:
@@ -195,6 +198,7 @@ def link(
     config's output folder when it holds one.
     """
     cfg = load_config(config)
+    check_spark_path(cfg, reach=True)  # now, not after the linking
     timings: dict[str, float] = {}
     previous_dir = Path(previous) if previous is not None else cfg.output_dir()
     if not has_previous_run(previous_dir):

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from residentview.config import Config, load_config
+from residentview.engines.spark.outputs import check_spark_path
 from residentview.errors import DataError
 from residentview.linkage.model import REVIEW_BAND_WEIGHT, REVIEW_PAIRS_KEPT, score_fresh
 from residentview.memory import check_memory, memory_limit_in_force
@@ -219,6 +220,7 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
     """Link what changed in the sources since the run in `out` (default: the config's output
     folder). Returns the result; `result.write(out)` writes it."""
     cfg = load_config(config)
+    check_spark_path(cfg, reach=True)  # now, not after the linking
     folder = cfg.output_dir(out)
     timings: dict[str, float] = {}
     previous_run, previous_model = _previous_run(folder, cfg)
