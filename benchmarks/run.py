@@ -69,12 +69,14 @@ def run_child(system: str, config: Path, output: Path) -> None:
 
 class _FamilyMemory:
     """The largest resident set of this process and its child processes together, sampled:
-    ru_maxrss is exact but counts this process alone."""
+    ru_maxrss is exact but counts this process alone. `children_only`: leave this process out
+    (a script timing a command it runs, while it holds data of its own)."""
 
-    def __init__(self, interval: float = 0.1) -> None:
+    def __init__(self, interval: float = 0.1, children_only: bool = False) -> None:
         import threading
 
         self.interval = interval
+        self.children_only = children_only
         self.peak_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -85,7 +87,7 @@ class _FamilyMemory:
         me = psutil.Process()
         while not self._stop.wait(self.interval):
             total = 0
-            for process in [me, *me.children(recursive=True)]:
+            for process in [*([] if self.children_only else [me]), *me.children(recursive=True)]:
                 try:
                     total += process.memory_info().rss
                 except psutil.Error:  # a child that just ended
