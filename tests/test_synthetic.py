@@ -198,6 +198,17 @@ def test_flats_in_one_building_share_a_street_number_and_differ_by_flat():
     assert not addresses.duplicated(["flat", "building", "number", "street", "town"]).any()
 
 
+@pytest.mark.parametrize("n", [300_000, 1_650_000])
+def test_a_postcode_holds_about_fifteen_addresses_however_large_the_region(n):
+    from residentview.synthetic.population import make_addresses
+
+    postcodes = make_addresses(n, np.random.default_rng(3))["postcode"]
+    assert 13 <= n / postcodes.nunique() <= 18
+    districts = postcodes.str.split(" ").str[0].nunique()
+    # A borough's fourteen districts up to a million records (their draws unchanged), more beyond
+    assert districts == 14 if n < 350_000 else districts > 14
+
+
 def test_household_members_point_at_their_own_head_and_communal_residents_at_themselves():
     from residentview.synthetic.population import make_population
 

@@ -49,6 +49,11 @@ def _choice(rng, values: np.ndarray, p: np.ndarray, n: int) -> np.ndarray:
 
 # Addresses -------------------------------------------------------------------------------
 
+# A real postcode district holds some 10,000-30,000 addresses; up to 350,000 addresses (about a
+# million records) the generator's fourteen districts hold fewer, and draw as they always have.
+ADDRESSES_PER_DISTRICT = 25_000
+
+
 def make_addresses(n: int, rng: np.random.Generator) -> pd.DataFrame:
     """`n` residential addresses on streets of ~10–60 houses, ~15 addresses per postcode."""
     stems, towns = place_words()
@@ -71,9 +76,11 @@ def make_addresses(n: int, rng: np.random.Generator) -> pd.DataFrame:
         + " "
         + _choice(rng, np.array(STREET_TYPES, dtype=object), STREET_TYPE_P, n_streets)
     )
-    # The borough: two postcode areas, a dozen districts, localities tied to districts.
+    # Two postcode areas; fourteen districts, or one per ADDRESSES_PER_DISTRICT addresses when that
+    # is more (a region rather than a borough), so a postcode holds about fifteen addresses at any
+    # size, as a real one does: with fourteen districts at five million records, it held 32.
     areas = np.array(["LS", "WF"])
-    n_districts = 14
+    n_districts = max(14, -(-n // ADDRESSES_PER_DISTRICT))
     district_names = np.char.add(areas[np.arange(n_districts) % 2], (np.arange(n_districts) // 2 + 1).astype(str))
     street_district = rng.integers(0, n_districts, n_streets)
     street_sector = rng.integers(0, 10, n_streets)
