@@ -450,14 +450,14 @@ def test_an_interrupted_demo_leaves_no_half_written_extracts(tmp_path):
     assert not [p for p in (tmp_path / "demo").glob("*") if "residentview-tmp" in p.name]
 
 
-@pytest.mark.parametrize("command", ["link", "update"])
+@pytest.mark.parametrize("command", ["validate", "link", "update"])
 def test_spark_path_on_duckdb_is_one_line_before_any_work(linkable_pair, command, tmp_path):
     import yaml
 
     data = yaml.safe_load(linkable_pair.read_text(encoding="utf-8"))
     data["output"] = {"folder": "out", "spark_path": (tmp_path / "lake").as_uri()}
     linkable_pair.write_text(yaml.safe_dump(data), encoding="utf-8")
-    line = assert_one_line_error(run(command, linkable_pair, "--engine", "duckdb"))
+    line = assert_one_line_error(run(command, linkable_pair))  # engine: duckdb, the default
     assert line.endswith("output.spark_path needs engine: spark (or --engine spark); the files are written "
                          "there through Spark's file systems")
     assert not (tmp_path / "out").exists() and not (tmp_path / "lake").exists()

@@ -244,6 +244,18 @@ def test_a_spark_path_spark_cannot_write_stops_the_run_before_linking(both_engin
     assert not (tmp_path / "a-file" / "lake").exists()
 
 
+def test_validate_says_the_spark_path_is_writable(spark, linkable_pair, tmp_path):
+    import yaml
+
+    data = yaml.safe_load(linkable_pair.read_text(encoding="utf-8"))
+    data.update(engine="spark", output={"folder": "out", "spark_path": (tmp_path / "lake").as_uri()})
+    linkable_pair.write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = CliRunner().invoke(main, ["validate", str(linkable_pair)])
+    assert result.exit_code == 0, result.output
+    assert "  output.spark_path: writable" in result.output.splitlines()
+    assert (tmp_path / "lake").is_dir() and not any((tmp_path / "lake").iterdir())
+
+
 def _same_view(ours, theirs, but=()) -> None:
     for name in ("links", "residents", "households", "id_changes", "addresses", "events"):
         mine, yours = getattr(ours, name), getattr(theirs, name)

@@ -250,15 +250,20 @@ def validate(config: Path) -> None:
     from residentview.sources import read_sources
     from residentview.standardise import standardise
 
+    from residentview.engines.spark.outputs import check_spark_path
     from residentview.resident_view.to_database import check_output_database, label
 
     cfg = load_config(config)
+    check_spark_path(cfg)  # the config alone first: spark_path on DuckDB is a mistake to say now
     raw, summaries = read_sources(cfg)
     quality = standardise(raw, cfg).quality
     check_output_database(cfg.output_database)
+    check_spark_path(cfg, reach=True)
     _say(f"config {config}: OK ({_count(len(summaries), 'source')})")
     if cfg.output_database is not None:
         _say(f"  {label(cfg.output_database)}: connected")
+    if cfg.spark_path is not None:
+        _say("  output.spark_path: writable")
     for s in summaries:
         encoding = f", encoding {s.encoding}" if s.encoding else ""
         _say(f"  {s.source}: {s.n_records:,} records{encoding}; fields: {', '.join(s.fields)}")
