@@ -954,3 +954,35 @@ def test_labelled_matches_pull_m_probabilities_towards_what_they_show():
     before = exact.m_probability
     assert learn_m_from_labels(linker, pd.DataFrame({"gamma_x": [0] * 3}))["labelled_matches_per_comparison"] == {}
     assert exact.m_probability == before
+
+
+# The "postcode cut short" family's key --------------------------------------------------------
+
+def _postcode_prefix(values: list) -> list:
+    import duckdb
+
+    from residentview.linkage.blocking import POSTCODE_PREFIX
+
+    with duckdb.connect() as con:
+        con.register("t", pd.DataFrame({"postcode": pd.Series(values, dtype=object)}))
+        return [row[0] for row in con.execute(f"SELECT {POSTCODE_PREFIX} FROM t").fetchall()]
+
+
+def test_a_postcode_cut_short_meets_the_whole_one_whatever_the_length_of_its_outward_code():
+    whole = ["M1 1AE", "LS6 2AB", "LS12 3AB", "SW1A 1AA", "EC1A 1BB", "B33 8TH"]
+    cut = ["M11A", "LS62A", "LS123A", "SW1A1A", "EC1A1B", "B338T"]  # as the frame holds them
+    assert _postcode_prefix(whole) == _postcode_prefix(cut) == cut
+    # another unit letter, another sector, another district: another key
+    assert len(set(_postcode_prefix(["LS12 3AB", "LS12 3BA", "LS12 4AB", "LS1 3AB"]))) == 4
+    assert _postcode_prefix(["UNKNOWN", "", None, "12345"]) == [None] * 4  # no key, not one shared ''
+
+
+_OUTWARD = st.from_regex(r"\A[A-Z]{1,2}[0-9][A-Z0-9]?\Z", fullmatch=True)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(outward=_OUTWARD, sector=st.integers(0, 9), unit=st.text("ABDEFGHJLNPQRSTUWXYZ", min_size=2, max_size=2))
+def test_every_postcode_and_its_cut_short_form_share_the_key_and_it_is_the_postcode_but_its_last_letter(
+        outward, sector, unit):
+    whole = f"{outward} {sector}{unit}"
+    assert _postcode_prefix([whole, whole[:-1], whole.replace(" ", "")[:-1]]) == [whole.replace(" ", "")[:-1]] * 3

@@ -32,9 +32,13 @@ log = logging.getLogger(__name__)
 
 FIRST_INITIAL = "substr(first_name_key, 1, 1)"
 LAST_INITIAL = "substr(last_name_key, 1, 1)"
-# The postcode as written, without spaces, to its fifth character: a postcode cut one character
-# short at its end ("LS6 2A") still meets the whole one ("LS6 2AB").
-POSTCODE_PREFIX = "substr(replace(postcode, ' ', ''), 1, 5)"
+# The postcode without its last letter — the outward code, the sector and the unit's first
+# letter, read off the text without spaces — so a postcode cut one character short at its end
+# ("LS12 3A", "M1 1A") still meets the whole one ("LS12 3AB", "M1 1AE"). The outward code is two
+# to four characters (M1, LS6, LS12, SW1A): a fixed five characters was this key only for three
+# (LS6 2A), cut the unit off a two-character one and blocked a four-character one's whole sector
+# together. No key (NULL) where the text does not start as a postcode does.
+POSTCODE_PREFIX = "nullif(regexp_extract(replace(postcode, ' ', ''), '^([A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z])', 1), '')"
 RARE_FULL_NAME = 10  # records sharing one full name; at most 45 comparisons per name
 SIMILAR_FIRST_NAMES = 0.8  # Jaro-Winkler below which the comparison calls two first names different
 
