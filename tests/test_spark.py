@@ -244,6 +244,19 @@ def test_a_spark_path_spark_cannot_write_stops_the_run_before_linking(both_engin
     assert not (tmp_path / "a-file" / "lake").exists()
 
 
+def test_a_spark_connect_session_is_a_one_line_error_for_spark_path():
+    from residentview.engines.spark.outputs import _SparkPath
+    from residentview.errors import DataError
+
+    class ConnectSession:  # Spark Connect's sessions have no JVM on the client
+        @property
+        def sparkContext(self):
+            raise RuntimeError("[JVM_ATTRIBUTE_NOT_SUPPORTED] Attribute `sparkContext` is not supported in Spark Connect")
+
+    with pytest.raises(DataError, match=r"^output\.spark_path: cannot write there \(\[JVM_ATTRIBUTE_NOT_SUPPORTED\]"):
+        _SparkPath(ConnectSession(), "file:///tmp/lake")
+
+
 def test_validate_says_the_spark_path_is_writable(spark, linkable_pair, tmp_path):
     import yaml
 

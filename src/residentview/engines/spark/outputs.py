@@ -65,10 +65,9 @@ class _SparkPath:
     swapped into place by `commit()` (undone by `undo()`)."""
 
     def __init__(self, spark, path: str):
-        jvm = spark.sparkContext._jvm
-        self._Path = jvm.org.apache.hadoop.fs.Path
         self.where = "output.spark_path"
-        try:
+        try:  # (a Spark Connect session has no JVM here: its error is one line too)
+            self._Path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
             self.root = self._Path(path)
             self.fs = self.root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
             # Hadoop's local file system writes a .crc file beside each file it copies: not here.
@@ -84,13 +83,9 @@ class _SparkPath:
             raise DataError(f"{self.where}: cannot make the folder there; nothing was written")
         self.moved_in: list[str] = []
         self.set_aside: list[str] = []
-        self.committed = False
 
-    def _at(self, *parts: str):
-        path = self.root
-        for part in parts:
-            path = self._Path(path, part)
-        return path
+    def _at(self, name: str):
+        return self._Path(self.root, name)
 
     def _java(self, what: str, action):
         try:
@@ -128,7 +123,6 @@ class _SparkPath:
         except BaseException:
             self.undo()
             raise
-        self.committed = True
 
     def _rename(self, source, target, name: str) -> None:
         if not self._java(f"moving {name} into place", lambda: self.fs.rename(source, target)):
@@ -141,7 +135,7 @@ class _SparkPath:
             self._java(f"removing {name}", lambda: self.fs.delete(self._at(name), True))
         for name in reversed(self.set_aside):
             self._java(f"putting {name} back", lambda: self.fs.rename(self._Path(aside, name), self._at(name)))
-        self.moved_in, self.set_aside, self.committed = [], [], False
+        self.moved_in, self.set_aside = [], []
 
     def close(self) -> None:
         """The staging folder goes, with the files set aside once the run is committed."""
