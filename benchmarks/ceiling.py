@@ -1,14 +1,21 @@
 """How much of what residentview misses could any matcher recover from the same pairs?
 
-    .venv/bin/python benchmarks/ceiling.py [DATASET]      # default synthetic-100k
+    .venv/bin/python benchmarks/ceiling.py [DATASET] [--data DIR] [--thresholds 0.9 0.8 ...]
 
-Runs residentview on a prepared benchmark dataset, then, with the dataset's ground truth:
+Runs residentview on a prepared benchmark dataset (default synthetic-100k), then, with the
+dataset's ground truth:
 
 * the ceiling of its blocking: every true pair among the scored pairs joined, nothing else;
 * a supervised classifier trained on the truth itself (gradient boosting, 5-fold, on the same
   comparison levels and weights), its predicted pairs joined as connected components — what a
   model could do on these comparisons if it had labels, which residentview does not;
-* residentview's own residents.
+* residentview's own residents;
+* where the true pairs residentview misses are lost (`losses`): for every two residents one
+  person was split between, the strongest scored pair between them is missing (never compared,
+  or scored under the predict floor), under the threshold, or at or above it (clustering kept
+  them apart on conflicting evidence); each counted by the true pairs it costs;
+* the same scored pairs clustered again at other thresholds (`--thresholds`), clustering's
+  conflict rules and all.
 
 Pairwise precision, recall and F1 throughout, as in the benchmark table. Needs scikit-learn,
 which recordlinkage (a benchmark dependency) installs.
@@ -38,13 +45,39 @@ def _clusters_of(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def ceiling(dataset: str, data: Path = HERE / "data") -> dict[str, dict[str, float]]:
-    """Pairwise scores by what joined the pairs: 'ceiling', 'supervised at T' and 'residentview'."""
+LOSSES = ("never compared or under the predict floor", "scored under the threshold",
+          "at or above the threshold, kept apart by clustering")
+
+
+def losses(person: pd.Series, resident: pd.Series, left: np.ndarray, right: np.ndarray,
+           probability: np.ndarray, threshold: float) -> dict[str, int]:
+    """The true pairs split between two residents, by the strongest scored pair between the two
+    (`LOSSES`): record positions `left`/`right` of the scored pairs, `person` and `resident` per
+    record. The counts add up to the true pairs missed."""
+    cells = pd.DataFrame({"person": person.to_numpy(), "resident": resident.astype(str).to_numpy()})
+    cells = cells.groupby(["person", "resident"]).size().rename("n").reset_index()
+    split = cells.merge(cells, on="person", suffixes=("_a", "_b"))
+    split = split[split["resident_a"] < split["resident_b"]]
+    a, b = resident.astype(str).to_numpy()[left], resident.astype(str).to_numpy()[right]
+    between = pd.DataFrame({"person": person.to_numpy()[left], "resident_a": np.minimum(a, b),
+                            "resident_b": np.maximum(a, b), "p": probability})
+    between = between[(person.to_numpy()[left] == person.to_numpy()[right]) & (a != b)]
+    best = between.groupby(["person", "resident_a", "resident_b"])["p"].max().rename("best").reset_index()
+    split = split.merge(best, on=["person", "resident_a", "resident_b"], how="left")
+    lost = split["n_a"] * split["n_b"]
+    kind = np.select([split["best"].isna(), split["best"] < threshold], LOSSES[:2], LOSSES[2])
+    return {name: int(lost[kind == name].sum()) for name in LOSSES}
+
+
+def ceiling(dataset: str, data: Path = HERE / "data", thresholds: tuple[float, ...] = ()) -> dict[str, dict]:
+    """Pairwise scores by what joined the pairs ('ceiling', 'supervised at T', 'residentview',
+    'residentview at T'), where its misses are lost ('losses'), and the counts ('counts')."""
     from datasets import prepare
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import cross_val_predict
 
     import residentview as rv
+    from residentview.cluster import cluster_records
 
     folder = prepare(dataset, data)
     result = rv.link(folder / "config.yaml", progress=False)
@@ -72,22 +105,39 @@ def ceiling(dataset: str, data: Path = HERE / "data") -> dict[str, dict[str, flo
         for threshold in (0.5, 0.7, 0.9):
             scores[f"supervised at {threshold}"] = joined(predicted >= threshold)
     scores["residentview"] = pairwise_scores(records["resident_id"], person)
-    scores["counts"] = {"records": len(records), "pairs": len(pairs), "true_pairs": int(same.sum())}
+    threshold = result.config.linkage.threshold
+    for other in thresholds:
+        clusters = cluster_records(result.records, pairs, other).set_index("unique_id")["cluster_key"]
+        scores[f"residentview at {other}"] = pairwise_scores(
+            pd.Series(clusters.reindex(records["unique_id"]).to_numpy()).astype(str), person)
+    scores["losses"] = losses(person, records["resident_id"], left, right, pairs["match_probability"].to_numpy(),
+                              threshold)
+    true_pairs = int((person.value_counts().astype("int64") * (person.value_counts() - 1) // 2).sum())
+    scores["counts"] = {"records": len(records), "pairs": len(pairs), "true_scored_pairs": int(same.sum()),
+                        "true_pairs": true_pairs, "threshold": threshold}
     return scores
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", nargs="?", default="synthetic-100k")
+    parser.add_argument("--data", type=Path, default=HERE / "data")
+    parser.add_argument("--thresholds", type=float, nargs="*", default=(),
+                        help="cluster the same scored pairs again at these thresholds")
     args = parser.parse_args(argv)
-    scores = ceiling(args.dataset)
-    counts = scores.pop("counts")
+    scores = ceiling(args.dataset, args.data, tuple(args.thresholds))
+    counts, lost = scores.pop("counts"), scores.pop("losses")
     print(f"{args.dataset}: {counts['records']:,} records, {counts['pairs']:,} scored pairs, "
-          f"{counts['true_pairs']:,} of them true")
-    labels = {"ceiling": "every true scored pair joined, nothing else", "residentview": "residentview (no labels)"}
+          f"{counts['true_scored_pairs']:,} of them true; {counts['true_pairs']:,} true pairs in all")
+    labels = {"ceiling": "every true scored pair joined, nothing else",
+              "residentview": f"residentview (no labels; threshold {counts['threshold']})"}
     for name, s in scores.items():
-        label = labels.get(name, f"{name}, as connected components")
-        print(f"  {label:48s} precision {s['precision']:.3f}  recall {s['recall']:.3f}  F1 {s['f1']:.3f}")
+        label = labels.get(name, name if name.startswith("residentview") else f"{name}, as connected components")
+        print(f"  {label:52s} precision {s['precision']:.4f}  recall {s['recall']:.4f}  F1 {s['f1']:.4f}")
+    print(f"  true pairs residentview misses: {sum(lost.values()):,} "
+          f"({sum(lost.values()) / max(counts['true_pairs'], 1):.4f} of all), by the strongest pair between the two residents:")
+    for name, n in lost.items():
+        print(f"    {name:56s} {n:>9,}  {n / max(counts['true_pairs'], 1):.4f}")
 
 
 if __name__ == "__main__":
