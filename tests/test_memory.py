@@ -77,3 +77,37 @@ def test_without_a_limit_a_small_run_is_never_refused_for_want_of_free_memory(mo
         check_memory(1_000_000, None, "borough.yaml")
     with pytest.raises(DataError, match="engine: spark"):
         check_memory(100_000, "1MB", "borough.yaml")
+
+
+def test_every_database_a_run_opens_is_held_to_its_share_of_the_limit(linkable_pair, monkeypatch):
+    """The linking database, and the resident view's, the row hashes', the report's and the
+    written database's (in the writing thread too); Splink's own helper databases are set just
+    after they open (below)."""
+    import inspect
+
+    config = yaml.safe_load(linkable_pair.read_text(encoding="utf-8"))
+    linkable_pair.write_text(yaml.safe_dump({**config, "memory_limit": "4GB"}), encoding="utf-8")
+    opened, connect = [], duckdb.connect
+
+    def spying(*args, **kwargs):
+        connection = connect(*args, **kwargs)
+        if not any(frame.filename.endswith("splink/internals/database_api.py") for frame in inspect.stack()[1:4]):
+            opened.append(connection.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        return connection
+
+    monkeypatch.setattr(duckdb, "connect", spying)
+    rv.link(linkable_pair, progress=False).write(linkable_pair.parent / "out")
+    assert len(opened) >= 5
+    assert set(opened) == {_duckdb_setting("1000MB")}
+
+
+def test_splinks_own_helper_database_is_held_to_the_limit_too():
+    from residentview.memory import splink_duckdb_api
+
+    def helper_setting():
+        api = splink_duckdb_api(duckdb.connect())
+        return api.duckdb_con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+    with memory_limit_in_force("4GB"):
+        assert helper_setting() == _duckdb_setting("1000MB")
+    assert helper_setting() != _duckdb_setting("1000MB")  # without a limit, DuckDB's default

@@ -40,6 +40,7 @@ _UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B)\s*$", re.IGNORECASE)
 
 _duckdb_limit: ContextVar[str] = ContextVar("duckdb_memory_limit", default=DUCKDB_MEMORY_LIMIT)
+_limit_set: ContextVar[bool] = ContextVar("memory_limit_set", default=False)
 
 
 def size_bytes(text: str) -> Optional[int]:
@@ -62,6 +63,32 @@ def duckdb_memory_limit() -> str:
     return _duckdb_limit.get()
 
 
+def duckdb_connect(database: str = ":memory:"):
+    """A DuckDB connection for a stage's working tables (golden records' survivors, the ids'
+    overlaps, the coded addresses, the database written). Under a config's `memory_limit` it
+    gets the run's DuckDB share, as the linking database does, spilling past it: the limit
+    then holds for every database the run opens, not just the largest. Without one, DuckDB's
+    own default (80% of the machine), since these work on tables handed over whole (Arrow) and
+    their aggregates of lists are not proven to spill."""
+    import duckdb
+
+    if not _limit_set.get():
+        return duckdb.connect(database)
+    return duckdb.connect(database, config={"memory_limit": _duckdb_limit.get()})
+
+
+def splink_duckdb_api(connection):
+    """Splink's `DuckDBAPI` over `connection`. Splink opens a second DuckDB of its own for its
+    small tables (EM's parameters, term frequencies, charts): under a config's `memory_limit`
+    that one is held to the run's share too."""
+    from splink import DuckDBAPI
+
+    api = DuckDBAPI(connection=connection)
+    if _limit_set.get():
+        api.duckdb_con.execute(f"SET memory_limit = '{_duckdb_limit.get()}'")
+    return api
+
+
 @contextmanager
 def memory_limit_in_force(memory_limit: Optional[str]):
     """Within: DuckDB databases the stages open get `DUCKDB_SHARE` of `memory_limit` (the
@@ -69,10 +96,11 @@ def memory_limit_in_force(memory_limit: Optional[str]):
     limit = DUCKDB_MEMORY_LIMIT
     if memory_limit is not None:
         limit = f"{max(1, int(size_bytes(memory_limit) * DUCKDB_SHARE) // 10**6)}MB"
-    token = _duckdb_limit.set(limit)
+    token, set_token = _duckdb_limit.set(limit), _limit_set.set(memory_limit is not None)
     try:
         yield
     finally:
+        _limit_set.reset(set_token)
         _duckdb_limit.reset(token)
 
 

@@ -7,6 +7,7 @@ outputs of CONTRACT §3 atomically. Persistence of resident ids: the previous ru
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -120,7 +121,7 @@ class LinkResult:
     def write(self, folder: Union[str, Path], report: bool = True) -> Path:
         """Write every output into `folder` (all or nothing). Returns the folder."""
         folder = Path(folder)
-        with folder_lock(folder, "write"):
+        with folder_lock(folder, "write"), memory_limit_in_force(self.config.memory_limit):
             if has_previous_run(folder) and (self.previous is None or Path(self.previous).resolve() != folder.resolve()):
                 self._rebase(folder)
             else:
@@ -160,9 +161,10 @@ class LinkResult:
 
         # The files are written by a second thread while this one builds the report from the
         # same frames (read only by both): Parquet, DuckDB and file writes release the GIL, so
-        # at a million records much of their time hides behind the report's.
+        # at a million records much of their time hides behind the report's. The thread runs in
+        # this one's context, the run's memory limit in force included.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            files = pool.submit(self._write_files, staging, folder)
+            files = pool.submit(contextvars.copy_context().run, self._write_files, staging, folder)
             try:
                 write_report(staging, outputs=run_outputs_in_memory(
                     staging, self.view.links, self.records, self.view.residents, self.view.households,

@@ -506,13 +506,15 @@ def row_hashes(raw: pd.DataFrame, config: Config) -> np.ndarray:
     DuckDB hashes the values, handed over as Arrow text: at a million records 0.7 s, where
     pandas' row hashing of object columns takes 5 s. (A new DuckDB may hash differently: the
     next update then finds every record changed, and standardises all of them once.)"""
-    import duckdb
     import hashlib
+
     import pyarrow as pa
+
+    from residentview.memory import duckdb_connect
 
     out = np.zeros(len(raw), dtype=np.uint64)
     sources = raw["source"].to_numpy(dtype=object)
-    connection = duckdb.connect()
+    connection = duckdb_connect()
     try:
         for name in pd.unique(sources):
             rows = np.flatnonzero(sources == name)

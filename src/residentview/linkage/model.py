@@ -21,7 +21,7 @@ from residentview.linkage.blocking import blocked_pairs_sql, choose_records_rule
 from residentview.linkage.comparisons import build_comparisons, compared_fields
 from residentview.linkage.frame import ADDED, COMPARED_FIELDS, linking_frame, load_sql, with_derived
 from residentview.linkage.training import initial_prior, learn_m_from_labels, train
-from residentview.memory import duckdb_memory_limit
+from residentview.memory import duckdb_memory_limit, splink_duckdb_api
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def _load(frame: pd.DataFrame, sample_ids: Optional[pd.Series] = None):
     connection.register("incoming", frame)
     connection.execute(f"CREATE TABLE records_table AS {load_sql(set(frame.columns), 'incoming')}")
     connection.unregister("incoming")
-    db = DuckDBAPI(connection=connection)
+    db = splink_duckdb_api(connection)
     records = db.register("records_table", dataset_display_name="records")
     if sample_ids is None:
         return records, None, connection

@@ -38,8 +38,9 @@ class ModelView:
 
     def __init__(self, model: dict, column_names: set[str], connection=None):
         """`connection`: a DuckDB connection to work in (a notebook that also registers pairs)."""
-        import duckdb
-        from splink import DuckDBAPI, Linker
+        from splink import Linker
+
+        from residentview.memory import duckdb_connect, splink_duckdb_api
 
         settings = dict(model)
         # The waterfall chart refuses to draw unless the model says these columns were kept.
@@ -49,7 +50,7 @@ class ModelView:
         columns = {name: pd.Series([], dtype=object) for name in sorted(column_names - {unique_id})}
         stand_in = pd.DataFrame({unique_id: pd.Series([], dtype="int64"), **columns})
         with _quiet_splink():
-            self.db_api = DuckDBAPI(connection if connection is not None else duckdb.connect())
+            self.db_api = splink_duckdb_api(connection if connection is not None else duckdb_connect())
             table = self.db_api.register(stand_in, dataset_display_name="records")
             self.linker = Linker(table, settings, log_level=None)
             self.levels = self._levels()

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from residentview.memory import cycle_collector_paused
+from residentview.memory import cycle_collector_paused, duckdb_connect
 
 
 class Coded(NamedTuple):
@@ -86,7 +85,7 @@ def combined(a: Coded, b: Coded, **expressions: str) -> dict[str, Coded]:
         "a": arrow_text(a.values).take(pa.array(a_at - 1, mask=a_at == 0)),
         "b": arrow_text(b.values).take(pa.array(b_at - 1, mask=b_at == 0)),
     })
-    with duckdb.connect() as con:
+    with duckdb_connect() as con:
         con.register("pairs", table)
         made = con.sql(f"SELECT {', '.join(f'{sql} AS {name}' for name, sql in expressions.items())} FROM pairs")
         made = made.to_arrow_table()

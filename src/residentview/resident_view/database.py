@@ -11,9 +11,10 @@ import json
 from pathlib import Path
 from typing import Union
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
+
+from residentview.memory import duckdb_connect
 
 DATABASE_FILE = "resident_view.duckdb"
 
@@ -41,7 +42,7 @@ def write_tables(path: Path, tables: dict[str, Union[pd.DataFrame, pa.Table]]) -
     Frames already converted for their Parquet file (`as_arrow_table`) are not converted again."""
     path = Path(path)
     path.unlink(missing_ok=True)
-    with duckdb.connect(str(path)) as con:
+    with duckdb_connect(str(path)) as con:
         # A table's rows are a set to SQL: not keeping the frames' row order let DuckDB write a
         # million residents' tables in about two thirds of the time, into a file 40% smaller.
         con.execute("SET preserve_insertion_order = false")

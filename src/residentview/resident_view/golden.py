@@ -33,12 +33,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from residentview.memory import duckdb_connect
 from residentview.resident_view.coding import Coded, arrow_text, coded, combined, distinct_lists, lookup, stacked
 from residentview.schema import GOLDEN_FIELDS
 
@@ -175,7 +175,7 @@ def _survivors(
         is_initial = pc.utf8_length(arrow_text(values[field].values)).to_numpy(zero_copy_only=False) <= 1
         columns[_initial_column(field)] = np.append(is_initial, False)[values[field].codes[rows]]
     columns["address_key"] = address_key.codes[rows]
-    with duckdb.connect() as con:
+    with duckdb_connect() as con:
         con.register("shared_records", pa.table(columns))
         for field in winners:
             found = con.sql(survivor_sql(field)).fetchnumpy()

@@ -28,12 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from residentview.memory import duckdb_connect
 from residentview.resident_view.coding import Coded, arrow_text, coded
 
 CROCKFORD_BASE32 = np.frombuffer(b"0123456789ABCDEFGHJKMNPQRSTVWXYZ", dtype=np.uint8)
@@ -189,7 +189,7 @@ class MemberTally:
         """group, old (code of the previous id), n_shared (members in common), in no given order.
 
         A DuckDB join: pandas' merge of a million text keys is several times slower."""
-        with duckdb.connect() as con:
+        with duckdb_connect() as con:
             con.register("members", pa.table({"group": codes, "member": arrow_text(members)}))
             con.register("previous_members",
                          pa.table({"member": arrow_text(previous_members), "old": previous.as_arrow()}))
