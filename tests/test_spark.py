@@ -490,3 +490,50 @@ def test_spark_numbers_records_in_source_and_record_id_order(spark):
     got = frame.sort_values("unique_id")
     assert got["unique_id"].tolist() == list(range(len(keys)))
     assert got[["source", "record_id", "first_name"]].values.tolist() == expected
+
+
+def _crowded_addresses(seed: int, n: int = 400):
+    """Golden addresses of `n` residents crowded into a few addresses, postcodes and UPRNs: some
+    addresses with one UPRN among their residents, some with two, some with none; parts missing."""
+    import numpy as np
+
+    from residentview.resident_view.coding import coded, combined
+    from residentview.resident_view.golden import ADDRESS_KEY, golden_addresses
+
+    rng = np.random.default_rng(seed)
+
+    def some(values, missing):
+        picked = rng.choice(np.array(values, dtype=object), size=n)
+        picked[rng.random(n) < missing] = None
+        return picked
+
+    unit = {"address": coded(some([f"{i} HIGH STREET" for i in range(12)], 0.1)),
+            "postcode": coded(some(["LS1 1AA", "LS1 1AB", "LS2 9ZZ"], 0.1)),
+            "uprn": coded(some([str(100 + i) for i in range(6)], 0.7))}
+    key = combined(unit["address"], unit["postcode"], key=ADDRESS_KEY)["key"]
+    address_row = np.where(rng.random(n) < 0.05, -1, np.arange(n))  # a few residents of no address
+    # Another record's UPRN for the golden address: only where there is a golden address (golden.address_sql).
+    same_address_uprn = np.where((rng.random(n) < 0.1) & (address_row >= 0),
+                                 rng.integers(0, len(unit["uprn"].values), n), -1)
+    residents = pd.DataFrame({
+        "resident_id": [f"R{i:05d}" for i in range(n)],
+        "is_person": rng.random(n) > 0.05, "is_deceased": rng.random(n) < 0.05,
+    })
+    return residents, golden_addresses(unit, key, address_row, same_address_uprn)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_spark_groups_households_as_the_driver_does(spark, seed):
+    from residentview.engines.spark.households import SparkHouseholds
+    from residentview.resident_view.households import build_households
+
+    residents, addresses = _crowded_addresses(seed)
+    previous = pd.DataFrame({"member": pd.Series(dtype=object), "old_id": pd.Series(dtype=object)})
+    at = pd.Timestamp("2025-01-01", tz="UTC")
+    arguments = (residents, addresses, previous, pd.Series(dtype="datetime64[ns, UTC]"), [], at)
+    driver = build_households(*arguments)
+    on_spark = build_households(*arguments, work=SparkHouseholds(spark))
+    assert 10 < len(driver.households) < len(residents)  # crowded: households of several
+    assert (driver.households["size"] > 1).any() and driver.households["uprn"].notna().any()
+    pd.testing.assert_frame_equal(on_spark.households, driver.households)
+    assert list(on_spark.household_of) == list(driver.household_of)

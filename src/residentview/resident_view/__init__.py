@@ -35,7 +35,7 @@ from residentview.resident_view.golden import GoldenAddresses, golden_records, r
 from residentview.resident_view.overlap import service_overlap
 from residentview.resident_view.history import (address_history, address_ids, empty_addresses, extracts_date,
                                                 forget_records)
-from residentview.resident_view.households import build_households
+from residentview.resident_view.households import HouseholdWork, build_households
 from residentview.resident_view.ids import (HOUSEHOLD_IDS, RESIDENT_IDS, IdAssignment, MemberTally,
                                            assign_persistent_ids)
 from residentview.resident_view.previous import as_python_strings, read_previous_run, record_members
@@ -68,13 +68,15 @@ class ResidentView:
 
 
 class OnDriver:
-    """Where the stage's per-record work runs: the golden records (`golden_records`) and the
-    resident and household ids' fingerprints and overlaps (`tally`, an `ids.MemberTally`). Here,
-    on the driver; `engines.spark.resident_view.OnSpark` runs the same on Spark. The rest of the
-    stage works on residents, households and edges between groups, and on the address history,
-    on the driver."""
+    """Where the stage's per-record work runs: the golden records (`golden_records`), the
+    resident and household ids' fingerprints and overlaps (`tally`, an `ids.MemberTally`) and
+    the grouping of residents into households (`households`, a `households.HouseholdWork`).
+    Here, on the driver; `engines.spark.resident_view.OnSpark` runs the same on Spark. The rest
+    of the stage — matching groups to previous ids, the address history and events — runs on
+    the driver."""
 
     tally = MemberTally()
+    households = HouseholdWork()
 
     @staticmethod
     def golden_records(records, resident, resident_ids, source_priority=()):
@@ -146,7 +148,7 @@ def build_resident_view(
     residents, addresses, resident_of_record = golden_in_id_order(engine, records, residents_assigned, source_priority)
     households = build_households(
         residents, addresses, prior.household_members(), prior.household_issued_at(), prior.household_ids_issued(),
-        run_timestamp, engine.tally,
+        run_timestamp, engine.tally, engine.households,
     )
     residents.insert(residents.columns.get_loc("n_records"), "household_id", households.household_of)
     linked["household_id"] = households.household_of[resident_of_record]

@@ -9,6 +9,10 @@ residents, who live in no household.
 
 Household ids persist across runs like resident ids, by overlap of resident ids
 (`residentview.resident_view.ids`).
+
+The per-resident work — which UPRN each resident's household is keyed by, and each household's
+address, members and size — is a `HouseholdWork`'s: here on the driver (numpy), on Spark
+`engines.spark.households.SparkHouseholds` (Spark SQL), with the same answer.
 """
 
 from __future__ import annotations
@@ -28,6 +32,19 @@ from residentview.resident_view.ids import HOUSEHOLD_IDS, MemberTally, assign_pe
 HOUSEHOLD_COLUMNS = ("household_id", "address", "postcode", "uprn", "resident_ids", "size", "id_issued_at")
 
 
+class HouseholdWork:
+    """The per-resident work of grouping households, on the driver."""
+
+    def uprns(self, addresses: GoldenAddresses, full_address: np.ndarray, living: np.ndarray) -> np.ndarray:
+        """Per resident, the UPRN code of their household (`_household_uprns`)."""
+        return _household_uprns(addresses, full_address, living)
+
+    def describe(self, resident_ids: np.ndarray, addresses: GoldenAddresses, members: np.ndarray,
+                 household: np.ndarray, n: int) -> pd.DataFrame:
+        """Per household 0..n-1: address, postcode, resident_ids and size (`_describe`)."""
+        return _describe(resident_ids, addresses, members, household, n)
+
+
 @dataclass
 class Households:
     households: pd.DataFrame  # HOUSEHOLD_COLUMNS, one row per household, by household_id
@@ -43,23 +60,27 @@ def build_households(
     taken: Iterable[str],
     run_timestamp: pd.Timestamp,
     tally: Optional[MemberTally] = None,
+    work: Optional[HouseholdWork] = None,
 ) -> Households:
     """Group residents (golden records, by resident_id, and their addresses coded) into households
     with persistent household ids.
 
     previous_members: member (resident_id), old_id (household_id) from the previous run.
-    tally: where the ids' per-member work runs (`ids.MemberTally`; Spark's for `engine: spark`).
+    tally, work: where the ids' per-member work (`ids.MemberTally`) and the grouping's
+    (`HouseholdWork`) run: the driver by default, Spark's for `engine: spark`.
     """
+    work = work or HouseholdWork()
     living = residents["is_person"].fillna(False).to_numpy(bool) \
         & ~residents["is_deceased"].fillna(False).to_numpy(bool)
     full_address = _full_addresses(addresses)
-    uprn = _household_uprns(addresses, full_address, living)
+    uprn = work.uprns(addresses, full_address, living)
     members = np.flatnonzero(living & ((uprn >= 0) | (full_address >= 0)))
+    resident_ids = residents["resident_id"].to_numpy()
     # A household is keyed by its UPRN, or else by its address: codes of either, in one numbering.
     n_uprns = len(addresses.uprn.values)
     key = np.where(uprn >= 0, uprn, n_uprns + full_address)[members]
     assignment = assign_persistent_ids(
-        pd.DataFrame({"group": key, "member": residents["resident_id"].to_numpy()[members]}),
+        pd.DataFrame({"group": key, "member": resident_ids[members]}),
         previous_members, previous_issued_at, taken, HOUSEHOLD_IDS, run_timestamp, tally,
     )
     household_of = np.full(len(residents), None, dtype=object)
@@ -67,7 +88,7 @@ def build_households(
 
     ids = assignment.ids
     groups = ids["group"].to_numpy()
-    households = _describe(residents, addresses, members, assignment.member_groups, len(ids)).assign(
+    households = work.describe(resident_ids, addresses, members, assignment.member_groups, len(ids)).assign(
         household_id=ids["id"].to_numpy(),
         uprn=addresses.uprn.decoded(np.where(groups < n_uprns, groups, -1)),  # the UPRN it is keyed by, if any
         id_issued_at=ids["id_issued_at"].array,
@@ -95,7 +116,7 @@ def _household_uprns(addresses: GoldenAddresses, full_address: np.ndarray, livin
     return np.where(uprn >= 0, uprn, lookup(sole_uprn, full_address))
 
 
-def _describe(residents: pd.DataFrame, addresses: GoldenAddresses, members: np.ndarray, household: np.ndarray,
+def _describe(resident_ids: np.ndarray, addresses: GoldenAddresses, members: np.ndarray, household: np.ndarray,
               n: int) -> pd.DataFrame:
     """Per household 0..n-1 (`household`: each member's): its commonest member address (ties: the
     alphabetically first), its members (resident_ids, sorted) and size."""
@@ -113,6 +134,6 @@ def _describe(residents: pd.DataFrame, addresses: GoldenAddresses, members: np.n
     return pd.DataFrame({
         "address": addresses.address.decoded(address[commonest]),
         "postcode": addresses.postcode.decoded(postcode[commonest]),
-        "resident_ids": owner_lists(household[by_member], members[by_member], residents["resident_id"].to_numpy(), n),
+        "resident_ids": owner_lists(household[by_member], members[by_member], resident_ids, n),
         "size": np.bincount(household, minlength=n).astype(np.int64),
     })

@@ -16,10 +16,10 @@ What runs where:
   (`engines.spark.resident_view.OnSpark`): the golden records' survivorship, lists and counts
   (golden.py's SQL, spelled for Spark) over the standardised records kept on Spark for it, and
   the resident and household ids' fingerprints and overlaps with the previous run
-  (`SparkTally`). On the driver: matching groups to previous ids (greedy, on the edges between
-  groups and previous ids), minting ids, grouping residents into households (by their golden
-  addresses), the address history and events (per record, from the records `link` holds
-  there anyway).
+  (`SparkTally`), and the grouping of residents into households by their golden addresses
+  (`engines.spark.households`). On the driver: matching groups to previous ids (greedy, on
+  the edges between groups and previous ids), minting ids, the address history and events
+  (per record, from the records `link` holds there anyway).
 """
 
 from __future__ import annotations

@@ -12,11 +12,13 @@
   hashes, ids.py's own `_keyed_hash` per partition) and size, and the edges between this run's
   groups and the previous run's ids (a join on the member keys). A row per group and per edge
   comes back; the greedy matching of edges and the minting stay on the driver (`ids.py`).
+* households — `engines.spark.households.SparkHouseholds`: each resident's household key and
+  each household's address, members and size in Spark SQL, from the golden addresses' codes;
+  their ids as the residents' (a tally on Spark, the matching on the driver).
 * on the driver still — each record's resident (clusters come back from clustering as pandas,
   and `links` is a row per record), the members' keys shipped to Spark for the tally, each
   record's address key coded (`GoldenAddresses.record_keys`: the address history and the
-  events read it per record, and both stay there), households (per resident: they group golden
-  addresses, with a tally of their own members on the driver).
+  events read it per record, and both stay there).
 
 `OnSpark` is what `build_resident_view(..., engine=OnSpark(...))` is handed in place of the
 driver's `OnDriver`.
@@ -29,6 +31,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from residentview.engines.spark.households import SparkHouseholds
 from residentview.engines.spark.session import driver_frame
 from residentview.resident_view import OnDriver
 from residentview.resident_view.coding import coded, combined
@@ -246,6 +249,7 @@ class OnSpark(OnDriver):
     def __init__(self, records):
         self.records = records
         self.tally = SparkTally(records.sparkSession)
+        self.households = SparkHouseholds(records.sparkSession)
 
     def golden_records(self, records, resident, resident_ids, source_priority=()):
         return golden_records_on_spark(self.records, records, resident, resident_ids, source_priority)
