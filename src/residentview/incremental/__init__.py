@@ -34,6 +34,7 @@ from residentview.memory import check_memory, memory_limit_in_force
 from residentview.pipeline import LinkResult, has_previous_run
 from residentview.progress import pipeline_progress
 from residentview.resident_view import build_resident_view
+from residentview.resident_view.previous import RECORD_TEXT
 from residentview.review.apply import decisions_to_honour
 from residentview.review.in_force import decisions_in_force, violations
 from residentview.sources import (
@@ -46,10 +47,6 @@ from residentview.incremental.recluster import recluster
 from residentview.incremental.view import updated_view
 
 log = logging.getLogger(__name__)
-
-# Arrow's text with NaN for missing, as object columns hold it: Python strings are made only
-# where a value is used.
-_TEXT = {t: pd.StringDtype("pyarrow", na_value=np.nan) for t in (pa.string(), pa.large_string())}
 
 NEEDED = ("resident_links.parquet", "records.parquet", "pairs.parquet", "model.json", "run.json")
 
@@ -97,7 +94,7 @@ def _read_previous(folder: Path, run: dict, model: dict) -> _Previous:
     try:
         # Text as Arrow's: a million records' names and addresses as Python strings took 4 s to
         # read and 3 s more to load into DuckDB for scoring; as Arrow text, a fraction of both.
-        records = pq.read_table(folder / "records.parquet").to_pandas(types_mapper=_TEXT.get)
+        records = pq.read_table(folder / "records.parquet").to_pandas(types_mapper=RECORD_TEXT.get)
         links = pd.read_parquet(folder / "resident_links.parquet",
                                 columns=["source", "record_id", "resident_id", "match_probability"])
         pairs = pd.read_parquet(folder / "pairs.parquet")
@@ -130,7 +127,7 @@ def _merged(previous: pd.DataFrame, changes: Changes, fresh: pd.DataFrame) -> tu
     """The records after the update, numbered as `link` numbers them (by source and record id);
     the previous unique_id -> new one (-1 for a record gone or changed); the fresh records' ids."""
     fresh = fresh.astype({c: previous[c].dtype for c in fresh.columns
-                          if c in previous and previous[c].dtype == _TEXT[pa.string()]})
+                          if c in previous and previous[c].dtype == RECORD_TEXT[pa.string()]})
     # The previous and fresh records side by side, the kept and fresh rows taken in record order:
     # two copies of the million rows, where selecting the kept ones first made three.
     keys = pd.concat([previous[["source", "record_id"]].take(changes.kept), fresh[["source", "record_id"]]],

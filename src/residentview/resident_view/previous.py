@@ -91,6 +91,10 @@ def empty_id_changes() -> pd.DataFrame:
 # Text is read into Arrow-backed columns: a million ids as Python strings cost some 200 MB per
 # column, held through the golden records (the stage's peak); as Arrow strings, a fraction.
 ARROW_TEXT = {pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd.ArrowDtype(pa.large_string())}
+# Records' text as Arrow's with NaN for missing, as object columns hold it, so that every stage
+# reading records sees missing values as before: Python strings are made only where a value is
+# used (an update's previous records, Spark's standardised records on the driver).
+RECORD_TEXT = {t: pd.StringDtype("pyarrow", na_value=float("nan")) for t in (pa.string(), pa.large_string())}
 
 
 def as_python_strings(frame: pd.DataFrame) -> pd.DataFrame:

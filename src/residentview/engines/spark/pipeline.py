@@ -41,6 +41,7 @@ from residentview.engines.spark.sources import read_sources_on_spark
 from residentview.engines.spark.standardise import QUALITY, standardise_on_spark
 from residentview.progress import pipeline_progress
 from residentview.resident_view import build_resident_view
+from residentview.resident_view.previous import RECORD_TEXT
 from residentview.review.apply import decisions_to_honour
 from residentview.review.in_force import decisions_in_force
 from residentview.sources import past_retention_keys
@@ -49,17 +50,21 @@ log = logging.getLogger(__name__)
 
 
 def records_from_spark(frame) -> pd.DataFrame:
-    """Spark's standardised records as `standardise` types them (row_hash unsigned, lists)."""
-    records = frame.toPandas().sort_values("unique_id", kind="stable").reset_index(drop=True)
+    """Spark's standardised records as `standardise` types them (row_hash unsigned, lists), in
+    unique_id order, their text kept as Arrow's (pandas' `str`, NaN where missing), as an update
+    keeps the previous run's records: every value a Python string cost the driver time and
+    memory for text most of it only ever hands on."""
+    import pyarrow.compute as pc
+
+    table = frame.toArrow()
+    table = table.take(pc.sort_indices(table, [("unique_id", "ascending")]))
+    records = table.to_pandas(types_mapper=RECORD_TEXT.get, date_as_object=False)
     records["row_hash"] = records["row_hash"].to_numpy(dtype=np.int64).view(np.uint64)
     for column in ("date_of_birth", "record_date"):
         if column in records:
             records[column] = pd.to_datetime(records[column]).astype("datetime64[ns]")
     if "first_name_aliases" in records:
         records["first_name_aliases"] = [None if v is None else list(v) for v in records["first_name_aliases"].tolist()]
-    for column in records.columns:
-        if records[column].dtype == object:
-            records[column] = records[column].where(records[column].notna(), None)
     return records
 
 
