@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from helpers import snapshot
 
 import residentview as rv
 from residentview.synthetic import generate
@@ -537,3 +541,45 @@ def test_spark_groups_households_as_the_driver_does(spark, seed):
     assert (driver.households["size"] > 1).any() and driver.households["uprn"].notna().any()
     pd.testing.assert_frame_equal(on_spark.households, driver.households)
     assert list(on_spark.household_of) == list(driver.household_of)
+
+
+@pytest.fixture(scope="module")
+def linked_demo(tmp_path_factory):
+    """The demo council's config and a folder it was linked into (on DuckDB: quicker)."""
+    folder = tmp_path_factory.mktemp("interrupted")
+    generate(people=100, out=folder)
+    CliRunner().invoke(main, ["--quiet", "link", str(folder / "council.yaml"), "--out", str(folder / "out")],
+                       catch_exceptions=False)
+    return folder / "council.yaml", folder / "out"
+
+
+@pytest.mark.parametrize("signum, code, word, after", [(signal.SIGTERM, 143, "terminated", 6.0),
+                                                       (signal.SIGINT, 130, "interrupted", 20.0)])
+def test_a_spark_run_stopped_by_a_signal_leaves_the_outputs_and_no_jvm(linked_demo, tmp_path, signum, code, word,
+                                                                       after):
+    """A scheduler's SIGTERM or a Ctrl-C while Spark is starting or working (CONTRACT §10): the
+    exit code, one line, the folder exactly as it was, and no Java process left behind."""
+    import psutil
+
+    config, folder = linked_demo
+    copy = tmp_path / "out"
+    shutil.copytree(folder, copy)
+    before = snapshot(copy)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("residentview")), "link", str(config), "--out", str(copy),
+         "--engine", "spark"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    time.sleep(after)
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip(f"the run finished within {after} s")
+    assert process.returncode == code, err
+    assert err.strip().splitlines()[-1].startswith(f"{word} ("), err
+    assert "Traceback" not in err
+    assert snapshot(copy) == before
+    assert not [p for p in tmp_path.iterdir() if "residentview-tmp" in p.name]
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, [p.cmdline()[:2] for p in alive]

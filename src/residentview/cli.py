@@ -18,7 +18,7 @@ import click
 
 from residentview import interrupts
 from residentview.errors import ConfigError, ResidentViewError
-from residentview.logging_setup import DropSplinkChatter
+from residentview.logging_setup import DropLibraryChatter
 
 EXIT_BAD_INPUT = 2
 EXIT_UNEXPECTED = 1
@@ -144,8 +144,8 @@ def _configure_logging(debug: bool, quiet: bool):
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     handler.setLevel(logging.DEBUG if debug else (logging.ERROR if quiet else logging.WARNING))
-    if not debug:  # only Splink's errors; all of it with --debug
-        handler.addFilter(DropSplinkChatter())
+    if not debug:  # only Splink's errors, nothing of Py4J's; all of it with --debug
+        handler.addFilter(DropLibraryChatter())
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
     # Splink's Linker may set its logger to INFO; records then propagate to the handler above,

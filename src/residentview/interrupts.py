@@ -17,6 +17,7 @@ import threading
 from typing import Callable, Optional
 
 _received: Optional[int] = None
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Terminated(BaseException):
@@ -38,13 +39,26 @@ def install() -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     _received = None
-    previous = {s: signal.signal(s, _record) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, _record) for s in SIGNALS}
 
     def restore() -> None:
         for s, handler in previous.items():
             signal.signal(s, handler)
 
     return restore
+
+
+def reclaim() -> None:
+    """Put this module's handlers back where a library replaced them while a command runs.
+    PySpark's SparkContext takes SIGINT for a handler that cancels its jobs by calling the JVM
+    from inside the signal, in the middle of the call the main thread is waiting on: Py4J then
+    logs tracebacks, and the signal is not remembered for `check()`. Under ours the interrupted
+    call fails, the command stops as any other, and the JVM ends with the process."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if any(signal.getsignal(s) is _record for s in SIGNALS):  # installed for this command
+        for s in SIGNALS:
+            signal.signal(s, _record)
 
 
 def received() -> Optional[int]:

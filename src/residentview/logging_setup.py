@@ -11,13 +11,19 @@ import logging
 import sys
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from typing import Iterator
 
 
-class DropSplinkChatter(logging.Filter):
-    """Lets through every record but Splink's below ERROR."""
+class DropLibraryChatter(logging.Filter):
+    """Lets through every record but Splink's below ERROR and any of Py4J's (PySpark's bridge
+    to its JVM), which logs a traceback when a signal interrupts a call to the JVM: the call
+    then fails, and the command stops with its own one line (`--debug` shows them). Py4J logs
+    some of them on the root logger, so they are told by the file that logs them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("py4j") or "py4j" in Path(record.pathname).parts:
+            return False
         return record.levelno >= logging.ERROR or not record.name.startswith("splink")
 
 

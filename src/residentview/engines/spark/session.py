@@ -9,11 +9,13 @@ the functions. A session made elsewhere must have the jar (`spark.jars`) already
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
 from typing import Optional
 
+from residentview import interrupts
 from residentview.errors import ConfigError
 
 EXTRA = "pip install 'residentview[spark]'"
@@ -91,7 +93,12 @@ def spark_session(memory_limit: Optional[str] = None):
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
     session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
+    # The JVM's own log goes to the command's stderr. What fails in it fails the Python call
+    # that waits on it, which residentview reports in one line; the rest is noise, and worst
+    # when a run is stopped: the JVM ends with the process, logging the tasks it drops after
+    # the command's last line. `--debug` (logging at DEBUG) keeps Spark's warnings and errors.
+    session.sparkContext.setLogLevel("WARN" if logging.getLogger().isEnabledFor(logging.DEBUG) else "OFF")
+    interrupts.reclaim()  # the SparkContext took SIGINT
     return session
 
 
