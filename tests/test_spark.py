@@ -583,3 +583,23 @@ def test_a_spark_run_stopped_by_a_signal_leaves_the_outputs_and_no_jvm(linked_de
     assert not [p for p in tmp_path.iterdir() if "residentview-tmp" in p.name]
     gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, [p.cmdline()[:2] for p in alive]
+
+
+def test_spark_scores_an_updates_fresh_records_as_duckdb_does(spark, both_engines):
+    """Only the records the fresh pairs join go to Spark, with term frequencies counted over
+    every record on the driver: the same pairs and weights as DuckDB's `score_fresh`."""
+    from residentview.engines.spark.update import score_fresh_on_spark
+    from residentview.linkage.model import score_fresh
+
+    duckdb_run, _ = both_engines
+    records, model = duckdb_run.records, duckdb_run.model
+    assert any(level.get("tf_adjustment_column") for comparison in model["comparisons"]
+               for level in comparison["comparison_levels"])  # the lookups are read
+    fresh = records["unique_id"].sample(n=40, random_state=1)
+    ours = score_fresh(records, fresh, model, 0.95).pairs
+    theirs = score_fresh_on_spark(records, fresh, model, 0.95).pairs
+    key = ["unique_id_l", "unique_id_r"]
+    ours, theirs = (p.sort_values(key).reset_index(drop=True) for p in (ours, theirs))
+    assert len(ours) > 40
+    pd.testing.assert_frame_equal(theirs[key], ours[key])
+    assert (theirs["match_weight"] - ours["match_weight"]).abs().max() < 1e-9

@@ -14,12 +14,17 @@ What runs where in the scoring:
   pairs are found in well under a second where Spark, joining them to the master rule by rule,
   spent half a minute of jobs for 40 fresh records on local[2]. Only their ids go to Spark;
 * on Spark: the comparisons of those pairs, with the saved model in Spark's SQL
-  (`dialect.Translation`) and term frequencies counted over every record;
+  (`dialect.Translation`), over only the records the pairs join (the fresh records and their
+  candidates, not the whole master), with the term frequencies Splink would count over every
+  record counted by its own SQL in the driver's DuckDB, which holds them all, and handed to the
+  Spark linker as its lookups (`_term_frequencies`);
 * on the driver again: the full-name adjustment and the review band
   (`linkage.model.scored_relation`), as in `link` on Spark.
 """
 
 from __future__ import annotations
+
+import uuid
 
 import pandas as pd
 
@@ -27,7 +32,7 @@ from residentview.engines.spark.dialect import Translation
 from residentview.engines.spark.linkage import (
     BLOCKED_VIEW, collected_scores, registered_records, score_blocked_pairs, spark_db_api, spark_table,
 )
-from residentview.engines.spark.session import spark_session
+from residentview.engines.spark.session import driver_frame, spark_session
 from residentview.errors import ConfigError, DataError
 from residentview.linkage.blocking import fresh_pairs_sql
 from residentview.linkage.frame import linking_frame, with_derived
@@ -49,19 +54,23 @@ def score_fresh_on_spark(records: pd.DataFrame, fresh_ids: pd.Series, model: dic
     if len(frame) < 2 or not len(fresh) or not model.get("comparisons"):
         return Linkage(_no_pairs(), model, diagnostics)
 
+    if not model.get("blocking_rules_to_generate_predictions"):
+        raise DataError("the saved model's blocking rules cannot score an update; run `residentview update --retrain`")
     spark = spark_session()
     _, _, connection = _load(frame)
     del frame
     db_api = spark_db_api(spark)
-    master = spark_table(spark, connection, "records_table")
+    blocked_pairs = _fresh_pairs(connection, fresh, model)
+    master = spark_table(spark, connection, _paired_records(connection, blocked_pairs))
     sdf = registered_records(db_api, master)
     try:
         linker = new_linker(sdf, Translation().to_spark(model))
-        scoring = _scoring_sqls(linker, PREDICT_FLOOR) if model.get("blocking_rules_to_generate_predictions") else None
+        scoring = _scoring_sqls(linker, PREDICT_FLOOR)
         if scoring is None:
             raise DataError("the saved model's blocking rules cannot score an update; "
                             "run `residentview update --retrain`")
-        blocked = spark.createDataFrame(_fresh_pairs(connection, fresh, model))
+        _term_frequencies(linker, db_api, connection)
+        blocked = spark.createDataFrame(blocked_pairs)
         predictions = score_blocked_pairs(linker, db_api, blocked, scoring)
         pairs, review_pairs = collected_scores(connection, predictions.as_spark_dataframe(), columns, threshold)
     finally:
@@ -71,6 +80,35 @@ def score_fresh_on_spark(records: pd.DataFrame, fresh_ids: pd.Series, model: dic
     diagnostics["fresh_person_records"] = int(len(fresh))
     diagnostics["fresh_pairs_scored"] = int(len(pairs))
     return Linkage(pairs=pairs, model=model, diagnostics=diagnostics, review_pairs=review_pairs)
+
+
+PAIRED_TABLE = "paired_records"
+
+
+def _paired_records(connection, pairs) -> str:
+    """A table of the driver's DuckDB holding the records `pairs` (an Arrow table of join keys)
+    join: all Spark needs to compare them. Its name."""
+    connection.register("pair_ids", pairs)
+    connection.execute(
+        f"CREATE OR REPLACE TABLE {PAIRED_TABLE} AS SELECT r.* FROM records_table r WHERE unique_id IN "
+        "(SELECT join_key_l FROM pair_ids UNION SELECT join_key_r FROM pair_ids) ORDER BY unique_id")
+    connection.unregister("pair_ids")
+    return PAIRED_TABLE
+
+
+def _term_frequencies(linker, db_api, connection) -> None:
+    """Each term-frequency lookup `linker` reads, counted over every record of records_table in
+    DuckDB as Splink counts it (`term_frequencies_for_single_column_sql`: the share of the
+    column's present values that are this one), registered as the lookup: the Spark linker
+    holds only the records the pairs join, over which Splink would count them wrongly."""
+    for column in linker._settings_obj._term_frequency_columns:
+        name, tf_name = column.unquote().name, column.unquote().tf_name
+        lookup = connection.sql(
+            f'SELECT "{name}", CAST(count(*) AS DOUBLE) / (SELECT count("{name}") FROM records_table) AS "{tf_name}" '
+            f'FROM records_table WHERE "{name}" IS NOT NULL GROUP BY "{name}"').arrow()
+        lookup = lookup.read_all() if hasattr(lookup, "read_all") else lookup
+        linker.table_management.register_term_frequency_lookup(
+            db_api.register(driver_frame(db_api.spark, lookup), table_name=f"tf_{uuid.uuid4().hex}"), name)
 
 
 def _fresh_pairs(connection, fresh: pd.DataFrame, model: dict):
