@@ -603,3 +603,22 @@ def test_spark_scores_an_updates_fresh_records_as_duckdb_does(spark, both_engine
     assert len(ours) > 40
     pd.testing.assert_frame_equal(theirs[key], ours[key])
     assert (theirs["match_weight"] - ours["match_weight"]).abs().max() < 1e-9
+
+
+def test_spark_scores_a_fresh_record_without_candidates_as_duckdb_does(spark, both_engines):
+    """A fresh record no rule pairs with anything: no pairs, the columns DuckDB's has."""
+    from residentview.engines.spark.update import score_fresh_on_spark
+    from residentview.linkage.model import score_fresh
+
+    duckdb_run, _ = both_engines
+    records = duckdb_run.records.copy()
+    row = records.index[records["is_person"].fillna(True)][0]
+    for column in records.columns:
+        if records[column].dtype == object and column not in ("source", "record_id"):
+            records.at[row, column] = None
+    records.at[row, "first_name_key"], records.at[row, "last_name_key"] = "QZXWV", "VWXZQ"
+    fresh = records.loc[[row], "unique_id"]
+    ours = score_fresh(records, fresh, duckdb_run.model, 0.95).pairs
+    theirs = score_fresh_on_spark(records, fresh, duckdb_run.model, 0.95).pairs
+    assert len(ours) == len(theirs) == 0
+    assert list(theirs.columns) == list(ours.columns)

@@ -40,6 +40,10 @@ from residentview.linkage.model import (
     FRESH_TABLE, PREDICT_FLOOR, Linkage, _load, _no_pairs, _scoring_sqls, new_linker, with_model_columns,
 )
 
+PAIRED_TABLE = "paired_records"
+NO_SCORING = "the saved model's blocking rules cannot score an update; run `residentview update --retrain`"
+
+
 def score_fresh_on_spark(records: pd.DataFrame, fresh_ids: pd.Series, model: dict, threshold: float) -> Linkage:
     """`linkage.model.score_fresh(records, fresh_ids, model, threshold)`, the pairs scored on
     Spark (see the module docstring)."""
@@ -55,7 +59,7 @@ def score_fresh_on_spark(records: pd.DataFrame, fresh_ids: pd.Series, model: dic
         return Linkage(_no_pairs(), model, diagnostics)
 
     if not model.get("blocking_rules_to_generate_predictions"):
-        raise DataError("the saved model's blocking rules cannot score an update; run `residentview update --retrain`")
+        raise DataError(NO_SCORING)
     spark = spark_session()
     _, _, connection = _load(frame)
     del frame
@@ -67,8 +71,7 @@ def score_fresh_on_spark(records: pd.DataFrame, fresh_ids: pd.Series, model: dic
         linker = new_linker(sdf, Translation().to_spark(model))
         scoring = _scoring_sqls(linker, PREDICT_FLOOR)
         if scoring is None:
-            raise DataError("the saved model's blocking rules cannot score an update; "
-                            "run `residentview update --retrain`")
+            raise DataError(NO_SCORING)
         _term_frequencies(linker, db_api, connection)
         blocked = spark.createDataFrame(blocked_pairs)
         predictions = score_blocked_pairs(linker, db_api, blocked, scoring)
@@ -82,16 +85,15 @@ def score_fresh_on_spark(records: pd.DataFrame, fresh_ids: pd.Series, model: dic
     return Linkage(pairs=pairs, model=model, diagnostics=diagnostics, review_pairs=review_pairs)
 
 
-PAIRED_TABLE = "paired_records"
-
-
 def _paired_records(connection, pairs) -> str:
     """A table of the driver's DuckDB holding the records `pairs` (an Arrow table of join keys)
-    join: all Spark needs to compare them. Its name."""
+    join, and the fresh records (`FRESH_TABLE`) whatever their pairs: all Spark needs to compare
+    them, and never empty (Spark cannot take an empty Arrow table with dates). Its name."""
     connection.register("pair_ids", pairs)
     connection.execute(
         f"CREATE OR REPLACE TABLE {PAIRED_TABLE} AS SELECT r.* FROM records_table r WHERE unique_id IN "
-        "(SELECT join_key_l FROM pair_ids UNION SELECT join_key_r FROM pair_ids) ORDER BY unique_id")
+        f"(SELECT join_key_l FROM pair_ids UNION SELECT join_key_r FROM pair_ids UNION "
+        f"SELECT unique_id FROM {FRESH_TABLE}) ORDER BY unique_id")
     connection.unregister("pair_ids")
     return PAIRED_TABLE
 
