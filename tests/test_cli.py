@@ -450,6 +450,37 @@ def test_an_interrupted_demo_leaves_no_half_written_extracts(tmp_path):
     assert not [p for p in (tmp_path / "demo").glob("*") if "residentview-tmp" in p.name]
 
 
+def test_a_signal_within_a_held_step_stops_the_command_when_the_step_ends_or_at_a_second():
+    """`interrupts.held`, around starting Spark: a first signal is kept until the step ends, a
+    second one stops the command at once, and a library's handler set meanwhile is replaced."""
+    import os
+
+    from residentview import interrupts
+
+    restore = interrupts.install()
+    try:
+        finished = False
+        with pytest.raises(interrupts.Terminated):
+            with interrupts.held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # as PySpark's SparkContext does
+                finished = True
+        assert finished and interrupts.received() == signal.SIGTERM
+        assert signal.getsignal(signal.SIGINT) is signal.getsignal(signal.SIGTERM)  # ours again
+
+        interrupts._received = None
+        reached = False
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts.held():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+                reached = True
+        assert not reached
+    finally:
+        restore()
+        interrupts._received = None
+
+
 @pytest.mark.parametrize("command", ["validate", "link", "update"])
 def test_spark_path_on_duckdb_is_one_line_before_any_work(linkable_pair, command, tmp_path):
     import yaml

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Callable, Optional
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
 
 _received: Optional[int] = None
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -48,17 +49,37 @@ def install() -> Callable[[], None]:
     return restore
 
 
-def reclaim() -> None:
-    """Put this module's handlers back where a library replaced them while a command runs.
-    PySpark's SparkContext takes SIGINT for a handler that cancels its jobs by calling the JVM
-    from inside the signal, in the middle of the call the main thread is waiting on: Py4J then
-    logs tracebacks, and the signal is not remembered for `check()`. Under ours the interrupted
-    call fails, the command stops as any other, and the JVM ends with the process."""
-    if threading.current_thread() is not threading.main_thread():
+def _remember(signum, frame) -> None:
+    """The first stop signal within `held`; a second one stops the command there and then."""
+    global _received
+    if _received is not None:
+        _record(signum, frame)
+    _received = signum
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """Within: a stop signal is remembered, not raised, and raised when the block ends — for a
+    step a signal must not cut in two. Starting Spark is one: a SparkContext whose start is
+    interrupted stops itself by calling the JVM that is still starting, which can wait for
+    minutes. PySpark's SparkContext also takes SIGINT, for a handler that cancels its jobs by
+    calling the JVM from inside the signal, mid-call (Py4J logs tracebacks, and the signal is
+    not remembered for `check()`): when the block ends this module's handlers are back, so an
+    interrupted call to the JVM fails, the command stops as any other, and the JVM ends with
+    the process. A second signal within the block stops the command at once. Outside a
+    command that installed the handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or \
+            not any(signal.getsignal(s) is _record for s in SIGNALS):
+        yield
         return
-    if any(signal.getsignal(s) is _record for s in SIGNALS):  # installed for this command
+    for s in SIGNALS:
+        signal.signal(s, _remember)
+    try:
+        yield
+    finally:
         for s in SIGNALS:
             signal.signal(s, _record)
+        check()
 
 
 def received() -> Optional[int]:

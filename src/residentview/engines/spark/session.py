@@ -92,13 +92,13 @@ def spark_session(memory_limit: Optional[str] = None):
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
-    session = builder.getOrCreate()
-    # The JVM's own log goes to the command's stderr. What fails in it fails the Python call
-    # that waits on it, which residentview reports in one line; the rest is noise, and worst
-    # when a run is stopped: the JVM ends with the process, logging the tasks it drops after
-    # the command's last line. `--debug` (logging at DEBUG) keeps Spark's warnings and errors.
-    session.sparkContext.setLogLevel("WARN" if logging.getLogger().isEnabledFor(logging.DEBUG) else "OFF")
-    interrupts.reclaim()  # the SparkContext took SIGINT
+    with interrupts.held():  # a stop signal waits for the JVM to be up (see `held`)
+        session = builder.getOrCreate()
+        # The JVM's own log goes to the command's stderr. What fails in it fails the Python call
+        # that waits on it, which residentview reports in one line; the rest is noise, and worst
+        # when a run is stopped: the JVM ends with the process, logging the tasks it drops after
+        # the command's last line. `--debug` (logging at DEBUG) keeps Spark's warnings and errors.
+        session.sparkContext.setLogLevel("WARN" if logging.getLogger().isEnabledFor(logging.DEBUG) else "OFF")
     return session
 
 
