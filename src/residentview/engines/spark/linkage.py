@@ -47,13 +47,16 @@ from residentview.linkage.model import (
 log = logging.getLogger(__name__)
 
 
+def arrow_table(relation):
+    """A DuckDB relation's rows as an Arrow table (DuckDB 1.4+ hands a record batch reader)."""
+    arrow = relation.arrow()
+    return arrow.read_all() if hasattr(arrow, "read_all") else arrow
+
+
 def spark_table(spark, connection, table: str):
     """A DuckDB table of the driver's linking database as a Spark frame (Arrow, no copy by row),
     checkpointed on the executors (`driver_frame`): no further `persist` needed."""
-    arrow = connection.table(table).arrow()
-    if hasattr(arrow, "read_all"):  # DuckDB 1.4+ hands a record batch reader
-        arrow = arrow.read_all()
-    return driver_frame(spark, arrow)
+    return driver_frame(spark, arrow_table(connection.table(table)))
 
 
 def spark_db_api(spark):

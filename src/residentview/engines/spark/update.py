@@ -30,7 +30,7 @@ import pandas as pd
 
 from residentview.engines.spark.dialect import Translation
 from residentview.engines.spark.linkage import (
-    BLOCKED_VIEW, collected_scores, registered_records, score_blocked_pairs, spark_db_api, spark_table,
+    BLOCKED_VIEW, arrow_table, collected_scores, registered_records, score_blocked_pairs, spark_db_api, spark_table,
 )
 from residentview.engines.spark.session import driver_frame, spark_session
 from residentview.errors import ConfigError, DataError
@@ -105,10 +105,9 @@ def _term_frequencies(linker, db_api, connection) -> None:
     holds only the records the pairs join, over which Splink would count them wrongly."""
     for column in linker._settings_obj._term_frequency_columns:
         name, tf_name = column.unquote().name, column.unquote().tf_name
-        lookup = connection.sql(
+        lookup = arrow_table(connection.sql(
             f'SELECT "{name}", CAST(count(*) AS DOUBLE) / (SELECT count("{name}") FROM records_table) AS "{tf_name}" '
-            f'FROM records_table WHERE "{name}" IS NOT NULL GROUP BY "{name}"').arrow()
-        lookup = lookup.read_all() if hasattr(lookup, "read_all") else lookup
+            f'FROM records_table WHERE "{name}" IS NOT NULL GROUP BY "{name}"'))
         linker.table_management.register_term_frequency_lookup(
             db_api.register(driver_frame(db_api.spark, lookup), table_name=f"tf_{uuid.uuid4().hex}"), name)
 
@@ -121,6 +120,5 @@ def _fresh_pairs(connection, fresh: pd.DataFrame, model: dict):
     connection.execute(f"CREATE OR REPLACE TABLE {FRESH_TABLE} AS "
                        "SELECT r.* FROM records_table r JOIN fresh_ids USING (unique_id)")
     connection.unregister("fresh_ids")
-    pairs = connection.sql(fresh_pairs_sql(rules, "records_table", FRESH_TABLE, "unique_id")).arrow()
-    return pairs.read_all() if hasattr(pairs, "read_all") else pairs  # DuckDB 1.4+ hands a reader
+    return arrow_table(connection.sql(fresh_pairs_sql(rules, "records_table", FRESH_TABLE, "unique_id")))
 
