@@ -481,6 +481,34 @@ def test_a_signal_within_a_held_step_stops_the_command_when_the_step_ends_or_at_
         interrupts._received = None
 
 
+def test_a_signal_landing_in_a_finaliser_prints_no_traceback(monkeypatch):
+    """Py4J releases JVM objects in weakref callbacks: a Ctrl-C raised there cannot leave it and
+    Python would print its traceback. It is kept quiet (and remembered by the handler); any
+    other finaliser's error still goes to the hook that was there before."""
+    import gc
+
+    from residentview import interrupts
+
+    class Dying:
+        def __init__(self, error):
+            self.error = error
+
+        def __del__(self):
+            raise self.error
+
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda report: reported.append(type(report.exc_value)))
+    restore = interrupts.install()
+    try:
+        Dying(KeyboardInterrupt())
+        Dying(interrupts.Terminated())
+        Dying(ValueError("a finaliser's own error"))
+        gc.collect()
+    finally:
+        restore()
+    assert reported == [ValueError]
+
+
 @pytest.mark.parametrize("command", ["validate", "link", "update"])
 def test_spark_path_on_duckdb_is_one_line_before_any_work(linkable_pair, command, tmp_path):
     import yaml

@@ -13,6 +13,7 @@ with or without a different result.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
@@ -41,10 +42,21 @@ def install() -> Callable[[], None]:
         return lambda: None
     _received = None
     previous = {s: signal.signal(s, _record) for s in SIGNALS}
+    previous_hook = sys.unraisablehook
+
+    def unraisable(report) -> None:
+        # A signal that lands in a finaliser (Py4J's, releasing a JVM object) cannot leave it:
+        # Python would print its traceback and carry on. It is remembered here, and `check()`
+        # raises it again at the next step.
+        if not isinstance(report.exc_value, (KeyboardInterrupt, Terminated)):
+            previous_hook(report)
+
+    sys.unraisablehook = unraisable
 
     def restore() -> None:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        sys.unraisablehook = previous_hook
 
     return restore
 
