@@ -95,17 +95,13 @@ def _full_name_excess(connection, columns: set[str]) -> bool:
     return True
 
 
-def _adjusted(connection, relation, name: str):
-    """`relation` (scored pairs) with `_full_name_excess` taken off pairs that agree on forename
-    and surname exactly and live at different places (at one address the place is evidence
-    enough). Pairs that share a name and nothing else are where independent name frequencies go
-    wrong: at a million records two different people of one name met at 0.97 more often than
-    not. `name`: what to register the relation as."""
-    apart = [f'"{c}_l" IS DISTINCT FROM "{c}_r"' for c in ("uprn", "postcode") if f"{c}_l" in relation.columns]
+def adjusted_sql(name: str, columns) -> str:
+    """The query `_adjusted` runs over the scored pairs registered as `name` (with `columns`),
+    beside `NAME_EXCESS_TABLE`: in DuckDB's SQL, which Spark runs translated."""
+    apart = [f'"{c}_l" IS DISTINCT FROM "{c}_r"' for c in ("uprn", "postcode") if f"{c}_l" in columns]
     elsewhere = " AND ".join(apart) if apart else "TRUE"
-    connection.register(name, relation)
-    others = ", ".join(f'p."{c}"' for c in relation.columns if c not in ("match_weight", "match_probability"))
-    return connection.sql(f"""
+    others = ", ".join(f'p."{c}"' for c in columns if c not in ("match_weight", "match_probability"))
+    return f"""
         SELECT p.match_weight - coalesce(x.excess, 0) AS match_weight,
                1 / (1 + pow(2, -(p.match_weight - coalesce(x.excess, 0)))) AS match_probability,
                CAST(-coalesce(x.excess, 0) AS FLOAT) AS {NAME_EXCESS},
@@ -114,7 +110,17 @@ def _adjusted(connection, relation, name: str):
         LEFT JOIN {NAME_EXCESS_TABLE} x
           ON p.first_name_key_l = p.first_name_key_r AND p.last_name_key_l = p.last_name_key_r
          AND x.f = p.first_name_key_l AND x.l = p.last_name_key_l AND ({elsewhere})
-    """)
+    """
+
+
+def _adjusted(connection, relation, name: str):
+    """`relation` (scored pairs) with `_full_name_excess` taken off pairs that agree on forename
+    and surname exactly and live at different places (at one address the place is evidence
+    enough). Pairs that share a name and nothing else are where independent name frequencies go
+    wrong: at a million records two different people of one name met at 0.97 more often than
+    not. `name`: what to register the relation as."""
+    connection.register(name, relation)
+    return connection.sql(adjusted_sql(name, relation.columns))
 
 
 def _scored(connection, predictions, columns: set[str], threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -124,9 +130,7 @@ def _scored(connection, predictions, columns: set[str], threshold: float) -> tup
 
 def scored_relation(connection, relation, columns: set[str], threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`_scored` of predictions as a DuckDB relation (another engine's, handed over)."""
-    names = {f"{c}_{side}" for c in ("first_name_key", "last_name_key") for side in "lr"}
-    # (A loaded model may compare neither name: then the pairs carry no names to adjust by.)
-    if not names <= set(relation.columns) or not _full_name_excess(connection, columns):
+    if not name_adjustable(connection, relation.columns, columns):
         return _slim_pairs(relation), _review_pairs(relation, threshold)
     # The adjustment only ever lowers a weight: pairs below the review band stay below it.
     lowest = math.log2(threshold / (1 - threshold)) - REVIEW_BAND_WEIGHT
@@ -135,28 +139,47 @@ def scored_relation(connection, relation, columns: set[str], threshold: float) -
             _review_pairs(_adjusted(connection, near, "scored_near_threshold"), threshold))
 
 
+def name_adjustable(connection, pair_columns, columns: set[str]) -> bool:
+    """Whether scored pairs with `pair_columns` take the full-name adjustment, the linking
+    frame `connection` holds having `columns`: then `NAME_EXCESS_TABLE` is made there. (A
+    loaded model may compare neither name: then the pairs carry no names to adjust by.)"""
+    names = {f"{c}_{side}" for c in ("first_name_key", "last_name_key") for side in "lr"}
+    return names <= set(pair_columns) and _full_name_excess(connection, columns)
+
+
+def slim_columns(pair_columns) -> list[str]:
+    """What `_slim_pairs` keeps of scored pairs with `pair_columns`."""
+    return [c for c in pair_columns if c in PAIR_COLUMNS or c == NAME_EXCESS or c.startswith(("gamma_", "bf_tf_adj_"))]
+
+
 def _slim_pairs(relation) -> pd.DataFrame:
     """Scores, levels and term-frequency adjustments only: the compared values are in
     records.parquet already, and carrying them for millions of pairs costs gigabytes."""
     keep = []
-    for name in relation.columns:
-        if name in PAIR_COLUMNS or name == NAME_EXCESS:
-            keep.append(f'"{name}"')
-        elif name.startswith("gamma_"):
+    for name in slim_columns(relation.columns):
+        if name.startswith("gamma_"):
             keep.append(f'CAST("{name}" AS TINYINT) AS "{name}"')
         elif name.startswith("bf_tf_adj_"):
             keep.append(f'CAST("{name}" AS FLOAT) AS "{name}"')
+        else:
+            keep.append(f'"{name}"')
     # In id order: DuckDB's threads finish in any order, and the same input must write the
     # same pairs.parquet.
     return relation.project(", ".join(keep)).order("unique_id_l, unique_id_r").df()
 
 
+def review_band(threshold: float) -> tuple[str, tuple[str, ...]]:
+    """The condition on a scored pair for a reviewer to be shown it, and the order the closest
+    `REVIEW_PAIRS_KEPT` are chosen in: SQL any engine runs."""
+    weight = math.log2(threshold / (1 - threshold))
+    return f"abs(match_weight - {weight}) <= {REVIEW_BAND_WEIGHT}", (f"abs(match_weight - {weight})", "unique_id_l", "unique_id_r")
+
+
 def _review_pairs(relation, threshold: float) -> pd.DataFrame:
     """Every column Splink computed (values, weights, term frequencies), for the pairs close
     enough to the threshold for a reviewer to look at: Splink's comparison viewer needs them."""
-    weight = math.log2(threshold / (1 - threshold))
-    near = relation.filter(f"abs(match_weight - {weight}) <= {REVIEW_BAND_WEIGHT}")
-    return near.order("abs(match_weight - " + str(weight) + "), unique_id_l, unique_id_r").limit(REVIEW_PAIRS_KEPT).df()
+    near, closest_first = review_band(threshold)
+    return relation.filter(near).order(", ".join(closest_first)).limit(REVIEW_PAIRS_KEPT).df()
 
 
 BLOCKED_PAIRS_TABLE = "blocked_pairs"

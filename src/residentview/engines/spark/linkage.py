@@ -9,15 +9,16 @@ and scored: the part that grows with the square of a block. The pairs are found 
 finds them on DuckDB (`linkage.blocking.blocked_pairs_sql`: each rule joins once, on the few
 columns it reads, and a group-by keeps each pair's first rule), not by Splink's blocking,
 which joins every column of every record once a rule and tests each pair against every earlier
-rule — 29 rules at 100,000 records; then Splink's own SQL scores the pairs. The pairs above the predict
-floor come back to the driver, where the full-name frequency adjustment and the review band
-are applied by the very code `link` runs (`linkage.model.scored_relation`): only the columns
-that code reads for every pair (`collected_scores`), and every column for the few thousand
-pairs a reviewer may be shown — not every compared value of every pair, which at a million
-records is gigabytes through the driver's JVM.
+rule — 29 rules at 100,000 records; then Splink's own SQL scores the pairs. The full-name
+frequency adjustment is applied on Spark too, by `link`'s own SQL (`linkage.model.adjusted_sql`),
+with each full name's excess counted on the driver, a small table. Then the pairs above the
+predict floor come back to the driver (`collected_scores`): their scores, levels and
+term-frequency adjustments, and every column only for the few thousand pairs a reviewer may be
+shown — not every compared value of every pair, which at a million records is gigabytes through
+the driver's JVM.
 
 Not yet on Spark: the linking frame and rule choice (one pass over the person records each),
-training, and the adjustment of the scored pairs. Training stays on the driver by design:
+and training. Training stays on the driver by design:
 its sample is bounded (`linkage.training_sample_size`), so it never limits the size of a run,
 and Splink's EM on Spark runs a job per iteration and session. Measured on local[2] with the
 same rules and sample (the model's settings translated by `dialect`): 303 s against 2.5 s on
@@ -40,8 +41,9 @@ from residentview.engines.spark.dialect import Translation, spark_sql
 from residentview.engines.spark.session import driver_frame
 from residentview.linkage.blocking import blocked_pairs_sql
 from residentview.linkage.model import (
-    PAIR_COLUMNS, PREDICT_FLOOR, Linkage, _load, _scoring_sqls, chosen_rules, learn_from_labels, new_linker,
-    plan_link, saved_model, scored_relation, trained_linker,
+    NAME_EXCESS_TABLE, PREDICT_FLOOR, REVIEW_PAIRS_KEPT, Linkage, _load, _review_pairs, _scoring_sqls, _slim_pairs,
+    adjusted_sql, chosen_rules, learn_from_labels, name_adjustable, plan_link, review_band,
+    saved_model, slim_columns, trained_linker,
 )
 
 log = logging.getLogger(__name__)
@@ -107,37 +109,46 @@ def predicted(spark, linker, db_api, records_view: str, model: dict):
     return score_blocked_pairs(linker, db_api, blocked, scoring)
 
 
-# The compared values the full-name adjustment reads (`linkage.model._adjusted`), on both sides.
-ADJUSTMENT_VALUES = {f"{c}_{side}" for c in ("first_name_key", "last_name_key", "uprn", "postcode") for side in "lr"}
+SCORED_VIEW = "residentview_scored_pairs"  # Spark temporary views, dropped when done
+EXCESS_VIEW = NAME_EXCESS_TABLE
 
 
-def _read_for_every_pair(column: str) -> bool:
-    """Whether `scored_relation` reads `column` of every pair, not just of the review pairs."""
-    return column in PAIR_COLUMNS or column in ADJUSTMENT_VALUES or column.startswith(("gamma_", "bf_tf_adj_"))
+def _driver_relation(connection, frame):
+    """A Spark frame's rows as a relation of the driver's DuckDB `connection`, dates (of birth)
+    as DuckDB gives them, without a zone: Spark's timestamps carry the session's, UTC, and would
+    reach the review page as "1975-10-22 00:00:00+00:00"."""
+    from pyspark.sql import functions as F
+
+    naive = [F.col(f.name).cast("timestamp_ntz").alias(f.name) if f.dataType.typeName() == "timestamp"
+             else F.col(f.name) for f in frame.schema.fields]
+    return connection.from_arrow(frame.select(*naive).toArrow())
 
 
 def collected_scores(connection, scored, columns: set[str], threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`scored_relation` of `scored`, a Spark frame of Splink's scored pairs (persisted, as
-    Splink's SparkAPI leaves its predictions), brought to the driver's DuckDB `connection` in
-    two collects: the columns read of every pair, then every column of the review pairs chosen
-    from them. The same pairs and review pairs as collecting everything, at a fraction of it."""
+    Splink's SparkAPI leaves its predictions), the linking frame (with `columns`) in the driver's
+    DuckDB `connection`. The full-name adjustment is applied on Spark, by `link`'s own SQL: each
+    full name's excess is counted in DuckDB, which holds every record, and that small table joins
+    the pairs on Spark. Then two collects: the scores, levels and term-frequency adjustments of
+    every pair, and every column of the few thousand review pairs. The same pairs and review
+    pairs as `scored_relation`, without any pair's compared values crossing to the driver."""
     from pyspark.sql import functions as F
 
-    def relation(frame):
-        # Dates (of birth) as DuckDB gives them, without a zone: Spark's timestamps carry the
-        # session's, UTC, and would reach the review page as "1975-10-22 00:00:00+00:00".
-        naive = [F.col(f.name).cast("timestamp_ntz").alias(f.name) if f.dataType.typeName() == "timestamp"
-                 else F.col(f.name) for f in frame.schema.fields]
-        return connection.from_arrow(frame.select(*naive).toArrow())
-
-    slim = scored.select(*[F.col(c) for c in scored.columns if _read_for_every_pair(c)])
-    pairs, review_pairs = scored_relation(connection, relation(slim), columns, threshold)
-    if review_pairs.empty:
-        return pairs, review_pairs
-    ids = scored.sparkSession.createDataFrame(review_pairs[["unique_id_l", "unique_id_r"]])
-    chosen = scored.join(F.broadcast(ids), on=["unique_id_l", "unique_id_r"])
-    # The same pairs, now with every column: the same adjustment and order choose them again.
-    _, review_pairs = scored_relation(connection, relation(chosen.select(*scored.columns)), columns, threshold)
+    spark = scored.sparkSession
+    adjusted = name_adjustable(connection, scored.columns, columns)
+    try:
+        if adjusted:
+            spark_table(spark, connection, NAME_EXCESS_TABLE).createOrReplaceTempView(EXCESS_VIEW)
+            scored.createOrReplaceTempView(SCORED_VIEW)
+            scored = spark.sql(spark_sql(adjusted_sql(SCORED_VIEW, scored.columns)))
+        pairs = _slim_pairs(_driver_relation(connection, scored.select(*slim_columns(scored.columns))))
+        near, closest_first = review_band(threshold)
+        chosen = scored.where(near).orderBy(*[F.expr(e) for e in closest_first]).limit(REVIEW_PAIRS_KEPT)
+        review_pairs = _review_pairs(_driver_relation(connection, chosen), threshold)
+    finally:
+        if adjusted:
+            for view in (SCORED_VIEW, EXCESS_VIEW):
+                spark.catalog.dropTempView(view)
     return pairs, review_pairs
 
 

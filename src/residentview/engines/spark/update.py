@@ -18,8 +18,8 @@ What runs where in the scoring:
   candidates, not the whole master), with the term frequencies Splink would count over every
   record counted by its own SQL in the driver's DuckDB, which holds them all, and handed to the
   Spark linker as its lookups (`_term_frequencies`);
-* on the driver again: the full-name adjustment and the review band
-  (`linkage.model.scored_relation`), as in `link` on Spark.
+* the full-name adjustment on Spark and the pairs' scores back to the driver
+  (`linkage.collected_scores`), as in `link` on Spark.
 """
 
 from __future__ import annotations
