@@ -127,11 +127,20 @@ def _batch_clusterer(threshold: float, kept: tuple, columns: list[str]):
     return cluster_batch
 
 
+def cluster_columns(columns) -> list[str]:
+    """Of the standardised records' `columns`, those clustering reads of each record."""
+    return [c for c in columns if c in CLUSTER_COLUMNS or c.startswith("id_")]
+
+
 def cluster_on_spark(spark, records: pd.DataFrame, pairs: pd.DataFrame, threshold: float,
                      must_link: Optional[pd.DataFrame] = None,
-                     cannot_link: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+                     cannot_link: Optional[pd.DataFrame] = None, on_spark=None) -> pd.DataFrame:
     """`cluster.cluster_records(records, pairs, threshold, must_link, cannot_link)`, batches of
-    components at a time on Spark (see the module docstring). Same frame, same attrs."""
+    components at a time on Spark (see the module docstring). Same frame, same attrs.
+
+    `on_spark`: the same records kept on Spark (a frame with at least `cluster_columns`), which the
+    batches then read there: of each record only what clustering learnt from the whole table
+    (`clustering_context`) goes from the driver to Spark."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -159,11 +168,18 @@ def cluster_on_spark(spark, records: pd.DataFrame, pairs: pd.DataFrame, threshol
                                           .select(F.col("unique_id_l").alias("l"), F.col("unique_id_r").alias("r")))
         batches = max(spark.sparkContext.defaultParallelism, -(-len(records) // RECORDS_PER_BATCH))
         components = components.select("unique_id", F.pmod(COMPONENT, F.lit(batches)).alias(BATCH))
-        columns = [c for c in records.columns if c in CLUSTER_COLUMNS or c.startswith("id_")]
-        mine = records[columns].copy()
+        columns = cluster_columns(records.columns)
+        if on_spark is None:
+            mine = records[columns].copy()
+        else:
+            mine = records[["unique_id"]].copy()
         mine[ADULT] = context.adult
         mine[SEX] = context.sex
-        record_frame = driver_frame(spark, mine).join(components, "unique_id")
+        # (the sex implied, text or missing: a column of Nones would leave Spark no type to infer)
+        record_frame = driver_frame(spark, mine.astype({SEX: pd.StringDtype()}))
+        if on_spark is not None:
+            record_frame = on_spark.select(*columns).join(record_frame, "unique_id")
+        record_frame = record_frame.join(components, "unique_id")
         # A copy of its own (not the same plan joined twice): the cogroup below needs its two
         # sides' `batch` columns told apart.
         edge_components = components.localCheckpoint().withColumnRenamed("unique_id", "unique_id_l")

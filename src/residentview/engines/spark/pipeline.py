@@ -8,10 +8,11 @@ What runs where:
 * standardise — on Spark, partition by partition (`engines.spark.standardise`);
 * link — the linking frame, the blocking rules and training (on the bounded sample, by design:
   see `engines.spark.linkage`) on the driver, scoring every candidate pair on Spark by Splink's
-  SparkAPI, the scored pairs' adjustment on the driver;
+  SparkAPI and the scored pairs' full-name adjustment, their scores then brought to the driver;
 * cluster — the context on the driver, connected components (large-star / small-star rounds)
   and the conflict-aware splitting on Spark, components clustered in batches of whole
-  components (`engines.spark.cluster`);
+  components, over the standardised records kept on Spark (only each record's context goes
+  there from the driver) (`engines.spark.cluster`);
 * resident view — `resident_view.build_resident_view` with the per-record work on Spark
   (`engines.spark.resident_view.OnSpark`): the golden records' survivorship, lists and counts
   (golden.py's SQL, spelled for Spark) over the standardised records kept on Spark for it, and
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from residentview.config import Config
-from residentview.engines.spark.cluster import cluster_on_spark
+from residentview.engines.spark.cluster import cluster_columns, cluster_on_spark
 from residentview.engines.spark.linkage import link_on_spark
 from residentview.engines.spark.resident_view import OnSpark, resident_view_columns
 from residentview.engines.spark.session import spark_session
@@ -87,9 +88,10 @@ def link_spark(cfg: Config, previous_dir: Optional[Path], progress: Optional[boo
         step("standardising (Spark)")
         spark_records, quality, cached = standardise_on_spark(raw_frame, cfg, n_records)
         records = records_from_spark(spark_records)
-        # What the resident view reads, kept on Spark (a local checkpoint: dropped by Spark's
-        # cleaner once nothing refers to it) before the standardised records are let go.
-        for_view = cached.where(cached[QUALITY].isNull()).select(resident_view_columns(spark_records)).localCheckpoint()
+        # What clustering and the resident view read, kept on Spark (a local checkpoint: dropped
+        # by Spark's cleaner once nothing refers to it) before the standardised records are let go.
+        wanted = dict.fromkeys([*cluster_columns(spark_records.columns), *resident_view_columns(spark_records)])
+        kept = cached.where(cached[QUALITY].isNull()).select(*wanted).localCheckpoint()
         cached.unpersist()
         timings["standardise"] = time.perf_counter() - mark
 
@@ -103,7 +105,7 @@ def link_spark(cfg: Config, previous_dir: Optional[Path], progress: Optional[boo
         step("clustering (Spark)")
 
         def on_spark(records, pairs, threshold, must_link, cannot_link):
-            return cluster_on_spark(spark, records, pairs, threshold, must_link, cannot_link)
+            return cluster_on_spark(spark, records, pairs, threshold, must_link, cannot_link, on_spark=kept)
 
         clusters = _clustered(records, linkage.pairs, cfg.linkage.threshold, in_force, decisions,
                               linkage.diagnostics, clusterer=on_spark)
@@ -113,7 +115,7 @@ def link_spark(cfg: Config, previous_dir: Optional[Path], progress: Optional[boo
         step("building resident view")
         view = build_resident_view(
             records, clusters, previous_dir, cfg.resident_view.source_priority, run_timestamp,
-            cfg.resident_view.event_ages, forget=past_retention_keys(summaries), engine=OnSpark(for_view),
+            cfg.resident_view.event_ages, forget=past_retention_keys(summaries), engine=OnSpark(kept),
         )
         timings["resident_view"] = time.perf_counter() - mark
 
