@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -354,6 +355,42 @@ def test_list_columns_are_json_arrays_and_types_are_kept(pg, council):
         assert json.loads(sources) == list(residents.at[resident_id, "sources"])
         assert n_records == residents.at[resident_id, "n_records"]
     assert kinds["match_probability"] == "double precision" and kinds["record_id"] == "text"
+
+
+def _memberships(out) -> set:
+    """The residents of an output folder, as the sets of their records' (source, record_id)."""
+    links = pd.read_parquet(out / "resident_links.parquet")
+    keys = links["source"] + ":" + links["record_id"].astype(str)
+    return {frozenset(members) for members in keys.groupby(links["resident_id"]).agg(set)}
+
+
+def test_spark_reads_the_database_source_and_writes_a_schema_as_duckdb_does(pg, council, tmp_path):
+    """engine: spark with a source in the database: read by Spark's workers, which take the
+    password from the environment they inherit (the config never holds it), and the view written
+    to a schema of its own, all of it the residents of the DuckDB run."""
+    import shutil
+    import subprocess
+
+    pytest.importorskip("pyspark", reason="PySpark is not installed (pip install 'residentview[spark]')")
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime: PySpark needs Java 17 or later")
+    path, out, n_register = council
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["engine"] = "spark"
+    config["output"] = {"folder": str(tmp_path / "out"), "url": pg.url(), "schema": "spark_view"}
+    spark_config = path.with_name("council_spark.yaml")  # beside the extracts it names
+    spark_config.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+    env[PASSWORD_VARIABLE] = pg.password
+    done = subprocess.run([str(Path(sys.executable).with_name("residentview")), "link", str(spark_config)],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert counts(pg, "spark_view") == {t: pq.read_metadata(tmp_path / "out" / f"{t}.parquet").num_rows
+                                        for t in TABLES}
+    links = pd.read_parquet(tmp_path / "out" / "resident_links.parquet")
+    assert (links["source"] == "electoral_register").sum() == n_register  # read from the database
+    assert _memberships(tmp_path / "out") == _memberships(out)
 
 
 def test_update_reads_the_database_source_again_and_rewrites_the_tables(pg, council, password):
