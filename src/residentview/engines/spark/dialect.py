@@ -4,7 +4,8 @@ Comparisons and blocking rules are built once (`linkage.comparisons`, `linkage.b
 DuckDB's SQL. sqlglot translates most of it; what it leaves in DuckDB's words, or translates
 to a Spark function of another meaning, is put right here:
 
-* `jaro_winkler_similarity` -> `jaro_winkler` (Splink's Scala UDF, registered by SparkAPI);
+* `jaro_winkler_similarity` -> `similarity.JARO_WINKLER` (DuckDB's Jaro-Winkler, which Splink's
+  Scala `jaro_winkler` is not: see `similarity`);
 * `list_has_any(a, b)` (sqlglot: `a && b`) -> `arrays_overlap(a, b)`;
 * `list_intersect` -> `array_intersect`, and `len` of a list -> `size` (Spark's `length` is
   for text only).
@@ -21,6 +22,8 @@ from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
+
+from residentview.engines.spark.similarity import JARO_WINKLER
 
 LIST_COLUMNS = ("address_tokens", "first_name_aliases")
 
@@ -41,7 +44,7 @@ def _spark_list_function(node: exp.Expression) -> exp.Expression:
 
 def _spark_function(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.JarowinklerSimilarity):
-        return exp.Anonymous(this="jaro_winkler", expressions=[node.this, node.expression])
+        return exp.Anonymous(this=JARO_WINKLER, expressions=[node.this, node.expression])
     if isinstance(node, exp.ArrayOverlaps):
         return exp.Anonymous(this="arrays_overlap", expressions=[node.this, node.expression])
     if isinstance(node, (exp.Length, exp.ArraySize)) and _is_list(node.this):

@@ -39,6 +39,7 @@ import pandas as pd
 from residentview.config import LinkageConfig
 from residentview.engines.spark.dialect import Translation, spark_sql
 from residentview.engines.spark.session import driver_frame
+from residentview.engines.spark.similarity import register_similarity
 from residentview.linkage.blocking import blocked_pairs_sql
 from residentview.linkage.model import (
     NAME_EXCESS_TABLE, PREDICT_FLOOR, REVIEW_PAIRS_KEPT, Linkage, _load, _review_pairs, _scoring_sqls, _slim_pairs,
@@ -62,13 +63,15 @@ def spark_table(spark, connection, table: str):
 
 
 def spark_db_api(spark):
-    """Splink's SparkAPI on `spark`. Splink breaks long query plans by checkpointing when the
+    """Splink's SparkAPI on `spark`, with DuckDB's Jaro-Winkler (`similarity`). Splink breaks long query plans by checkpointing when the
     session has a checkpoint folder (a cluster's); a local session without one keeps its tables
     in memory instead."""
     from splink import SparkAPI
 
     lineage = None if spark.sparkContext.getCheckpointDir() else "persist"
-    return SparkAPI(spark_session=spark, break_lineage_method=lineage)
+    db_api = SparkAPI(spark_session=spark, break_lineage_method=lineage)
+    register_similarity(spark)
+    return db_api
 
 
 def registered_records(db_api, frame):
