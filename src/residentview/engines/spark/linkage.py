@@ -63,9 +63,9 @@ def spark_table(spark, connection, table: str):
 
 
 def spark_db_api(spark):
-    """Splink's SparkAPI on `spark`, with DuckDB's Jaro-Winkler (`similarity`). Splink breaks long query plans by checkpointing when the
-    session has a checkpoint folder (a cluster's); a local session without one keeps its tables
-    in memory instead."""
+    """Splink's SparkAPI on `spark`, with DuckDB's Jaro-Winkler registered (`similarity`).
+    Splink breaks long query plans by checkpointing when the session has a checkpoint folder (a
+    cluster's); a local session without one keeps its tables in memory instead."""
     from splink import SparkAPI
 
     lineage = None if spark.sparkContext.getCheckpointDir() else "persist"

@@ -1,10 +1,10 @@
 """The Spark session the pipeline runs on: the caller's (an active session, say on a cluster),
 else a local one on this machine's cores.
 
-Splink's similarity functions (`jaro_winkler`, `damerau_levenshtein`) are Scala UDFs in a jar
-that ships with Splink; a session made here puts it on the classpath, and `SparkAPI` registers
-the functions. A session made elsewhere must have the jar (`spark.jars`) already: see
-`splink.backends.spark.similarity_jar_location`.
+Splink's similarity functions (`damerau_levenshtein`; its `jaro_winkler` is not DuckDB's, and
+`similarity` stands in for it) are Scala UDFs in a jar that ships with Splink; a session made
+here puts it on the classpath, and `SparkAPI` registers the functions. A session made elsewhere
+must have the jar (`spark.jars`) already: see `splink.backends.spark.similarity_jar_location`.
 """
 
 from __future__ import annotations
