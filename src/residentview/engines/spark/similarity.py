@@ -6,8 +6,10 @@ scores two empty strings 1.0 where DuckDB scores 0.0. On 20,000 random pairs of 
 the two disagreed on 4.5%; on synthetic-100k-hostile, whose names carry transposed letters,
 they put 88 of 98,157 scored pairs in other name levels and left 0.05% of records in other
 residents. The model is trained on DuckDB's levels, so Spark scores with DuckDB's function:
-jellyfish's, which equals DuckDB's to the last bit (the test checks random strings), as a pandas
-UDF — the same library clustering and events compare names with, not a second implementation.
+jellyfish's, as a pandas UDF — the same library clustering and events compare names with, not a
+second implementation. It equals DuckDB's but for the rounding of the last bit (1.1e-16 at most;
+in 300,000 random pairs 294 differed so, and none fell on the other side of a level's threshold:
+only a value within that of 0.7, 0.8, 0.88 or 0.92 could).
 `damerau_levenshtein` (Splink's jar) and `levenshtein` (Spark's) already agree with DuckDB's.
 """
 
