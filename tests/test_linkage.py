@@ -986,3 +986,27 @@ def test_every_postcode_and_its_cut_short_form_share_the_key_and_it_is_the_postc
         outward, sector, unit):
     whole = f"{outward} {sector}{unit}"
     assert _postcode_prefix([whole, whole[:-1], whole.replace(" ", "")[:-1]]) == [whole.replace(" ", "")[:-1]] * 3
+
+
+def test_review_pairs_columns_do_not_depend_on_the_order_splink_lists_them_in():
+    """Splink lists a comparison's compared columns in a Python set's order: the hash seed's.
+    The same pairs with a comparison's values listed either way write the same columns."""
+    import duckdb
+
+    from residentview.linkage.model import _review_pairs
+
+    head = ["match_weight", "match_probability", "unique_id_l", "unique_id_r"]
+    tail = ["gamma_location", "tf_uprn_l", "tf_uprn_r", "mw_location", "sex_l", "sex_r", "gamma_sex", "match_key"]
+    one = ["uprn_l", "uprn_r", "postcode_l", "postcode_r", "house_number_l", "house_number_r", "flat_number_l", "flat_number_r"]
+    other = ["postcode_r", "postcode_l", "flat_number_l", "flat_number_r", "uprn_l", "uprn_r", "house_number_l", "house_number_r"]
+    frames = []
+    for values in (one, other):
+        columns = head + values + tail
+        row = {c: [4.0] if c == "match_weight" else [1] for c in columns}
+        connection = duckdb.connect()
+        frames.append(_review_pairs(connection.from_df(pd.DataFrame(row)[columns]), 0.95))
+    assert list(frames[0].columns) == list(frames[1].columns)
+    assert list(frames[0].columns) == head + [
+        "flat_number_l", "flat_number_r", "house_number_l", "house_number_r", "postcode_l", "postcode_r",
+        "uprn_l", "uprn_r"] + tail
+    assert len(frames[0]) == 1  # a pair in the review band, kept

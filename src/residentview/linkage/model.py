@@ -175,11 +175,33 @@ def review_band(threshold: float) -> tuple[str, tuple[str, ...]]:
     return f"abs(match_weight - {weight}) <= {REVIEW_BAND_WEIGHT}", (f"abs(match_weight - {weight})", "unique_id_l", "unique_id_r")
 
 
+def review_columns(pair_columns) -> list[str]:
+    """`pair_columns` in an order that does not change from run to run: each comparison's
+    compared values by name, `_l` before `_r`. Splink lists a comparison's columns in the order
+    of a Python set (`get_columns_used_from_sql`), so the process's hash seed chose it, and two
+    runs of the same input wrote review_pairs.parquet's columns in different orders."""
+    def compared(column: str) -> bool:
+        return column.endswith(("_l", "_r")) and not column.startswith(("unique_id_", "tf_"))
+
+    out: list[str] = []
+    run: list[str] = []
+    for column in [*pair_columns, None]:
+        if column is not None and compared(column):
+            run.append(column)
+            continue
+        out += sorted(run, key=lambda c: (c[:-2], c[-1] == "r"))
+        run = []
+        if column is not None:
+            out.append(column)
+    return out
+
+
 def _review_pairs(relation, threshold: float) -> pd.DataFrame:
     """Every column Splink computed (values, weights, term frequencies), for the pairs close
     enough to the threshold for a reviewer to look at: Splink's comparison viewer needs them."""
     near, closest_first = review_band(threshold)
-    return relation.filter(near).order(", ".join(closest_first)).limit(REVIEW_PAIRS_KEPT).df()
+    chosen = relation.filter(near).order(", ".join(closest_first)).limit(REVIEW_PAIRS_KEPT)
+    return chosen.project(", ".join(f'"{c}"' for c in review_columns(relation.columns))).df()
 
 
 BLOCKED_PAIRS_TABLE = "blocked_pairs"
