@@ -112,8 +112,7 @@ def predicted(spark, linker, db_api, records_view: str, model: dict):
     return score_blocked_pairs(linker, db_api, blocked, scoring)
 
 
-SCORED_VIEW = "residentview_scored_pairs"  # Spark temporary views, dropped when done
-EXCESS_VIEW = NAME_EXCESS_TABLE
+SCORED_VIEW = "residentview_scored_pairs"  # a Spark temporary view, dropped when done
 
 
 def _driver_relation(connection, frame):
@@ -141,7 +140,8 @@ def collected_scores(connection, scored, columns: set[str], threshold: float) ->
     adjusted = name_adjustable(connection, scored.columns, columns)
     try:
         if adjusted:
-            spark_table(spark, connection, NAME_EXCESS_TABLE).createOrReplaceTempView(EXCESS_VIEW)
+            # under the name `adjusted_sql` reads it by, dropped when done too
+            spark_table(spark, connection, NAME_EXCESS_TABLE).createOrReplaceTempView(NAME_EXCESS_TABLE)
             scored.createOrReplaceTempView(SCORED_VIEW)
             scored = spark.sql(spark_sql(adjusted_sql(SCORED_VIEW, scored.columns)))
         pairs = _slim_pairs(_driver_relation(connection, scored.select(*slim_columns(scored.columns))))
@@ -150,7 +150,7 @@ def collected_scores(connection, scored, columns: set[str], threshold: float) ->
         review_pairs = _review_pairs(_driver_relation(connection, chosen), threshold)
     finally:
         if adjusted:
-            for view in (SCORED_VIEW, EXCESS_VIEW):
+            for view in (SCORED_VIEW, NAME_EXCESS_TABLE):
                 spark.catalog.dropTempView(view)
     return pairs, review_pairs
 
