@@ -3,6 +3,7 @@ as DuckDB. Skipped, with the reason, where PySpark or Java is missing."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -99,6 +100,44 @@ def test_spark_standardises_scores_and_models_as_duckdb(both_engines):
     pd.testing.assert_frame_equal(absent_as_none(ours.drop(columns=["match_weight", "match_probability"])),
                                   absent_as_none(theirs.drop(columns=["match_weight", "match_probability"])),
                                   check_dtype=False, atol=1e-6)
+
+
+def test_spark_makes_the_linking_table_and_sends_the_driver_only_samples_of_it(spark, both_engines, tmp_path):
+    """The linking table made on Spark, the driver sent only the records its rule counts, its
+    training sample and reviewers' labelled pairs read: `link`'s rules, model and scores, with a
+    sample smaller than the records, with labels, and with a saved model that compares a field
+    these records lack."""
+    from residentview.engines.spark.frame import driver_ids, linking_on_spark
+    from residentview.engines.spark.linkage import link_on_spark
+    from residentview.engines.spark.resident_view import records_frame
+    from residentview.linkage import link_records
+
+    duckdb_run, _ = both_engines
+    records = duckdb_run.records.drop(columns=["row_hash"])
+    settings = duckdb_run.config.linkage.model_copy(update={"training_sample_size": 80})
+    best = duckdb_run.pairs.nlargest(5, "match_weight")
+    labels = best[["unique_id_l", "unique_id_r"]].assign(label=True)
+
+    def same(ours, theirs):
+        assert ours.model == theirs.model
+        assert {k: v for k, v in theirs.diagnostics.items() if k != "engine"} == ours.diagnostics
+        pairs = ours.pairs.merge(theirs.pairs, on=["unique_id_l", "unique_id_r"], how="outer", indicator=True)
+        assert (pairs["_merge"] == "both").all() and len(pairs) > 0
+        assert (pairs["match_weight_x"] - pairs["match_weight_y"]).abs().max() < 1e-9
+
+    ours = link_records(records, settings, labels=labels)
+    assert ours.diagnostics["training_sample"] == 80 and "learnt_from_decisions" in ours.diagnostics
+    same(ours, link_on_spark(spark, records_frame(spark, records, list(records.columns)), settings, labels=labels))
+    linking = linking_on_spark(records_frame(spark, records, list(records.columns)), settings)
+    sent = driver_ids(linking, settings, None)
+    assert len(sent) < len(linking.ids) and set(sent) >= set(linking.plan.sample_ids)
+
+    saved = tmp_path / "model.json"
+    saved.write_text(json.dumps(ours.model), encoding="utf-8")
+    assert "nhs_number" in ours.model["comparisons"].__repr__()
+    lacking = records.drop(columns=["nhs_number"])
+    same(link_records(lacking, settings, saved),
+         link_on_spark(spark, records_frame(spark, lacking, list(lacking.columns)), settings, saved))
 
 
 def test_spark_clusters_each_component_as_clustering_all_at_once(spark, both_engines):
@@ -711,3 +750,19 @@ def test_spark_takes_a_common_full_names_excess_off_as_duckdb_does(spark):
     assert len(our_review) == 7  # 9.0 is above the band, and 1.0 falls below it with the excess off
     # (the dates' unit aside: Spark's come in microseconds)
     pd.testing.assert_frame_equal(their_review, our_review, check_exact=False, rtol=0, atol=1e-12, check_dtype=False)
+    # The driver holding a few records only (as `link_on_spark`'s does), the names counted on
+    # Spark over every record: the same excess taken off.
+    from residentview.engines.spark.dialect import spark_sql
+    from residentview.linkage.model import full_name_counts_sql
+
+    spark.createDataFrame(records).createOrReplaceTempView("rv_every_record")
+
+    def counted(columns):
+        return spark.sql(spark_sql(full_name_counts_sql(columns, "rv_every_record"))).toArrow()
+
+    few = duckdb.connect()
+    few.register("frame", records.head(3))
+    few.execute("CREATE TABLE records_table AS SELECT * FROM frame")
+    counted_there, _ = collected_scores(few, spark.createDataFrame(pairs), columns, 0.95, counted)
+    spark.catalog.dropTempView("rv_every_record")
+    pd.testing.assert_frame_equal(counted_there, ours, check_exact=False, rtol=0, atol=1e-12)

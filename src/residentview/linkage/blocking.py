@@ -348,6 +348,22 @@ def comparison_budget(n_records: int, per_record: int = BUDGET_PER_RECORD) -> in
     return max(BUDGET_FLOOR, per_record * n_records)
 
 
+def sample_share(budget: int) -> float:
+    """The share of the records `_Counter` counts comparisons on, for a `budget`."""
+    return min(1.0, (SAMPLED_PAIRS / max(budget, 1)) ** 0.5)
+
+
+def sample_condition(share: float) -> str | None:
+    """DuckDB's condition on unique_id that picks a `share` of the records (None: all of them)."""
+    return None if share >= 1.0 else f"hash(unique_id) % 1000000 < {round(share * 1e6)}"
+
+
+def records_sample_condition(n_records: int, settings) -> str | None:
+    """`sample_condition` of the records `choose_records_rules` counts on: another engine,
+    holding the records, sends the driver only these."""
+    return sample_condition(sample_share(comparison_budget(n_records, settings.comparisons_per_record)))
+
+
 class _Counter:
     """Comparisons counted as Splink's blocking analysis counts them — by making the pairs of
     each rule's SQL on a sample of the records and scaling up by the square of the share
@@ -361,10 +377,11 @@ class _Counter:
         self.connection = connection
         # Records sampled so that rules filling the budget make about SAMPLED_PAIRS pairs: at a
         # million records, a share of 0.14. Pairs scale with the square of the share.
-        self.share = min(1.0, (SAMPLED_PAIRS / max(budget, 1)) ** 0.5)
+        self.share = sample_share(budget)
         self.hopeless = HOPELESS * max(budget, max_pairs)
         every = f"SELECT * FROM {table}"
-        sample = every if self.share >= 1.0 else f"{every} WHERE hash(unique_id) % 1000000 < {round(self.share * 1e6)}"
+        condition = sample_condition(self.share)
+        sample = every if condition is None else f"{every} WHERE {condition}"
         self.sample, self.kept = "__rv_blocking_sample", "__rv_blocking_kept"
         connection.execute(f"CREATE OR REPLACE TEMP TABLE {self.sample} AS {sample}")
         connection.execute(f"CREATE OR REPLACE TEMP TABLE {self.kept} (a BIGINT, b BIGINT)")

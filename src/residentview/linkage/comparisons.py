@@ -377,11 +377,18 @@ def fields_carried(sources: pd.Series, present: dict[str, np.ndarray]) -> set[st
     """`compared_fields` from each column's mask of present values (the masks' order is the
     sources' order)."""
     codes, names = pd.factorize(sources)
-    needed = 1 if len(names) == 1 else 2
     per_source = np.bincount(codes, minlength=len(names))
+    return fields_carried_counts(per_source, {column: np.bincount(codes[mask], minlength=len(names))
+                                              for column, mask in present.items()})
+
+
+def fields_carried_counts(per_source: np.ndarray, present: dict[str, np.ndarray]) -> set[str]:
+    """`fields_carried` from counts: each source's records (`per_source`) and, for each column,
+    how many of each source's records hold a value (in the same order of sources)."""
+    needed = 1 if len(per_source) == 1 else 2
     carried = set()
-    for column, mask in present.items():
-        coverage = np.bincount(codes[mask], minlength=len(names)) / np.maximum(per_source, 1)
+    for column, counts in present.items():
+        coverage = counts / np.maximum(per_source, 1)
         if int((coverage >= MIN_FIELD_COVERAGE).sum()) >= needed:
             carried.add(column)
     return carried

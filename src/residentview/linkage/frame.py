@@ -88,14 +88,19 @@ def _stated_sex(persons: pd.DataFrame) -> pd.Series:
     return sex.where(sex.notna(), None)
 
 
-def sex_of_names(persons: pd.DataFrame) -> pd.Series:
-    """first_name_key -> 'F' or 'M', learned from the records themselves: names of at least
-    NAME_SEX_MIN_RECORDS records stating a sex, NAME_SEX_MIN_SHARE of them one sex."""
+def stated_sex_counts(persons: pd.DataFrame) -> pd.DataFrame:
+    """How many records of each first name (of two letters or more) state each sex, recorded or
+    by title: first_name_key x 'F'/'M', as `pd.crosstab` counts them. These counts add up across
+    parts of the records, for an engine that counts them part by part."""
     if "first_name_key" not in persons:
-        return pd.Series(dtype=object)
+        return pd.DataFrame()
     stated = _stated_sex(persons)
     named = persons["first_name_key"].str.len().gt(1) & stated.isin(["F", "M"])
-    counts = pd.crosstab(persons.loc[named, "first_name_key"], stated[named])
+    return pd.crosstab(persons.loc[named, "first_name_key"], stated[named])
+
+
+def names_sex_from_counts(counts: pd.DataFrame) -> pd.Series:
+    """`sex_of_names` from `stated_sex_counts` (of all the records)."""
     if counts.empty:
         return pd.Series(dtype=object)
     total = counts.sum(axis=1)
@@ -103,6 +108,12 @@ def sex_of_names(persons: pd.DataFrame) -> pd.Series:
     share = counts.max(axis=1) / total
     sure = (total >= NAME_SEX_MIN_RECORDS) & (share >= NAME_SEX_MIN_SHARE)
     return top[sure].astype(object)
+
+
+def sex_of_names(persons: pd.DataFrame) -> pd.Series:
+    """first_name_key -> 'F' or 'M', learned from the records themselves: names of at least
+    NAME_SEX_MIN_RECORDS records stating a sex, NAME_SEX_MIN_SHARE of them one sex."""
+    return names_sex_from_counts(stated_sex_counts(persons))
 
 
 def implied_sex(persons: pd.DataFrame, names: pd.Series | None = None) -> pd.Series:
@@ -115,8 +126,12 @@ def implied_sex(persons: pd.DataFrame, names: pd.Series | None = None) -> pd.Ser
     return sex.where(sex.notna(), by_name).astype(object).where(lambda s: s.notna(), None)
 
 
-def _added(columns: set[str]) -> dict[str, str]:
-    return {name: sql for name, (sources, sql) in ADDED.items() if set(sources) <= columns}
+WINDOWED = ("full_name_count",)  # ADDED columns counted over the whole table, not row by row
+
+
+def _added(columns: set[str], rowwise: bool = False) -> dict[str, str]:
+    return {name: sql for name, (sources, sql) in ADDED.items()
+            if set(sources) <= columns and not (rowwise and name in WINDOWED)}
 
 
 def with_derived(columns: set[str]) -> set[str]:
@@ -124,31 +139,56 @@ def with_derived(columns: set[str]) -> set[str]:
     return columns | set(_added(columns))
 
 
-def load_sql(columns: set[str], table: str) -> str:
+def load_sql(columns: set[str], table: str, rowwise: bool = False) -> str:
     """The SELECT that turns the frame (registered as `table`) into the linking table, in
     unique_id order whatever the window functions did (Splink's seeded sampling reads rows in
-    table order, so a run-to-run order would change the model)."""
+    table order, so a run-to-run order would change the model). `rowwise`: only what each row
+    gives (no `WINDOWED` column), in no particular order, for an engine that loads the records
+    part by part and counts the rest over the whole table itself."""
     replaced = [f"{sql} AS {name}" for name, sql in REPLACED.items() if name in columns]
     select = f"SELECT * REPLACE ({', '.join(replaced)}) FROM {table}" if replaced else f"SELECT * FROM {table}"
-    added = [f"{sql} AS {name}" for name, sql in _added(columns).items()]
+    added = [f"{sql} AS {name}" for name, sql in _added(columns, rowwise).items()]
     select = f"SELECT *, {', '.join(added)} FROM ({select})" if added else select
-    return f"{select} ORDER BY unique_id"
+    return select if rowwise else f"{select} ORDER BY unique_id"
 
 
 COMPARED_FIELDS = "compared_fields"  # frame.attrs key: `compared_fields` of the frame, found as it was built
 
+# Columns some comparison reads alongside another: kept whenever their partner is kept.
+COMPANIONS = {
+    "first_name_key": ("first_name_aliases", "first_name_phonetic", "first_name_alias_initials"),
+    "last_name_key": ("last_name_parts", "last_name_phonetic", "previous_last_name_key", "surname_sex"),
+    "postcode": ("postcode_sector", "postcode_district", "house_number", "flat_number"),
+    "address_key": ("house_number", "flat_number"),
+}
 
-def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
-    """Build the frame handed to Splink: only person records, only fields worth comparing."""
+
+READ = ("unique_id", "source", *PASSTHROUGH, "postcode_as_written", "sex", "title", "date_of_birth", "address",
+        "last_name", "is_person")
+
+
+def linking_inputs(columns) -> list[str]:
+    """The columns of the standardised records the linking frame is made from."""
+    return [c for c in columns if c in READ or c.startswith("id_")]
+
+
+def persons_mask(records: pd.DataFrame):
+    """Which records are people (a numpy bool array), or None when all of them are."""
+    if "is_person" not in records:
+        return None
+    person = records["is_person"].fillna(True).astype(bool).to_numpy()
+    return None if person.all() else person
+
+
+def linking_columns(records: pd.DataFrame, names: pd.Series | None = None) -> dict[str, pd.Series]:
+    """Every column the linking frame may carry, for the person records, none dropped yet for
+    being empty (`kept_columns` decides that, over all the records). `names`: `sex_of_names` of
+    all the records; by default learnt from these."""
     # Column by column, each filtered once, and one frame built at the end: filtering the whole
     # frame, then adding, dropping and selecting columns, copied a million records' columns
     # four times over.
-    wanted = ["unique_id", "source", *PASSTHROUGH, "postcode_as_written", "sex", "title", "date_of_birth", "address",
-              "last_name"]
-    names = [c for c in records.columns if c in wanted or c.startswith("id_")]
-    person = records["is_person"].fillna(True).astype(bool).to_numpy() if "is_person" in records else None
-    if person is not None and person.all():
-        person = None  # nothing to leave out: no column filtered (1.4 s at a million records)
+    columns = [c for c in linking_inputs(records.columns) if c != "is_person"]
+    person = persons_mask(records)  # None: nothing to leave out, no column filtered (1.4 s at a million)
     index = pd.RangeIndex(int(person.sum()) if person is not None else len(records))
 
     def column(name: str) -> pd.Series:
@@ -156,7 +196,7 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
         values = values[person] if person is not None else values
         return values.set_axis(index, copy=False)
 
-    persons = {name: column(name) for name in names}
+    persons = {name: column(name) for name in columns}
     out: dict[str, pd.Series] = {"unique_id": persons["unique_id"].astype("int64"), "source": persons["source"]}
     for col in PASSTHROUGH:
         if col in persons:
@@ -165,7 +205,7 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
         # The initials a forename may be written with (BILL -> 'BW', REBECCA -> 'BR'): see
         # `alias_initials`.
         out["first_name_alias_initials"] = map_distinct(alias_initials, persons["first_name_key"])
-    if "postcode_as_written" in persons and persons["postcode_as_written"].notna().any():
+    if "postcode_as_written" in persons:
         # A postcode in no UK format still agrees with the same text elsewhere (no valid
         # postcode has the compacted form, so the two never meet).
         written = persons["postcode_as_written"]
@@ -180,7 +220,7 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
             # 'another surname, on a woman's record' level asks whether a surname may have
             # changed (RUTH BLAKE on the council tax, RUTH KENT on the register), not whether
             # the names agree.
-            out["surname_sex"] = implied_sex(sexed, sex_of_names(sexed))
+            out["surname_sex"] = implied_sex(sexed, sex_of_names(sexed) if names is None else names)
     if "date_of_birth" in persons:
         out["dob"] = pd.Series(pd.to_datetime(persons["date_of_birth"], errors="coerce").to_numpy(), index=index)
     if "address" in persons:
@@ -189,29 +229,34 @@ def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
         out["last_name_parts"] = persons["last_name"]  # see REPLACED
     for col in [c for c in persons if c.startswith("id_")]:
         out[col] = persons[col]
+    return out
 
+
+def kept_columns(present_columns: list[str], carried: set[str]) -> list[str]:
+    """Of the columns holding any value (`present_columns`, in the frame's order), those the
+    linking frame keeps: unique_id, source, the fields carried (`fields_carried`) and the
+    columns some comparison reads beside a field carried."""
+    keep = {"unique_id", "source"} | carried
+    for anchor, extras in COMPANIONS.items():
+        if anchor in carried:
+            keep |= {e for e in extras if e in present_columns}
+    if "last_name_key" in carried and "first_name_key" not in carried and "first_name_key" in present_columns:
+        keep.add("first_name_key")  # the surname comparison's swapped-names level reads it
+    if "first_name_key" in carried and "middle_names_key" in present_columns:
+        keep.add("middle_names_key")
+    return [c for c in present_columns if c in keep]
+
+
+def linking_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """Build the frame handed to Splink: only person records, only fields worth comparing."""
+    out = linking_columns(records)
     # Each column's present values, found once: for dropping empty columns and for
     # `compared_fields`, which the link stage reads back from the frame's attrs.
     masks = {name: values.notna().to_numpy() for name, values in out.items() if name not in ("unique_id", "source")}
     out = {name: values for name, values in out.items() if name in ("unique_id", "source") or masks[name].any()}
     frame = pd.DataFrame(out, copy=False)
     present = fields_carried(frame["source"], {name: masks[name] for name in frame.columns if name in masks})
-    # Columns some comparison reads alongside another: keep them whenever their partner is kept.
-    companions = {
-        "first_name_key": ("first_name_aliases", "first_name_phonetic", "first_name_alias_initials"),
-        "last_name_key": ("last_name_parts", "last_name_phonetic", "previous_last_name_key", "surname_sex"),
-        "postcode": ("postcode_sector", "postcode_district", "house_number", "flat_number"),
-        "address_key": ("house_number", "flat_number"),
-    }
-    keep = {"unique_id", "source"} | present
-    for anchor, extras in companions.items():
-        if anchor in present:
-            keep |= {e for e in extras if e in frame}
-    if "last_name_key" in present and "first_name_key" not in present and "first_name_key" in frame:
-        keep.add("first_name_key")  # the surname comparison's swapped-names level reads it
-    if "first_name_key" in present and "middle_names_key" in frame:
-        keep.add("middle_names_key")
-    frame = frame[[c for c in frame.columns if c in keep]]
+    frame = frame[kept_columns(list(frame.columns), present)]
     # set_axis, not reset_index, which would copy every column once more
     frame = frame.set_axis(pd.RangeIndex(len(frame)), axis=0, copy=False)
     frame.attrs[COMPARED_FIELDS] = sorted(present & set(frame.columns))

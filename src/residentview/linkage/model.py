@@ -66,9 +66,33 @@ NAME_EXCESS_TABLE = "full_name_excess"
 NAME_EXCESS = "full_name_frequency_adjustment"
 
 
-def _full_name_excess(connection, columns: set[str]) -> bool:
+def full_name_counts_sql(columns: set[str], table: str) -> str:
+    """For each full name met at three places or more among `table`'s records: f, l, k (its
+    places less two), n (all the records), fc and lc (the records of its forename and of its
+    surname): what `_full_name_excess` works out the excess from. Integers only, in SQL any
+    engine runs, so that another engine can count them and DuckDB do the arithmetic."""
+    place = [c for c in ("uprn", "address_key", "postcode") if c in columns]
+    where = f"coalesce({', '.join(place)})" if place else "NULL"
+    return f"""
+        WITH named AS (
+            SELECT first_name_key AS f, last_name_key AS l, {where} AS place
+            FROM {table} WHERE length(first_name_key) > 1 AND last_name_key IS NOT NULL
+        ),
+        total AS (SELECT count(*) AS n FROM {table}),
+        forenames AS (SELECT f, count(*) AS c FROM named GROUP BY f),
+        surnames AS (SELECT l, count(*) AS c FROM named GROUP BY l),
+        together AS (SELECT f, l, count(DISTINCT place) - 2 AS k FROM named GROUP BY f, l)
+        SELECT t.f, t.l, t.k, total.n, fc.c AS fc, lc.c AS lc
+        FROM together t JOIN forenames fc USING (f) JOIN surnames lc USING (l), total
+        WHERE t.k > 0
+    """
+
+
+def _full_name_excess(connection, columns: set[str], counted=None) -> bool:
     """A table of how much more often each full name occurs than its forename's and surname's
     frequencies predict, in bits (0 when no more often). False when the frame cannot tell.
+    `counted(columns)`: `full_name_counts_sql`'s rows for all the records, as an Arrow table,
+    from an engine that holds them; by default counted over `records_table` here.
 
     Splink scores forename and surname apart, as if they were chosen independently. They are
     not: MOHAMMED KHAN, or a surname and the forenames of the community that carries it, are
@@ -76,22 +100,16 @@ def _full_name_excess(connection, columns: set[str]) -> bool:
     once per record), so that one person's many records do not make a rare name look common."""
     if not {"first_name_key", "last_name_key"} <= columns:
         return False
-    place = [c for c in ("uprn", "address_key", "postcode") if c in columns]
-    where = f"coalesce({', '.join(place)})" if place else "NULL"
-    connection.execute(f"""
-        CREATE OR REPLACE TABLE {NAME_EXCESS_TABLE} AS
-        WITH named AS (
-            SELECT first_name_key AS f, last_name_key AS l, {where} AS place
-            FROM records_table WHERE length(first_name_key) > 1 AND last_name_key IS NOT NULL
-        ),
-        total AS (SELECT count(*) AS n FROM records_table),
-        forenames AS (SELECT f, count(*) AS c FROM named GROUP BY f),
-        surnames AS (SELECT l, count(*) AS c FROM named GROUP BY l),
-        together AS (SELECT f, l, count(DISTINCT place) - 2 AS k FROM named GROUP BY f, l)
-        SELECT t.f, t.l, greatest(0, log2(t.k * total.n / (fc.c * lc.c))) AS excess
-        FROM together t JOIN forenames fc USING (f) JOIN surnames lc USING (l), total
-        WHERE t.k > 0
-    """)
+    counts = (connection.sql(full_name_counts_sql(columns, "records_table")) if counted is None
+              else connection.from_arrow(counted(columns)))
+    connection.register("full_name_counts", counts)
+    try:
+        connection.execute(f"""
+            CREATE OR REPLACE TABLE {NAME_EXCESS_TABLE} AS
+            SELECT f, l, greatest(0, log2(k * n / (fc * lc))) AS excess FROM full_name_counts
+        """)
+    finally:
+        connection.unregister("full_name_counts")
     return True
 
 
@@ -139,12 +157,13 @@ def scored_relation(connection, relation, columns: set[str], threshold: float) -
             _review_pairs(_adjusted(connection, near, "scored_near_threshold"), threshold))
 
 
-def name_adjustable(connection, pair_columns, columns: set[str]) -> bool:
+def name_adjustable(connection, pair_columns, columns: set[str], counted=None) -> bool:
     """Whether scored pairs with `pair_columns` take the full-name adjustment, the linking
-    frame `connection` holds having `columns`: then `NAME_EXCESS_TABLE` is made there. (A
-    loaded model may compare neither name: then the pairs carry no names to adjust by.)"""
+    frame having `columns`: then `NAME_EXCESS_TABLE` is made in `connection`, from the linking
+    table there or from `counted` (see `_full_name_excess`). (A loaded model may compare
+    neither name: then the pairs carry no names to adjust by.)"""
     names = {f"{c}_{side}" for c in ("first_name_key", "last_name_key") for side in "lr"}
-    return names <= set(pair_columns) and _full_name_excess(connection, columns)
+    return names <= set(pair_columns) and _full_name_excess(connection, columns, counted)
 
 
 def slim_columns(pair_columns) -> list[str]:
@@ -293,6 +312,15 @@ def _labelled_levels(linker: Linker, connection, labels: pd.DataFrame) -> Option
         connection.unregister(LABELS_TABLE)
 
 
+def linking_database():
+    """An embedded DuckDB for the linking table, within its share of the run's memory
+    (`memory.duckdb_memory_limit`), spilling to disk past it instead of growing until the
+    machine swaps."""
+    connection = duckdb.connect(config={"memory_limit": duckdb_memory_limit()})
+    connection.execute("SET enable_progress_bar = false")  # our own progress bars report the stage
+    return connection
+
+
 def _load(frame: pd.DataFrame, sample_ids: Optional[pd.Series] = None):
     """The frame copied into an embedded DuckDB table (with the columns `load_sql` derives),
     registered with Splink; and, given `sample_ids`, a second table of just those records for
@@ -300,25 +328,28 @@ def _load(frame: pd.DataFrame, sample_ids: Optional[pd.Series] = None):
     and the connection.
 
     Copied rather than viewed: DuckDB stores text far more compactly than pandas objects, so
-    the caller can drop its frame. The database stays within its share of the run's memory
-    (`memory.duckdb_memory_limit`), spilling to disk past it instead of growing until the
-    machine swaps."""
-    connection = duckdb.connect(config={"memory_limit": duckdb_memory_limit()})
-    connection.execute("SET enable_progress_bar = false")  # our own progress bars report the stage
+    the caller can drop its frame."""
+    connection = linking_database()
     connection.register("incoming", frame)
     connection.execute(f"CREATE TABLE records_table AS {load_sql(set(frame.columns), 'incoming')}")
     connection.unregister("incoming")
+    return (*registered_tables(connection, sample_ids), connection)
+
+
+def registered_tables(connection, sample_ids: Optional[pd.Series] = None):
+    """`records_table` in `connection` registered with Splink, and (given `sample_ids`) the
+    training sample's table made from it and registered too (else None)."""
     db = splink_duckdb_api(connection)
     records = db.register("records_table", dataset_display_name="records")
     if sample_ids is None:
-        return records, None, connection
+        return records, None
     connection.register("sample_ids", pd.DataFrame({"unique_id": sample_ids.to_numpy()}))
     connection.execute(
         "CREATE TABLE training_sample_table AS SELECT r.* FROM records_table r "
         "JOIN sample_ids USING (unique_id) ORDER BY unique_id"
     )
     connection.unregister("sample_ids")
-    return records, db.register("training_sample_table", dataset_display_name="training_sample"), connection
+    return records, db.register("training_sample_table", dataset_display_name="training_sample")
 
 
 def _load_model(path: Path) -> dict:
@@ -342,23 +373,31 @@ def model_columns(model: dict) -> set[str]:
 LIST_COLUMNS = {"first_name_aliases"}
 
 
+def model_fill(model: dict, columns: set[str], where: str) -> list[str]:
+    """The columns a saved model compares that a linking frame with `columns` lacks, to be
+    added empty (see `with_model_columns`); a ConfigError names those that cannot be."""
+    missing = model_columns(model) - with_derived(columns)
+    fillable = sorted(c for c in missing if c not in ADDED and c not in LIST_COLUMNS)
+    still = model_columns(model) - with_derived(columns | set(fillable))
+    if still:
+        raise ConfigError(f"{where} compares field(s) these sources lack: {', '.join(sorted(still))}")
+    if fillable:
+        log.info("%s compares %s, which no record holds: scored as missing", where, ", ".join(fillable))
+    return fillable
+
+
 def with_model_columns(frame: pd.DataFrame, model: dict, where: str) -> pd.DataFrame:
     """The linking frame with an empty column for each column a saved model compares that these
     records hold no value of (a field still mapped, empty tonight): every pair then scores that
     comparison as missing, as it would with the field blank. A ConfigError names columns that
     cannot be left empty so (lists; all of a field's columns gone)."""
-    missing = model_columns(model) - with_derived(set(frame.columns))
-    fillable = sorted(c for c in missing if c not in ADDED and c not in LIST_COLUMNS)
+    fillable = model_fill(model, set(frame.columns), where)
     if fillable:
         frame = frame.copy()
         for column in fillable:
             empty = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]") if column == "dob" else (
                 pd.Series(pd.array([None] * len(frame), dtype="string"), index=frame.index))
             frame[column] = empty
-        log.info("%s compares %s, which no record holds: scored as missing", where, ", ".join(fillable))
-    still = model_columns(model) - with_derived(set(frame.columns))
-    if still:
-        raise ConfigError(f"{where} compares field(s) these sources lack: {', '.join(sorted(still))}")
     return frame
 
 
@@ -384,7 +423,7 @@ class LinkPlan:
     records to train on (None: all of them) and the diagnostics so far. `done` holds the
     result already when there is nothing to link."""
 
-    frame: pd.DataFrame
+    frame: Optional[pd.DataFrame]
     fields: set[str]
     columns: set[str]
     diagnostics: dict
@@ -399,23 +438,48 @@ def plan_link(records: pd.DataFrame, settings: LinkageConfig, model_path: Option
     """The engine-neutral first half of the link stage (see `LinkPlan`)."""
     frame = linking_frame(records)
     fields = set(frame.attrs[COMPARED_FIELDS]) if COMPARED_FIELDS in frame.attrs else compared_fields(frame)
-    columns = with_derived(set(frame.columns))
-    diagnostics: dict = {"n_person_records": int(len(frame)), "compared_fields": sorted(fields)}
-    plan = LinkPlan(frame, fields, columns, diagnostics, model_path=model_path)
-    if len(frame) < 2 or not (fields - {"source"}):
+    plan = new_plan(len(frame), fields, set(frame.columns), model_path)
+    if plan.done is not None:
+        return plan
+    if plan.model is not None:
+        frame = with_model_columns(frame, plan.model, f"linkage.model: {model_path}")
+        plan.columns = with_derived(set(frame.columns))
+    plan.frame = frame
+    if "first_name_key" in frame:
+        named = frame["first_name_key"].dropna()
+        plan.priors = initial_priors(int(len(named)), int((named.str.len() == 1).sum()))
+    plan.sample_ids = training_sample(plan, frame["unique_id"], settings)
+    return plan
+
+
+def new_plan(n_persons: int, fields: set[str], columns: set[str], model_path: Optional[Path]) -> LinkPlan:
+    """A plan for `n_persons` person records whose linking frame has `columns` (before a saved
+    model's are added) and carries `fields`: done already when there is nothing to link; with
+    the saved model at `model_path` loaded, `columns` not yet widened for it."""
+    diagnostics: dict = {"n_person_records": int(n_persons), "compared_fields": sorted(fields)}
+    plan = LinkPlan(None, fields, with_derived(columns), diagnostics, model_path=model_path)
+    if n_persons < 2 or not (fields - {"source"}):
         diagnostics["note"] = "fewer than two person records or no shared fields: nothing to link"
         plan.done = Linkage(_no_pairs(), {"comparisons": []}, diagnostics)
-        return plan
-    if model_path is not None:
+    elif model_path is not None:
         plan.model = _load_model(model_path)
-        plan.frame = with_model_columns(frame, plan.model, f"linkage.model: {model_path}")
-        plan.columns = with_derived(set(plan.frame.columns))
-    if "first_name_key" in plan.frame:
-        plan.priors = {"Initial agrees": initial_prior(plan.frame["first_name_key"])}
-    if model_path is None and len(plan.frame) > settings.training_sample_size:
-        plan.sample_ids = plan.frame["unique_id"].sample(n=settings.training_sample_size, random_state=settings.seed)
-        diagnostics["training_sample"] = int(len(plan.sample_ids))
     return plan
+
+
+def initial_priors(n_named: int, n_initials: int) -> dict:
+    """The stated prior of the first name's 'Initial agrees' level (`initial_prior`), from how
+    many records give a first name and how many of those only an initial."""
+    return {"Initial agrees": initial_prior(n_initials / n_named if n_named else None)}
+
+
+def training_sample(plan: LinkPlan, ids: pd.Series, settings: LinkageConfig) -> Optional[pd.Series]:
+    """The unique_ids to train on (`ids`: every person record's, in unique_id order), or None to
+    train on all of them (or not at all: a saved model)."""
+    if plan.model is not None or len(ids) <= settings.training_sample_size:
+        return None
+    sample = ids.sample(n=settings.training_sample_size, random_state=settings.seed)
+    plan.diagnostics["training_sample"] = int(len(sample))
+    return sample
 
 
 def chosen_rules(plan: LinkPlan, connection, n_records: int, settings: LinkageConfig) -> list:

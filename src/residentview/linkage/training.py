@@ -132,14 +132,13 @@ def em_values_clamped():
         em.populate_m_u_from_lookup = original
 
 
-def initial_prior(first_names) -> float:
+def initial_prior(share: float | None) -> float:
     """How often a true pair meets as an initial and a full first name, read off the data: with
-    a share s of records giving only an initial, about 2·s·(1-s) of true pairs do. Council tax
-    extracts ("Mr J Smith") carry no date of birth, so EM never sees these pairs."""
-    named = first_names.dropna()
-    if len(named) == 0:
+    a share s of the records giving a first name giving only an initial, about 2·s·(1-s) of
+    true pairs do (None: no record gives a first name). Council tax extracts ("Mr J Smith")
+    carry no date of birth, so EM never sees these pairs."""
+    if share is None:
         return PRIOR_M["Initial agrees"]
-    share = float((named.str.len() == 1).mean())
     return max(PRIOR_M["Initial agrees"], 2 * share * (1 - share))
 
 

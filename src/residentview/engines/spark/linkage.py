@@ -1,28 +1,30 @@
 """Stage 3 on Spark: every candidate pair scored by Splink's SparkAPI, with the model `link` builds.
 
-The engine-neutral half of the link stage (`linkage.model.plan_link`: the linking frame, the
-fields compared, the training sample), the blocking rules, chosen by measuring the records
-(`linkage.blocking`), and the training on the sample are done as `link` does them, in an
-embedded DuckDB on the driver: the same rules and the same model, not a second way of making
-them. The model goes to Spark in Spark's SQL (`dialect`), where every candidate pair is found
-and scored: the part that grows with the square of a block. The pairs are found as `link`
-finds them on DuckDB (`linkage.blocking.blocked_pairs_sql`: each rule joins once, on the few
-columns it reads, and a group-by keeps each pair's first rule), not by Splink's blocking,
-which joins every column of every record once a rule and tests each pair against every earlier
-rule — 29 rules at 100,000 records; then Splink's own SQL scores the pairs. The full-name
-frequency adjustment is applied on Spark too, by `link`'s own SQL (`linkage.model.adjusted_sql`),
-with each full name's excess counted on the driver, a small table. Then the pairs above the
+The linking table is made on Spark from the standardised records kept there
+(`engines.spark.frame`: `link`'s own functions, part by part, with the table-wide counts taken
+across the parts). The driver gets counts, every person record's unique_id and the records its
+own work reads, in an embedded DuckDB: the sample the blocking rules are measured on
+(`linkage.blocking`: a share of the records that shrinks as they grow, about 14% at a million),
+the training sample (`linkage.training_sample_size`) and the records of pairs reviewers
+labelled. There the rules are chosen and the model trained as `link` does it: the same rules
+and the same model, not a second way of making them. The model goes to Spark in Spark's SQL
+(`dialect`), where every candidate pair is found and scored: the part that grows with the
+square of a block. The pairs are found as `link` finds them on DuckDB
+(`linkage.blocking.blocked_pairs_sql`: each rule joins once, on the few columns it reads, and a
+group-by keeps each pair's first rule), not by Splink's blocking, which joins every column of
+every record once a rule and tests each pair against every earlier rule — 29 rules at 100,000
+records; then Splink's own SQL scores the pairs. The full-name frequency adjustment is applied
+on Spark too, by `link`'s own SQL (`linkage.model.adjusted_sql`), with each full name's counts
+taken on Spark and its excess worked out on the driver, a small table. Then the pairs above the
 predict floor come back to the driver (`collected_scores`): their scores, levels and
 term-frequency adjustments, and every column only for the few thousand pairs a reviewer may be
 shown — not every compared value of every pair, which at a million records is gigabytes through
 the driver's JVM.
 
-Not yet on Spark: the linking frame and rule choice (one pass over the person records each),
-and training. Training stays on the driver by design:
-its sample is bounded (`linkage.training_sample_size`), so it never limits the size of a run,
-and Splink's EM on Spark runs a job per iteration and session. Measured on local[2] with the
-same rules and sample (the model's settings translated by `dialect`): 303 s against 2.5 s on
-DuckDB for the 100-person demo, about 13 minutes against 9.4 s at 10,000 records — over two
+Training stays on the driver by design: its sample is bounded, so it never limits the size of
+a run, and Splink's EM on Spark runs a job per iteration and session. Measured on local[2] with
+the same rules and sample (the model's settings translated by `dialect`): 303 s against 2.5 s
+on DuckDB for the 100-person demo, about 13 minutes against 9.4 s at 10,000 records — over two
 thousand Spark stages, for m probabilities within 0.001 of DuckDB's and u probabilities that
 differ only by the random pairs each engine samples.
 """
@@ -41,19 +43,14 @@ from residentview.engines.spark.dialect import Translation, spark_sql
 from residentview.engines.spark.session import driver_frame
 from residentview.engines.spark.similarity import register_similarity
 from residentview.linkage.blocking import blocked_pairs_sql
+from residentview.engines.spark.frame import arrow_table, driver_ids, linking_on_spark
 from residentview.linkage.model import (
-    NAME_EXCESS_TABLE, PREDICT_FLOOR, REVIEW_PAIRS_KEPT, Linkage, _load, _review_pairs, _scoring_sqls, _slim_pairs,
-    adjusted_sql, chosen_rules, learn_from_labels, name_adjustable, plan_link, review_band,
-    saved_model, slim_columns, trained_linker,
+    NAME_EXCESS_TABLE, PREDICT_FLOOR, REVIEW_PAIRS_KEPT, Linkage, _review_pairs, _scoring_sqls, _slim_pairs,
+    adjusted_sql, chosen_rules, full_name_counts_sql, learn_from_labels, linking_database, name_adjustable,
+    registered_tables, review_band, saved_model, slim_columns, trained_linker,
 )
 
 log = logging.getLogger(__name__)
-
-
-def arrow_table(relation):
-    """A DuckDB relation's rows as an Arrow table (DuckDB 1.4+ hands a record batch reader)."""
-    arrow = relation.arrow()
-    return arrow.read_all() if hasattr(arrow, "read_all") else arrow
 
 
 def spark_table(spark, connection, table: str):
@@ -126,18 +123,20 @@ def _driver_relation(connection, frame):
     return connection.from_arrow(frame.select(*naive).toArrow())
 
 
-def collected_scores(connection, scored, columns: set[str], threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def collected_scores(connection, scored, columns: set[str], threshold: float,
+                     counted=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`scored_relation` of `scored`, a Spark frame of Splink's scored pairs (persisted, as
     Splink's SparkAPI leaves its predictions), the linking frame (with `columns`) in the driver's
     DuckDB `connection`. The full-name adjustment is applied on Spark, by `link`'s own SQL: each
-    full name's excess is counted in DuckDB, which holds every record, and that small table joins
-    the pairs on Spark. Then two collects: the scores, levels and term-frequency adjustments of
+    full name's excess is worked out in DuckDB, from the counts `counted` gives (see
+    `linkage.model._full_name_excess`: counted over all the records, where they are; by default
+    over `connection`'s linking table), and that small table joins the pairs on Spark. Then two collects: the scores, levels and term-frequency adjustments of
     every pair, and every column of the few thousand review pairs. The same pairs and review
     pairs as `scored_relation`, without any pair's compared values crossing to the driver."""
     from pyspark.sql import functions as F
 
     spark = scored.sparkSession
-    adjusted = name_adjustable(connection, scored.columns, columns)
+    adjusted = name_adjustable(connection, scored.columns, columns, counted)
     try:
         if adjusted:
             # under the name `adjusted_sql` reads it by, dropped when done too
@@ -155,21 +154,38 @@ def collected_scores(connection, scored, columns: set[str], threshold: float) ->
     return pairs, review_pairs
 
 
-def link_on_spark(spark, records: pd.DataFrame, settings: LinkageConfig, model_path: Optional[Path] = None,
+def driver_records(connection, table, ids) -> None:
+    """The rows of `ids` (unique_ids) of the linking table on Spark as `records_table` in the
+    driver's DuckDB `connection`, typed as `link` loads it (dates of birth in nanoseconds), in
+    unique_id order."""
+    import pyarrow as pa
+
+    wanted = driver_frame(table.sparkSession, pa.table({"unique_id": pa.array(ids, type=pa.int64())}))
+    rows = _driver_relation(connection, table.join(wanted, "unique_id").select(*table.columns))
+    connection.register("incoming", rows)
+    dob = " REPLACE (CAST(dob AS TIMESTAMP_NS) AS dob)" if "dob" in table.columns else ""
+    connection.execute(f"CREATE TABLE records_table AS SELECT *{dob} FROM incoming ORDER BY unique_id")
+    connection.unregister("incoming")
+
+
+def link_on_spark(spark, records, settings: LinkageConfig, model_path: Optional[Path] = None,
                   labels: Optional[pd.DataFrame] = None) -> Linkage:
-    """`linkage.link_records` with training and scoring on Spark (see the module docstring)."""
+    """`linkage.link_records` of `records` (the standardised records, a Spark frame) with the
+    linking table made and scored on Spark (see the module docstring)."""
     from splink import Linker
 
-    plan = plan_link(records, settings, model_path)
+    linking = linking_on_spark(records, settings, model_path)
+    plan = linking.plan
     if plan.done is not None:
         return plan.done
-    n_records = len(plan.frame)
-    duck_sdf, duck_train, connection = _load(plan.frame, plan.sample_ids)
-    plan.frame = None
+    n_records = len(linking.ids)
+    connection = linking_database()
+    driver_records(connection, linking.table, driver_ids(linking, settings, labels))
+    duck_sdf, duck_train = registered_tables(connection, plan.sample_ids)
     rules = chosen_rules(plan, connection, n_records, settings)
 
     db_api = spark_db_api(spark)
-    spark_sdf = registered_records(db_api, spark_table(spark, connection, "records_table"))
+    spark_sdf = registered_records(db_api, linking.table)
     translation = Translation()
 
     def spark_linker(sdf, model: dict) -> Linker:
@@ -181,9 +197,12 @@ def link_on_spark(spark, records: pd.DataFrame, settings: LinkageConfig, model_p
     learn_from_labels(plan, linker, connection, labels)
     model = saved_model(linker)
 
+    def counted(columns: set[str]):  # each full name's counts, over every record: on Spark
+        return spark.sql(spark_sql(full_name_counts_sql(columns, spark_sdf.physical_name))).toArrow()
+
     predictions = predicted(spark, spark_linker(spark_sdf, model), db_api, spark_sdf.physical_name, model)
     pairs, review_pairs = collected_scores(connection, predictions.as_spark_dataframe(), plan.columns,
-                                           settings.threshold)
+                                           settings.threshold, counted)
     spark.catalog.dropTempView(BLOCKED_VIEW)
     plan.diagnostics["engine"] = "spark"
     return Linkage(pairs=pairs, model=model, diagnostics=plan.diagnostics, review_pairs=review_pairs)

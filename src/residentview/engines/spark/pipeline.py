@@ -6,9 +6,11 @@ What runs where:
 * sources — read by Spark's workers, a task a source, each with `sources.read_source` (the
   mapping, the checks, retention), the records kept on Spark (`engines.spark.sources`);
 * standardise — on Spark, partition by partition (`engines.spark.standardise`);
-* link — the linking frame, the blocking rules and training (on the bounded sample, by design:
-  see `engines.spark.linkage`) on the driver, scoring every candidate pair on Spark by Splink's
-  SparkAPI and the scored pairs' full-name adjustment, their scores then brought to the driver;
+* link — the linking table made on Spark (`engines.spark.frame`), the blocking rules and
+  training on the driver from the records they read (the rule counts' sample and the bounded
+  training sample, by design: see `engines.spark.linkage`), scoring every candidate pair on
+  Spark by Splink's SparkAPI and the scored pairs' full-name adjustment, their scores then
+  brought to the driver;
 * cluster — the context on the driver, connected components (large-star / small-star rounds)
   and the conflict-aware splitting on Spark, components clustered in batches of whole
   components, over the standardised records kept on Spark (only each record's context goes
@@ -30,16 +32,16 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import pandas as pd
 
 from residentview.config import Config
 from residentview.engines.spark.cluster import cluster_columns, cluster_on_spark
+from residentview.engines.spark.frame import records_from_arrow
 from residentview.engines.spark.linkage import link_on_spark
 from residentview.engines.spark.resident_view import OnSpark, resident_view_columns
 from residentview.engines.spark.session import spark_session
 from residentview.engines.spark.sources import read_sources_on_spark
-from residentview.engines.spark.standardise import QUALITY, standardise_on_spark
+from residentview.engines.spark.standardise import standardise_on_spark
 from residentview.progress import pipeline_progress
 from residentview.resident_view import build_resident_view
 from residentview.resident_view.previous import RECORD_TEXT
@@ -51,22 +53,14 @@ log = logging.getLogger(__name__)
 
 
 def records_from_spark(frame) -> pd.DataFrame:
-    """Spark's standardised records as `standardise` types them (row_hash unsigned, lists), in
-    unique_id order, their text kept as Arrow's (pandas' `str`, NaN where missing), as an update
-    keeps the previous run's records: every value a Python string cost the driver time and
-    memory for text most of it only ever hands on."""
+    """Spark's standardised records as `standardise` types them (`frame.records_from_arrow`), in
+    unique_id order, their text kept as Arrow's, as an update keeps the previous run's records:
+    every value a Python string cost the driver time and memory for text most of it only ever
+    hands on."""
     import pyarrow.compute as pc
 
     table = frame.toArrow()
-    table = table.take(pc.sort_indices(table, [("unique_id", "ascending")]))
-    records = table.to_pandas(types_mapper=RECORD_TEXT.get, date_as_object=False)
-    records["row_hash"] = records["row_hash"].to_numpy(dtype=np.int64).view(np.uint64)
-    for column in ("date_of_birth", "record_date"):
-        if column in records:
-            records[column] = pd.to_datetime(records[column]).astype("datetime64[ns]")
-    if "first_name_aliases" in records:
-        records["first_name_aliases"] = [None if v is None else list(v) for v in records["first_name_aliases"].tolist()]
-    return records
+    return records_from_arrow(table.take(pc.sort_indices(table, [("unique_id", "ascending")])))
 
 
 def link_spark(cfg: Config, previous_dir: Optional[Path], progress: Optional[bool] = None):
@@ -87,18 +81,19 @@ def link_spark(cfg: Config, previous_dir: Optional[Path], progress: Optional[boo
         mark = time.perf_counter()
         step("standardising (Spark)")
         spark_records, quality, cached = standardise_on_spark(raw_frame, cfg, n_records)
-        records = records_from_spark(spark_records)
-        # What clustering and the resident view read, kept on Spark (a local checkpoint: dropped
-        # by Spark's cleaner once nothing refers to it) before the standardised records are let go.
-        wanted = dict.fromkeys([*cluster_columns(spark_records.columns), *resident_view_columns(spark_records)])
-        kept = cached.where(cached[QUALITY].isNull()).select(*wanted).localCheckpoint()
+        # The standardised records kept on Spark (a local checkpoint: dropped by Spark's cleaner
+        # once nothing refers to it), for the linking table, clustering and the resident view.
+        spark_records = spark_records.localCheckpoint()
         cached.unpersist()
+        records = records_from_spark(spark_records)
+        wanted = dict.fromkeys([*cluster_columns(spark_records.columns), *resident_view_columns(spark_records)])
+        kept = spark_records.select(*wanted)
         timings["standardise"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
         step("linking (Spark)")
         in_force = decisions_in_force(decisions, records)
-        linkage = link_on_spark(spark, records, cfg.linkage, cfg.model_path(), labels=in_force.labels())
+        linkage = link_on_spark(spark, spark_records, cfg.linkage, cfg.model_path(), labels=in_force.labels())
         timings["link"] = time.perf_counter() - mark
 
         mark = time.perf_counter()

@@ -26,7 +26,7 @@ driver's `OnDriver`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -255,13 +255,13 @@ class OnSpark(OnDriver):
         return golden_records_on_spark(self.records, records, resident, resident_ids, source_priority)
 
 
-def records_frame(spark, records: pd.DataFrame):
-    """The columns of `records` (pandas, as `standardise` types them) the resident view reads, as
-    a Spark frame typed as `standardise_on_spark` types them."""
+def records_frame(spark, records: pd.DataFrame, columns: Optional[list[str]] = None):
+    """The `columns` of `records` (pandas, as `standardise` types them; by default those the
+    resident view reads) as a Spark frame typed as `standardise_on_spark` types them."""
     from pyspark.sql import types as T
 
     from residentview.engines.spark.standardise import _spark_type
 
-    columns = resident_view_columns(records)
+    columns = resident_view_columns(records) if columns is None else columns
     schema = T.StructType([T.StructField(c, _spark_type(c, records[c].dtype), True) for c in columns])
     return driver_frame(spark, records[columns].astype(object).where(records[columns].notna(), None), schema)

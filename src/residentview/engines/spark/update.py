@@ -29,8 +29,9 @@ import uuid
 import pandas as pd
 
 from residentview.engines.spark.dialect import Translation
+from residentview.engines.spark.frame import arrow_table
 from residentview.engines.spark.linkage import (
-    BLOCKED_VIEW, arrow_table, collected_scores, registered_records, score_blocked_pairs, spark_db_api, spark_table,
+    BLOCKED_VIEW, collected_scores, registered_records, score_blocked_pairs, spark_db_api, spark_table,
 )
 from residentview.engines.spark.session import driver_frame, spark_session
 from residentview.errors import ConfigError, DataError
