@@ -78,6 +78,7 @@ class _FamilyMemory:
         self.interval = interval
         self.children_only = children_only
         self.peak_bytes = 0
+        self.own_peak_bytes = 0  # this process's own largest resident set, sampled alike
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -89,9 +90,12 @@ class _FamilyMemory:
             total = 0
             for process in [*([] if self.children_only else [me]), *me.children(recursive=True)]:
                 try:
-                    total += process.memory_info().rss
+                    rss = process.memory_info().rss
                 except psutil.Error:  # a child that just ended
-                    pass
+                    continue
+                total += rss
+                if process is me:
+                    self.own_peak_bytes = max(self.own_peak_bytes, rss)
             self.peak_bytes = max(self.peak_bytes, total)
 
     def __enter__(self) -> "_FamilyMemory":

@@ -54,6 +54,7 @@ class _StageMemory:
 
     def __init__(self) -> None:
         self.peaks_mb: dict[str, float] = {}
+        self.own_peaks_mb: dict[str, float] = {}  # the Python driver's alone, without Spark's JVM or workers
         self.started: dict[str, float] = {}
         self._stage, self._memory = None, None
 
@@ -69,6 +70,8 @@ class _StageMemory:
         self._memory.__exit__(None, None, None)
         peak = self._memory.peak_bytes / 1024**2
         self.peaks_mb[self._stage] = max(self.peaks_mb.get(self._stage, 0.0), peak)
+        own = self._memory.own_peak_bytes / 1024**2
+        self.own_peaks_mb[self._stage] = max(self.own_peaks_mb.get(self._stage, 0.0), own)
         self._memory = None
 
 
@@ -110,7 +113,9 @@ def run_child(config: Path, out: Path, engine: str, report: Path) -> None:
         memory.close()
         own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
         report.write_text(json.dumps({"exit_code": code, "stage_peak_mb": memory.peaks_mb,
-                                      "peak_memory_mb": max([own_peak, *memory.peaks_mb.values()])}))
+                                      "peak_memory_mb": max([own_peak, *memory.peaks_mb.values()]),
+                                      "driver_peak_mb": max([own_peak, *memory.own_peaks_mb.values()]),
+                                      "stage_driver_peak_mb": memory.own_peaks_mb}))
     raise SystemExit(code)  # the CLI's own exit code, for the parent's status
 
 
@@ -155,6 +160,8 @@ def run_one(dataset: str, folder: Path, engine: str, work: Path, memory_limit: s
     if report.is_file():
         measured = json.loads(report.read_text())
         row["peak_memory_mb"] = round(measured["peak_memory_mb"])
+        row["driver_peak_mb"] = round(measured.get("driver_peak_mb", 0))
+        row["stage_driver_peak_mb"] = {k: round(v) for k, v in measured.get("stage_driver_peak_mb", {}).items()}
         row["stage_peak_mb"] = {k: round(v) for k, v in measured["stage_peak_mb"].items()}
     truth = pd.read_parquet(folder / "truth.parquet")
     row["records"] = len(truth)
@@ -171,11 +178,12 @@ def run_one(dataset: str, folder: Path, engine: str, work: Path, memory_limit: s
 
 
 def _stage_cells(row: dict) -> str:
-    """`read 3.1 s / 1.2 GB` per stage, for the table's last column."""
-    seconds, peaks = row.get("stage_seconds", {}), row.get("stage_peak_mb", {})
+    """`read 3.1 s / 1.2 GB (driver 0.4)` per stage, for the table's last column."""
+    seconds, peaks, own = row.get("stage_seconds", {}), row.get("stage_peak_mb", {}), row.get("stage_driver_peak_mb", {})
     names = {"read": "reading sources", "standardise": "standardising", "link": "linking", "cluster": "clustering",
              "resident_view": "building resident view"}
     cells = [f"{key} {seconds[key]:.1f} s / {peaks.get(stage, 0) / 1024:.1f} GB"
+             + (f" (driver {own[stage] / 1024:.1f})" if stage in own else "")
              for key, stage in names.items() if key in seconds]
     if "writing outputs and report" in peaks:
         cells.append(f"write {peaks['writing outputs and report'] / 1024:.1f} GB")
@@ -183,14 +191,14 @@ def _stage_cells(row: dict) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| Dataset | Engine | Records | Wall time (s) | Peak memory (MB) | Pairwise F1 | Identical residents | "
-             "Status | Per stage (time / peak memory) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| Dataset | Engine | Records | Wall time (s) | Peak memory (MB) | Python driver's peak (MB) | "
+             "Pairwise F1 | Identical residents | Status | Per stage (time / peak memory) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         same, f1 = row.get("identical_residents_share"), row.get("pairwise_f1")
         lines.append(
             f"| {row['dataset']} | {row['engine']} | {row['records']:,} | {row['wall_seconds']:,.1f} | "
-            f"{row.get('peak_memory_mb', 0):,} | {'–' if f1 is None else f'{f1:.4f}'} | "
+            f"{row.get('peak_memory_mb', 0):,} | {row.get('driver_peak_mb', 0):,} | {'–' if f1 is None else f'{f1:.4f}'} | "
             f"{'–' if same is None else f'{same:.2%}'} | {row['status']} | {_stage_cells(row)} |")
     return "\n".join(lines)
 
