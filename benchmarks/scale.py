@@ -75,6 +75,18 @@ class _StageMemory:
         self._memory = None
 
 
+def _own_peak_mb() -> float:
+    """This process's largest resident set since it started (VmHWM). Not ru_maxrss, which Linux
+    carries across exec: a child started by a parent holding 1.4 GB reported 1.4 GB itself."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no /proc: BSD counts kilobytes, macOS bytes
+
+
 def run_child(config: Path, out: Path, engine: str, report: Path) -> None:
     """In the child process: `residentview link` with every stage's peak memory written to `report`."""
     import residentview.pipeline as pipeline
@@ -111,7 +123,7 @@ def run_child(config: Path, out: Path, engine: str, report: Path) -> None:
         code = stop.code or 0
     finally:
         memory.close()
-        own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+        own_peak = _own_peak_mb()
         report.write_text(json.dumps({"exit_code": code, "stage_peak_mb": memory.peaks_mb,
                                       "peak_memory_mb": max([own_peak, *memory.peaks_mb.values()]),
                                       "driver_peak_mb": max([own_peak, *memory.own_peaks_mb.values()]),
