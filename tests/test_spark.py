@@ -140,6 +140,37 @@ def test_spark_makes_the_linking_table_and_sends_the_driver_only_samples_of_it(s
          link_on_spark(spark, records_frame(spark, lacking, list(lacking.columns)), settings, saved))
 
 
+@pytest.mark.parametrize("case", ["no person", "one person", "no sex, title or date of birth", "one source"])
+def test_spark_links_odd_inputs_as_link_does(spark, both_engines, case):
+    """Inputs with little to link: the linking table on Spark gives `link`'s answer (nothing to
+    link, with the same note; or the same model and pairs from what there is)."""
+    from residentview.engines.spark.linkage import link_on_spark
+    from residentview.engines.spark.resident_view import records_frame
+    from residentview.linkage import link_records
+
+    duckdb_run, _ = both_engines
+    records = duckdb_run.records.drop(columns=["row_hash"])
+    if case == "no person":
+        records = records.assign(is_person=False)
+    elif case == "one person":
+        records = records.assign(is_person=records["unique_id"] == records["unique_id"].min())
+    elif case == "one source":
+        records = records[records["source"] == records["source"].iloc[0]]
+    else:
+        records = records.drop(columns=[c for c in ("sex", "title", "date_of_birth") if c in records])
+    settings = duckdb_run.config.linkage
+    ours = link_records(records, settings)
+    theirs = link_on_spark(spark, records_frame(spark, records, list(records.columns)), settings)
+    assert ours.model == theirs.model
+    assert {k: v for k, v in theirs.diagnostics.items() if k != "engine"} == ours.diagnostics
+    key = ["unique_id_l", "unique_id_r"]
+    pd.testing.assert_frame_equal(ours.pairs[key].reset_index(drop=True), theirs.pairs[key].reset_index(drop=True),
+                                  check_dtype=False)
+    assert (abs(ours.pairs["match_weight"].to_numpy() - theirs.pairs["match_weight"].to_numpy()) < 1e-9).all()
+    if case in ("no person", "one person"):
+        assert len(theirs.pairs) == 0 and "nothing to link" in theirs.diagnostics["note"]
+
+
 def test_spark_clusters_each_component_as_clustering_all_at_once(spark, both_engines):
     from residentview.cluster import cluster_records
     from residentview.engines.spark.cluster import cluster_on_spark
