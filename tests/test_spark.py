@@ -671,6 +671,26 @@ def linked_demo(tmp_path_factory):
     return folder / "council.yaml", folder / "out"
 
 
+def test_a_quiet_spark_run_prints_nothing_of_spark_and_leaves_no_folder_behind(linked_demo, tmp_path):
+    """`--quiet link --engine spark`: Spark's start-up log (log4j's profile, the host's address,
+    "Setting default log level") is not printed, and its catalog folder is neither made in the
+    working directory nor left in the temporary one. (The JVM's own notice of the incubator
+    module Spark loads is the JVM's, before any setting of ours.)"""
+    config, _ = linked_demo
+    work, temporary = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    temporary.mkdir()
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("residentview")), "--quiet", "link", str(config),
+         "--out", str(tmp_path / "out"), "--engine", "spark"],
+        cwd=work, env={**os.environ, "TMPDIR": str(temporary)}, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stderr.splitlines() if not line.startswith("WARNING: Using incubator modules")]
+    assert said == [], done.stderr
+    assert list(work.iterdir()) == []
+    assert not [p.name for p in temporary.iterdir() if "warehouse" in p.name]
+
+
 @pytest.mark.parametrize("signum, code, word, after", [(signal.SIGTERM, 143, "terminated", 6.0),
                                                        (signal.SIGINT, 130, "interrupted", 20.0)])
 def test_a_spark_run_stopped_by_a_signal_leaves_the_outputs_and_no_jvm(linked_demo, tmp_path, signum, code, word,

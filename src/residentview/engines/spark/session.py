@@ -9,10 +9,13 @@ must have the jar (`spark.jars`) already: see `splink.backends.spark.similarity_
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Optional
 
 from residentview import interrupts
@@ -28,6 +31,17 @@ DEFAULT_MASTER = "local[2]"
 # default of 1g thrashes in garbage collection at a few hundred thousand records.
 JVM_SHARE = 0.4
 JVM_FLOOR_MB = 2048
+
+
+JVM_LOG = Path(__file__).with_name("log4j2.properties")
+
+
+def _warehouse() -> str:
+    """A folder of this process's own for the session's catalog (Spark makes `spark-warehouse`
+    in the working directory otherwise), removed when the process ends."""
+    folder = tempfile.mkdtemp(prefix="residentview-spark-warehouse-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def require_pyspark() -> None:
@@ -74,6 +88,8 @@ def spark_session(memory_limit: Optional[str] = None):
 
     cores = os.cpu_count() or 2
     heap = jvm_memory_mb(memory_limit)
+    debug = logging.getLogger().isEnabledFor(logging.DEBUG)
+    jvm_log = f"-Dlog4j2.configurationFile={JVM_LOG.as_uri()} -Dresidentview.jvm.log={'warn' if debug else 'off'}"
     # Local workers must run this interpreter (it has residentview and its dependencies), not
     # whichever `python3` is first on the PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -83,6 +99,10 @@ def spark_session(memory_limit: Optional[str] = None):
         .config("spark.jars", similarity_jar_location())
         .config("spark.pyspark.python", sys.executable)  # workers import this very residentview
         .config("spark.driver.memory", f"{heap}m")
+        # Quiet from its first line (`JVM_LOG`), and its catalog's folder, which no table of
+        # ours uses, not made in the user's working directory.
+        .config("spark.driver.extraJavaOptions", jvm_log)
+        .config("spark.sql.warehouse.dir", _warehouse())
         # What a collect may bring back: the scored pairs come back to the driver as one result.
         .config("spark.driver.maxResultSize", f"{heap // 2}m")
         .config("spark.ui.enabled", "false")
@@ -98,7 +118,7 @@ def spark_session(memory_limit: Optional[str] = None):
         # that waits on it, which residentview reports in one line; the rest is noise, and worst
         # when a run is stopped: the JVM ends with the process, logging the tasks it drops after
         # the command's last line. `--debug` (logging at DEBUG) keeps Spark's warnings and errors.
-        session.sparkContext.setLogLevel("WARN" if logging.getLogger().isEnabledFor(logging.DEBUG) else "OFF")
+        session.sparkContext.setLogLevel("WARN" if debug else "OFF")
     return session
 
 
