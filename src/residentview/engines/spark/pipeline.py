@@ -44,7 +44,6 @@ from residentview.engines.spark.sources import read_sources_on_spark
 from residentview.engines.spark.standardise import standardise_on_spark
 from residentview.progress import pipeline_progress
 from residentview.resident_view import build_resident_view
-from residentview.resident_view.previous import RECORD_TEXT
 from residentview.review.apply import decisions_to_honour
 from residentview.review.in_force import decisions_in_force
 from residentview.sources import past_retention_keys
