@@ -31,7 +31,7 @@ if shutil.which("java") is None:
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
     from splink.backends.spark import similarity_jar_location
 
@@ -42,6 +42,7 @@ def spark():
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))  # not the working directory
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
