@@ -697,17 +697,20 @@ def test_a_quiet_spark_run_prints_nothing_of_spark_and_leaves_no_folder_behind(l
 def test_a_spark_run_stopped_by_a_signal_leaves_the_outputs_and_no_jvm(linked_demo, tmp_path, signum, code, word,
                                                                        after):
     """A scheduler's SIGTERM or a Ctrl-C while Spark is starting or working (CONTRACT §10): the
-    exit code, one line, the folder exactly as it was, and no Java process left behind."""
+    exit code, one line, the folder exactly as it was, and no Java process or temporary folder
+    left behind."""
     import psutil
 
     config, folder = linked_demo
-    copy = tmp_path / "out"
+    copy, temporary = tmp_path / "out", tmp_path / "tmp"
     shutil.copytree(folder, copy)
+    temporary.mkdir()
     before = snapshot(copy)
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("residentview")), "link", str(config), "--out", str(copy),
          "--engine", "spark"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        env={**os.environ, "TMPDIR": str(temporary)},
     )
     time.sleep(after)
     children = psutil.Process(process.pid).children(recursive=True)
@@ -722,6 +725,7 @@ def test_a_spark_run_stopped_by_a_signal_leaves_the_outputs_and_no_jvm(linked_de
     assert not [p for p in tmp_path.iterdir() if "residentview-tmp" in p.name]
     gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, [p.cmdline()[:2] for p in alive]
+    assert not [p.name for p in temporary.iterdir() if "warehouse" in p.name]  # the process's own folder too
 
 
 def test_spark_scores_an_updates_fresh_records_as_duckdb_does(spark, both_engines):

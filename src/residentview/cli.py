@@ -74,6 +74,7 @@ def _stopped() -> None:
     # a library's native worker thread still running when the interpreter finalises can abort
     # the process (SIGABRT, "terminate called without an active exception") and lose the exit code.
     click.echo(message, err=True)
+    interrupts.remove_temporary_folders()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

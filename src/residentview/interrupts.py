@@ -12,14 +12,18 @@ with or without a different result.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
 _received: Optional[int] = None
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_folders: list[str] = []  # this process's temporary folders (`temporary_folder`)
 
 
 class Terminated(BaseException):
@@ -105,3 +109,19 @@ def check() -> None:
         raise Terminated()
     if _received is not None:
         raise KeyboardInterrupt()
+
+
+def temporary_folder(prefix: str) -> str:
+    """A new folder for this process alone, removed when the process ends, and also when a stop
+    signal ends the command line (which leaves with `os._exit`, so atexit's handlers do not run):
+    `remove_temporary_folders`."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    if not _folders:
+        atexit.register(remove_temporary_folders)
+    _folders.append(folder)
+    return folder
+
+
+def remove_temporary_folders() -> None:
+    while _folders:
+        shutil.rmtree(_folders.pop(), ignore_errors=True)

@@ -9,12 +9,10 @@ must have the jar (`spark.jars`) already: see `splink.backends.spark.similarity_
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -39,9 +37,7 @@ JVM_LOG = Path(__file__).with_name("log4j2.properties")
 def _warehouse() -> str:
     """A folder of this process's own for the session's catalog (Spark makes `spark-warehouse`
     in the working directory otherwise), removed when the process ends."""
-    folder = tempfile.mkdtemp(prefix="residentview-spark-warehouse-")
-    atexit.register(shutil.rmtree, folder, True)
-    return folder
+    return interrupts.temporary_folder("residentview-spark-warehouse-")
 
 
 def require_pyspark() -> None:
