@@ -13,7 +13,7 @@ from typing import Optional
 
 import duckdb
 import pandas as pd
-from splink import DuckDBAPI, Linker, SettingsCreator
+from splink import Linker, SettingsCreator
 
 from residentview.config import LinkageConfig
 from residentview.errors import ConfigError, DataError
