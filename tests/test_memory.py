@@ -12,7 +12,8 @@ import residentview as rv
 from residentview import DataError
 from residentview.linkage.model import _load
 from residentview.memory import (
-    DUCKDB_MEMORY_LIMIT, check_memory, duckdb_memory_limit, expected_peak, memory_limit_in_force, size_bytes,
+    DUCKDB_MEMORY_LIMIT, check_driver_memory, check_memory, duckdb_memory_limit, expected_driver_peak, expected_peak,
+    memory_limit_in_force, size_bytes,
 )
 
 
@@ -77,6 +78,35 @@ def test_without_a_limit_a_small_run_is_never_refused_for_want_of_free_memory(mo
         check_memory(1_000_000, None, "borough.yaml")
     with pytest.raises(DataError, match="engine: spark"):
         check_memory(100_000, "1MB", "borough.yaml")
+
+
+def test_an_update_already_on_spark_is_not_sent_to_spark():
+    with pytest.raises(DataError) as caught:
+        check_memory(100_000, "1MB", "borough.yaml", spark_offered=False)
+    assert str(caught.value).endswith("more than the 1 MB memory_limit 1MB allows; raise memory_limit on a machine "
+                                      "that has the memory")
+
+
+def test_a_spark_driver_is_checked_with_its_jvm_beside_it(monkeypatch):
+    import residentview.memory as memory
+
+    gib = 2**30
+    assert expected_driver_peak(1_000_000) < expected_driver_peak(2_000_000) < 2 * expected_driver_peak(1_000_000)
+    check_driver_memory(1_000_000, "8GB", "borough.yaml", jvm_bytes=3 * gib)  # about 4 GB beside 3.2 GB
+    with pytest.raises(DataError) as caught:
+        check_driver_memory(1_000_000, "6GB", "borough.yaml", jvm_bytes=3 * gib)  # the driver alone would fit
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("borough.yaml: 1,000,000 records are expected to need about 4.0 GB in the Spark "
+                              "driver's Python process")
+    assert "beside the 3.2 GB of the driver's JVM (spark.driver.memory): more than the 6.0 GB memory_limit 6GB " \
+           "allows; raise memory_limit on a machine that has the memory" in message
+    assert "engine: spark" not in message  # it is on Spark already
+
+    monkeypatch.setattr(memory, "memory_allowed", lambda limit: (3 * gib, "this machine has available"))
+    check_driver_memory(10_000, None, "borough.yaml", jvm_bytes=3 * gib)  # small: not held to what is free now
+    with pytest.raises(DataError, match="this machine has available; free memory or use a machine with more$"):
+        check_driver_memory(1_000_000, None, "borough.yaml", jvm_bytes=gib)
 
 
 def test_every_database_a_run_opens_is_held_to_its_share_of_the_limit(linkable_pair, monkeypatch):

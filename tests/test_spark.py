@@ -328,6 +328,23 @@ def test_a_spark_path_spark_cannot_write_stops_the_run_before_linking(both_engin
     assert not (tmp_path / "a-file" / "lake").exists()
 
 
+def test_a_spark_run_its_driver_cannot_hold_stops_after_reading(spark, both_engines):
+    """The driver holds every record (the standardised records, the resident view): a run it is
+    expected not to hold stops after reading, in one line, before any work."""
+    from residentview.engines.spark.session import driver_jvm_bytes
+    from residentview.errors import DataError
+
+    _, spark_run = both_engines
+    config = spark_run.config.model_copy(update={"memory_limit": "1GB"})
+    with pytest.raises(DataError) as caught:
+        rv.link(config, previous=None, progress=False)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"{len(spark_run.records):,} records are expected to need about " in message
+    assert "in the Spark driver's Python process" in message and "memory_limit 1GB allows" in message
+    assert driver_jvm_bytes(spark) == 2**30  # the suite's session leaves Spark's default heap
+
+
 def test_a_spark_connect_session_is_a_one_line_error_for_spark_path():
     from residentview.engines.spark.outputs import _SparkPath
     from residentview.errors import DataError

@@ -147,18 +147,60 @@ _MORE = {True: "raise memory_limit on a machine that has the memory",
 MACHINE_CHECK_FROM = 2 * 10**9
 
 
-def check_memory(n_records: int, memory_limit: Optional[str], label: str) -> None:
+def check_memory(n_records: int, memory_limit: Optional[str], label: str, spark_offered: bool = True) -> None:
     """A one-line `DataError` when a DuckDB run of `n_records` is expected to need more memory
-    than it may use: said before the stages start rather than found out by running out of it."""
+    than it may use: said before the stages start rather than found out by running out of it.
+    `spark_offered`: the message points to `engine: spark` (not for an update already on Spark,
+    whose driver holds every record as DuckDB's does)."""
+    needed = expected_peak(n_records)
+    over = _over(needed, memory_limit)
+    if over:
+        allowed, bound = over
+        spark = ", or run it on Spark (engine: spark, or --engine spark)" if spark_offered else ""
+        _refuse(f"{label}: {n_records:,} records are expected to need about {described(needed)} of memory, "
+                f"more than the {described(allowed)} {bound}; {_MORE[bound.startswith('memory_limit')]}{spark}")
+
+
+# The Python driver of a run on Spark holds the standardised records, the scored pairs and the
+# resident view, and writes the outputs; the executors' work is not held there. Measured by
+# benchmarks/scale.py (BENCHMARKS.md, "The linking table made on Spark"): 0.74 GB at 100k records
+# and 3.18 GB at 1M at its peak, so about 0.47 GB and 2,700 bytes a record.
+DRIVER_FIXED_BYTES = 470 * 10**6
+DRIVER_BYTES_PER_RECORD = 2_700
+
+
+def expected_driver_peak(n_records: int) -> int:
+    """The memory a Spark run's Python driver is expected to need at its peak for `n_records`."""
+    return int(MARGIN * (DRIVER_FIXED_BYTES + DRIVER_BYTES_PER_RECORD * n_records))
+
+
+def check_driver_memory(n_records: int, memory_limit: Optional[str], label: str, jvm_bytes: int) -> None:
+    """A one-line `DataError` when a Spark run of `n_records` is expected to need more memory on
+    its driver's machine than it may use there: the Python driver's peak beside the heap of the
+    driver's JVM (`jvm_bytes`: spark.driver.memory; in local mode that JVM does the executors'
+    work too). The executors are not checked: Spark spills to disk where a worker runs short."""
+    needed = expected_driver_peak(n_records)
+    over = _over(needed + jvm_bytes, memory_limit, checked_from=needed)
+    if over:
+        allowed, bound = over
+        _refuse(f"{label}: {n_records:,} records are expected to need about {described(needed)} in the Spark "
+                f"driver's Python process (it holds the standardised records and the resident view), beside "
+                f"the {described(jvm_bytes)} of the driver's JVM (spark.driver.memory): more than the "
+                f"{described(allowed)} {bound}; {_MORE[bound.startswith('memory_limit')]}")
+
+
+def _over(needed: int, memory_limit: Optional[str], checked_from: Optional[int] = None) -> Optional[tuple[int, str]]:
+    """(what the run may use, and what says so) when `needed` is more than that, else None. A
+    run expected to need less than `MACHINE_CHECK_FROM` (`checked_from` of it: `needed` by
+    default) is not checked without a limit: it fits any machine that runs Python, and free
+    memory comes and goes."""
+    if memory_limit is None and (needed if checked_from is None else checked_from) < MACHINE_CHECK_FROM:
+        return None
+    allowed, bound = memory_allowed(memory_limit)
+    return (allowed, bound) if needed > allowed else None
+
+
+def _refuse(message: str) -> None:
     from residentview.errors import DataError
 
-    needed = expected_peak(n_records)
-    if memory_limit is None and needed < MACHINE_CHECK_FROM:
-        return  # a run this small fits any machine that runs Python; free memory comes and goes
-    allowed, bound = memory_allowed(memory_limit)
-    if needed > allowed:
-        raise DataError(
-            f"{label}: {n_records:,} records are expected to need about {described(needed)} of memory, "
-            f"more than the {described(allowed)} {bound}; {_MORE[bound.startswith('memory_limit')]}, "
-            f"or run it on Spark (engine: spark, or --engine spark)"
-        )
+    raise DataError(message)

@@ -238,7 +238,7 @@ def update(config: Union[str, Path, dict, Config], out: Optional[Union[str, Path
         finally:
             prev = reading_previous.result()  # a damaged previous run is reported first, as it is checked first
         # An update holds the whole master as a link does (it peaked at 3.8 GB at 1M, a link 3.3 GB).
-        check_memory(len(raw), cfg.memory_limit, cfg.label)
+        check_memory(len(raw), cfg.memory_limit, cfg.label, spark_offered=cfg.engine != "spark")
         raw = in_record_order(raw)
         timings["read"] = time.perf_counter() - mark
 

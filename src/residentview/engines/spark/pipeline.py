@@ -39,9 +39,10 @@ from residentview.engines.spark.cluster import cluster_columns, cluster_on_spark
 from residentview.engines.spark.frame import records_from_arrow
 from residentview.engines.spark.linkage import link_on_spark
 from residentview.engines.spark.resident_view import OnSpark, resident_view_columns
-from residentview.engines.spark.session import spark_session
+from residentview.engines.spark.session import driver_jvm_bytes, spark_session
 from residentview.engines.spark.sources import read_sources_on_spark
 from residentview.engines.spark.standardise import standardise_on_spark
+from residentview.memory import check_driver_memory
 from residentview.progress import pipeline_progress
 from residentview.resident_view import build_resident_view
 from residentview.review.apply import decisions_to_honour
@@ -75,6 +76,8 @@ def link_spark(cfg: Config, previous_dir: Optional[Path], progress: Optional[boo
         started = time.perf_counter()
         step("reading sources")
         raw_frame, summaries, n_records = read_sources_on_spark(spark, cfg, progress=step.note)
+        # The driver still holds every record (see above): stop now, not out of memory an hour in.
+        check_driver_memory(n_records, cfg.memory_limit, cfg.label, driver_jvm_bytes(spark))
         timings["read"] = time.perf_counter() - started
 
         mark = time.perf_counter()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -67,6 +68,24 @@ def jvm_memory_mb(memory_limit: Optional[str] = None) -> int:
 
     budget = size_bytes(memory_limit) if memory_limit is not None else psutil.virtual_memory().total
     return max(JVM_FLOOR_MB, int(budget * JVM_SHARE) // 2**20)
+
+
+_JVM_SIZE = re.compile(r"^\s*(\d+)\s*([kmgtp]?)b?\s*$", re.IGNORECASE)
+
+
+def driver_jvm_bytes(spark) -> int:
+    """The heap of the session's driver JVM (`spark.driver.memory`, in Spark's notation: 4g,
+    9830m, a bare number in MiB; Spark's default 1g when unset or unreadable). None beside this
+    process for a Spark Connect session, whose driver runs on its server."""
+    try:
+        context = spark.sparkContext
+    except Exception:  # Spark Connect: no JVM on the client
+        return 0
+    setting = context.getConf().get("spark.driver.memory", "1g")
+    match = _JVM_SIZE.match(setting)
+    if not match:
+        return 2**30
+    return int(match.group(1)) * 2 ** (10 * "kmgtp".index(match.group(2).lower() or "m") + 10)
 
 
 def spark_session(memory_limit: Optional[str] = None):
