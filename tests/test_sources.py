@@ -66,6 +66,24 @@ def test_csv_with_utf8_bom_does_not_corrupt_the_first_column_name(tmp_path):
     assert summaries[0].encoding == "utf-8"
 
 
+@pytest.mark.parametrize("written", ["utf-8-sig", "utf-16"])
+@pytest.mark.parametrize("declared", ["utf-8", "UTF8", "utf-16", "utf-16-le", "cp1252", "latin-1"])
+def test_a_byte_order_mark_says_how_the_file_is_read(tmp_path, caplog, written, declared):
+    """Excel's "CSV UTF-8" (a UTF-8 mark) read with `encoding: utf-8`, and its "Unicode text"
+    (a UTF-16 mark): the first column's name is its own, whatever `encoding:` says, and an
+    encoding the mark contradicts is overruled with a warning that says so."""
+    (tmp_path / "p.csv").write_bytes("ref,forename\n1,Siân\n".encode(written))
+    with caplog.at_level(logging.WARNING, logger="residentview.sources"):
+        raw, summaries = read_sources(one_source(tmp_path, "p.csv", encoding=declared))
+    assert raw["record_id"].tolist() == ["1"] and raw["first_name"].tolist() == ["Siân"]
+    assert summaries[0].encoding == {"utf-8-sig": "utf-8"}.get(written, written)
+    family = written.replace("-sig", "")
+    contradicted = not declared.lower().replace("utf8", "utf-8").startswith(family)
+    warned = [r.getMessage() for r in caplog.records if "byte-order mark" in r.getMessage()]
+    assert warned == ([f"p.csv: the file starts with a {family.upper()} byte-order mark: read as {family.upper()}, "
+                       f"not as {declared} ('encoding:')"] if contradicted else [])
+
+
 def test_plain_utf8_csv(tmp_path):
     (tmp_path / "p.csv").write_text("ref,forename\n1,Łukasz\n", encoding="utf-8")
     assert read_one(tmp_path, "p.csv")["first_name"].tolist() == ["Łukasz"]

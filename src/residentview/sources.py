@@ -165,14 +165,26 @@ def _check_columns(where: str, header: Sequence[str], wanted: Sequence[str], hol
         )
 
 
+# A byte-order mark says how its file is encoded: Excel's "CSV UTF-8" starts with UTF-8's, its
+# "Unicode text" with UTF-16's. No header of a single-byte encoding starts "ï»¿" or "ÿþ".
+_MARKS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
 def _csv_encodings(path: Path, encoding: str) -> tuple[str, ...]:
-    if encoding != "auto":
-        return (encoding,)
+    """The encodings to try, in turn. A file starting with a byte-order mark is read in the
+    encoding the mark names, its mark dropped: `encoding: utf-8` reads Excel's UTF-8 CSV (whose
+    mark Python's utf-8 would keep, in the first column's name), and an `encoding:` the mark
+    contradicts is overruled, with a warning."""
     with path.open("rb") as fh:
-        start = fh.read(2)
-    if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):  # Excel's "Unicode text" export
-        return ("utf-16",)
-    return AUTO_ENCODINGS
+        start = fh.read(3)
+    marked = next((codec for mark, codec in _MARKS if start.startswith(mark)), None)
+    if marked is None:
+        return AUTO_ENCODINGS if encoding == "auto" else (encoding,)
+    family = codecs.lookup(marked).name.replace("-sig", "")
+    if encoding != "auto" and not codecs.lookup(encoding).name.startswith(family):
+        log.warning("%s: the file starts with a %s byte-order mark: read as %s, not as %s ('encoding:')",
+                    path.name, family.upper(), family.upper(), encoding)
+    return (marked,)
 
 
 SPARE_FIELDS = 8
