@@ -3,7 +3,9 @@ errors for the file problems a council extract actually has."""
 
 from __future__ import annotations
 
+import codecs
 import logging
+import re
 
 import pandas as pd
 import pyarrow as pa
@@ -82,6 +84,15 @@ def test_a_byte_order_mark_says_how_the_file_is_read(tmp_path, caplog, written, 
     warned = [r.getMessage() for r in caplog.records if "byte-order mark" in r.getMessage()]
     assert warned == ([f"p.csv: the file starts with a {family.upper()} byte-order mark: read as {family.upper()}, "
                        f"not as {declared} ('encoding:')"] if contradicted else [])
+
+
+def test_a_file_its_byte_order_mark_cannot_decode_is_one_line_and_no_warning(tmp_path, caplog):
+    (tmp_path / "p.csv").write_bytes(codecs.BOM_UTF16_LE + "ref,forename\n1,".encode("utf-16-le") + b"\x00\xdc")
+    with caplog.at_level(logging.WARNING, logger="residentview.sources"):
+        message = data_error(tmp_path, "p.csv", encoding="utf-8")
+    assert re.search(r"cannot decode the file as UTF-16, which its byte-order mark names \(byte \d+\); "
+                     r"the file may be damaged: export it again$", message), message
+    assert not caplog.records
 
 
 def test_plain_utf8_csv(tmp_path):

@@ -170,21 +170,33 @@ def _check_columns(where: str, header: Sequence[str], wanted: Sequence[str], hol
 _MARKS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
+def _mark(path: Path) -> Optional[str]:
+    """The codec the file's byte-order mark names (reading past the mark), None without one."""
+    with path.open("rb") as fh:
+        start = fh.read(3)
+    return next((codec for mark, codec in _MARKS if start.startswith(mark)), None)
+
+
 def _csv_encodings(path: Path, encoding: str) -> tuple[str, ...]:
     """The encodings to try, in turn. A file starting with a byte-order mark is read in the
     encoding the mark names, its mark dropped: `encoding: utf-8` reads Excel's UTF-8 CSV (whose
     mark Python's utf-8 would keep, in the first column's name), and an `encoding:` the mark
-    contradicts is overruled, with a warning."""
-    with path.open("rb") as fh:
-        start = fh.read(3)
-    marked = next((codec for mark, codec in _MARKS if start.startswith(mark)), None)
-    if marked is None:
-        return AUTO_ENCODINGS if encoding == "auto" else (encoding,)
-    family = codecs.lookup(marked).name.replace("-sig", "")
-    if encoding != "auto" and not codecs.lookup(encoding).name.startswith(family):
+    contradicts is overruled (with a warning once the file has been read: `_overruled`)."""
+    marked = _mark(path)
+    if marked is not None:
+        return (marked,)
+    return AUTO_ENCODINGS if encoding == "auto" else (encoding,)
+
+
+def _family(codec: str) -> str:
+    return codecs.lookup(codec).name.replace("-sig", "")
+
+
+def _overruled(path: Path, used: str, declared: str) -> None:
+    """Warn when the file was read in another encoding than `encoding:` names (its mark's)."""
+    if declared != "auto" and not _family(declared).startswith(_family(used)):
         log.warning("%s: the file starts with a %s byte-order mark: read as %s, not as %s ('encoding:')",
-                    path.name, family.upper(), family.upper(), encoding)
-    return (marked,)
+                    path.name, _family(used).upper(), _family(used).upper(), declared)
 
 
 SPARE_FIELDS = 8
@@ -251,6 +263,7 @@ def _read_csv(path: Path, where: str, wanted: Optional[Sequence[str]], encoding:
             if wanted is not None:
                 _check_columns(where, header, wanted)
             frame = _parse_csv_body(path, where, header, enc, sep, header_row)
+            _overruled(path, enc, encoding)
             return frame[list(wanted)] if wanted is not None else frame, ("utf-8" if enc == "utf-8-sig" else enc)
         except UnicodeError as exc:  # UnicodeDecodeError, or utf-16 without a BOM
             failure = exc
@@ -270,6 +283,9 @@ def _read_csv(path: Path, where: str, wanted: Optional[Sequence[str]], encoding:
         "set 'encoding:' for this source (e.g. cp1252 or latin-1)" if encoding == "auto"
         else "check 'encoding:' for this source (most council systems export cp1252; 'auto' tries UTF-8 then cp1252)"
     )
+    if _mark(path):  # the mark decides the encoding: the file is damaged, not misdeclared
+        tried = f"{_family(encodings[0]).upper()}, which its byte-order mark names"
+        hint = "the file may be damaged: export it again"
     raise DataError(f"{path}: cannot decode the file as {tried} (byte {getattr(failure, 'start', '?')}); {hint}")
 
 
