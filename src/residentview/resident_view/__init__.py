@@ -295,9 +295,10 @@ def write_database(folder: Path, view: ResidentView, quality: pd.DataFrame) -> P
 def write_view(folder: Path, view: ResidentView, quality: pd.DataFrame,
                database_only: Optional[dict[str, Union[pd.DataFrame, pa.Table]]] = None) -> None:
     """Write each of the view's tables as `<name>.parquet` and all of them to the database,
-    converting each frame to Arrow once for both, and one at a time: at a million records the
-    tables are 486 MB as Arrow, the residents' 215 MB of it, and were all held at once before. `database_only`:
-    more tables for the database whose files are written elsewhere (the decisions store)."""
+    converting each frame to Arrow once for both, and one at a time (at a million records the
+    tables are 486 MB as Arrow, the residents' 215 MB of it: they were all held at once before).
+    `database_only`: more tables for the database whose files are written elsewhere (the
+    decisions store)."""
     # For SQL only: the counts of residents by the services that know them (overlap.py).
     overlap = {"service_overlap": service_overlap(view.residents)} if "sources" in view.residents else {}
     write_tables(Path(folder) / DATABASE_FILE, chain(

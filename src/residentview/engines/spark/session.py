@@ -75,8 +75,8 @@ _JVM_SIZE = re.compile(r"^\s*(\d+)\s*([kmgtp]?)b?\s*$", re.IGNORECASE)
 
 def driver_jvm_bytes(spark) -> int:
     """The heap of the session's driver JVM (`spark.driver.memory`, in Spark's notation: 4g,
-    9830m, a bare number in MiB; Spark's default 1g when unset or unreadable). None beside this
-    process for a Spark Connect session, whose driver runs on its server."""
+    9830m, a bare number in MiB; Spark's default 1g when unset or unreadable); 0 for a Spark
+    Connect session, whose driver runs on its server, not beside this process."""
     try:
         context = spark.sparkContext
     except Exception:  # Spark Connect: no JVM on the client
