@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from helpers import snapshot
@@ -96,6 +97,24 @@ def test_validate_ok_prints_counts_but_no_personal_data(small_config):
     assert "register: 2 records, encoding utf-8; fields: first_name, last_name, date_of_birth" in result.stdout
     for personal in ("Ann", "Lee", "Khan", "1990", "001"):
         assert personal not in result.output
+
+
+def test_validate_says_the_memory_a_run_expects_and_stops_where_link_would(small_config):
+    result = run("validate", small_config)
+    assert "  memory: about 875 MB expected at the run's peak\n" in result.stdout
+    config = yaml.safe_load(small_config.read_text(encoding="utf-8"))
+    small_config.write_text(yaml.safe_dump({**config, "memory_limit": "1MB"}), encoding="utf-8")
+    line = assert_one_line_error(run("validate", small_config))
+    assert line.startswith(f"error: {small_config}: 2 records are expected to need about 875 MB of memory, more than "
+                           "the 1 MB memory_limit 1MB allows")
+    small_config.write_text(yaml.safe_dump({**config, "engine": "spark", "memory_limit": "8GB"}), encoding="utf-8")
+    result = run("validate", small_config)
+    assert result.exit_code == 0, result.output
+    assert ("  memory: about 588 MB expected in the Spark driver's Python process at its peak, beside a 3.2 GB JVM "
+            "heap (memory_limit 8GB)\n") in result.stdout
+    small_config.write_text(yaml.safe_dump({**config, "engine": "spark", "memory_limit": "2GB"}), encoding="utf-8")
+    line = assert_one_line_error(run("validate", small_config))
+    assert "in the Spark driver's Python process" in line and "beside the 2.1 GB of the driver's JVM" in line
 
 
 def test_validate_bad_config_is_one_line_exit_2(write_config):

@@ -257,10 +257,12 @@ def validate(config: Path) -> None:
     cfg = load_config(config)
     check_spark_path(cfg)  # the config alone first: spark_path on DuckDB is a mistake to say now
     raw, summaries = read_sources(cfg)
+    memory = _memory_checked(cfg, len(raw))
     quality = standardise(raw, cfg).quality
     check_output_database(cfg.output_database)
     check_spark_path(cfg, reach=True)
     _say(f"config {config}: OK ({_count(len(summaries), 'source')})")
+    _say(f"  {memory}")
     if cfg.output_database is not None:
         _say(f"  {label(cfg.output_database)}: connected")
     if cfg.spark_path is not None:
@@ -283,6 +285,25 @@ def validate(config: Path) -> None:
                 completeness = "-" if pd.isna(row.completeness) else f"{row.completeness:.0%}"
                 parts.append(f"{row.field} {completeness}{valid}")
             _say(f"  {source}: " + ", ".join(parts))
+
+
+def _memory_checked(cfg, n_records: int) -> str:
+    """What `link` checks after reading, checked the same way (a run it would stop stops
+    `validate` too), and what it expects, in a line."""
+    from residentview.memory import (
+        check_driver_memory, check_memory, described, expected_driver_peak, expected_peak,
+    )
+
+    limit = f" (memory_limit {cfg.memory_limit})" if cfg.memory_limit is not None else ""
+    if cfg.engine == "spark":
+        from residentview.engines.spark.session import jvm_memory_mb
+
+        heap = jvm_memory_mb(cfg.memory_limit) * 2**20  # the heap `link` starts its session with
+        check_driver_memory(n_records, cfg.memory_limit, cfg.label, heap)
+        return (f"memory: about {described(expected_driver_peak(n_records))} expected in the Spark driver's "
+                f"Python process at its peak, beside a {described(heap)} JVM heap{limit}")
+    check_memory(n_records, cfg.memory_limit, cfg.label)
+    return f"memory: about {described(expected_peak(n_records))} expected at the run's peak{limit}"
 
 
 ENGINE_OPTION = click.option(
