@@ -3,6 +3,7 @@ bad input, never a traceback unless --debug, and nothing but the summary on stdo
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -107,8 +108,15 @@ def test_validate_says_the_memory_a_run_expects_and_stops_where_link_would(small
     line = assert_one_line_error(run("validate", small_config))
     assert line.startswith(f"error: {small_config}: 2 records are expected to need about 875 MB of memory, more than "
                            "the 1 MB memory_limit 1MB allows")
-    small_config.write_text(yaml.safe_dump({**config, "engine": "spark", "memory_limit": "8GB"}), encoding="utf-8")
-    result = run("validate", small_config)
+
+
+def test_validate_on_spark_says_the_drivers_memory_beside_its_jvm(small_config):
+    pytest.importorskip("pyspark", reason="PySpark is not installed (pip install 'residentview[spark]')")
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime: validate --engine spark checks for one")
+    config = yaml.safe_load(small_config.read_text(encoding="utf-8"))
+    small_config.write_text(yaml.safe_dump({**config, "memory_limit": "8GB"}), encoding="utf-8")
+    result = run("validate", small_config, "--engine", "spark")  # as `link --engine spark` will run
     assert result.exit_code == 0, result.output
     assert ("  memory: about 588 MB expected in the Spark driver's Python process at its peak, beside a 3.2 GB JVM "
             "heap (memory_limit 8GB)\n") in result.stdout

@@ -237,10 +237,31 @@ def init_command(folder: Path, out: Path | None, force: bool) -> None:
     _say(f"next: check the guesses in {written}, then `residentview validate {written}`")
 
 
+ENGINE_OPTION = click.option(
+    "--engine", type=click.Choice(["duckdb", "spark"]),
+    help="Where the stages run (overrides the config's `engine`): duckdb, or spark (the `spark` extra).")
+
+
+def with_engine(cfg, engine: str | None):
+    """The config with `--engine` in force, PySpark and Java checked before any work."""
+    from residentview.engines.spark.outputs import check_spark_path
+
+    if engine is not None:
+        cfg = cfg.model_copy(update={"engine": engine})
+    check_spark_path(cfg)
+    if cfg.engine == "spark":
+        from residentview.engines.spark.session import require_java, require_pyspark
+
+        require_pyspark()
+        require_java()
+    return cfg
+
+
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@ENGINE_OPTION
 @handles_errors
-def validate(config: Path) -> None:
+def validate(config: Path, engine: str | None) -> None:
     """Check CONFIG and read every source; print a per-source summary (counts only, no personal data).
 
     Exit code 0 when every source reads cleanly, 2 with a one-line message when not.
@@ -254,8 +275,8 @@ def validate(config: Path) -> None:
     from residentview.engines.spark.outputs import check_spark_path
     from residentview.resident_view.to_database import check_output_database, label
 
-    cfg = load_config(config)
-    check_spark_path(cfg)  # the config alone first: spark_path on DuckDB is a mistake to say now
+    # The config alone first: spark_path on DuckDB, or Spark without Java, is a mistake to say now.
+    cfg = with_engine(load_config(config), engine)
     raw, summaries = read_sources(cfg)
     memory = _memory_checked(cfg, len(raw))
     quality = standardise(raw, cfg).quality
@@ -304,26 +325,6 @@ def _memory_checked(cfg, n_records: int) -> str:
                 f"Python process at its peak, beside a {described(heap)} JVM heap{limit}")
     check_memory(n_records, cfg.memory_limit, cfg.label)
     return f"memory: about {described(expected_peak(n_records))} expected at the run's peak{limit}"
-
-
-ENGINE_OPTION = click.option(
-    "--engine", type=click.Choice(["duckdb", "spark"]),
-    help="Where the stages run (overrides the config's `engine`): duckdb, or spark (the `spark` extra).")
-
-
-def with_engine(cfg, engine: str | None):
-    """The config with `--engine` in force, PySpark and Java checked before any work."""
-    from residentview.engines.spark.outputs import check_spark_path
-
-    if engine is not None:
-        cfg = cfg.model_copy(update={"engine": engine})
-    check_spark_path(cfg)
-    if cfg.engine == "spark":
-        from residentview.engines.spark.session import require_java, require_pyspark
-
-        require_pyspark()
-        require_java()
-    return cfg
 
 
 @main.command(name="link")
