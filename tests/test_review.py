@@ -96,6 +96,13 @@ def test_a_file_without_the_pair_columns_is_one_clear_error(tmp_path):
         read(path)
 
 
+def test_a_missing_file_and_a_folder_are_each_said_as_what_they_are(tmp_path):
+    with pytest.raises(DataError, match=r"d\.csv: decisions file not found$"):
+        read(tmp_path / "d.csv")
+    with pytest.raises(DataError, match=r": not a decisions file \(a folder or a device\); expected a CSV file$"):
+        read(tmp_path)
+
+
 def test_a_file_saved_by_excel_in_windows_1252_is_read(tmp_path):
     path = tmp_path / "d.csv"
     decisions_csv(path, [("a:1", "b:1", "match")], {"note": "café"})

@@ -51,7 +51,8 @@ def decision_word(value: str) -> Optional[str]:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
-        raise DataError(f"{path}: decisions file not found")
+        raise DataError(f"{path}: decisions file not found" if not path.exists() else
+                        f"{path}: not a decisions file (a folder or a device); expected a CSV file")
     for encoding in ENCODINGS:
         try:
             return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
