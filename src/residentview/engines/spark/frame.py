@@ -39,12 +39,6 @@ PRESENT = "_present_"  # prefix of the flag saying a REPLACED column held a valu
 NAME_SEX_SCHEMA = "first_name_key string, sex string, n long"
 
 
-def arrow_table(relation):
-    """A DuckDB relation's rows as an Arrow table (DuckDB 1.4+ hands a record batch reader)."""
-    arrow = relation.arrow()
-    return arrow.read_all() if hasattr(arrow, "read_all") else arrow
-
-
 def records_from_arrow(table) -> pd.DataFrame:
     """Standardised records in Arrow, typed as `standardise` types them (row_hash unsigned,
     dates as datetime64[ns], lists), their text kept as Arrow's (pandas' `str`, NaN missing)."""
@@ -93,7 +87,7 @@ def _part(records: pd.DataFrame, names: pd.Series):
     given = pa.Table.from_pandas(pd.DataFrame(out, copy=False), schema=_arrow_schema(columns), preserve_index=False)
     with duckdb.connect() as connection:
         connection.register("incoming", given)
-        loaded = arrow_table(connection.sql(load_sql(set(columns), "incoming", rowwise=True)))
+        loaded = connection.sql(load_sql(set(columns), "incoming", rowwise=True)).to_arrow_table()
     for name, flag in flags.items():
         loaded = loaded.append_column(name, pa.array(flag.to_numpy(dtype=bool)))
     return loaded.cast(_arrow_schema(loaded.column_names))

@@ -43,7 +43,7 @@ from residentview.engines.spark.dialect import Translation, spark_sql
 from residentview.engines.spark.session import driver_frame
 from residentview.engines.spark.similarity import register_similarity
 from residentview.linkage.blocking import blocked_pairs_sql
-from residentview.engines.spark.frame import arrow_table, driver_ids, linking_on_spark
+from residentview.engines.spark.frame import driver_ids, linking_on_spark
 from residentview.linkage.model import (
     NAME_EXCESS_TABLE, PREDICT_FLOOR, REVIEW_PAIRS_KEPT, Linkage, _review_pairs, _scoring_sqls, _slim_pairs,
     adjusted_sql, chosen_rules, full_name_counts_sql, learn_from_labels, linking_database, name_adjustable,
@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 def spark_table(spark, connection, table: str):
     """A DuckDB table of the driver's linking database as a Spark frame (Arrow, no copy by row),
     checkpointed on the executors (`driver_frame`): no further `persist` needed."""
-    return driver_frame(spark, arrow_table(connection.table(table)))
+    return driver_frame(spark, connection.table(table).to_arrow_table())
 
 
 def spark_db_api(spark):

@@ -29,7 +29,6 @@ import uuid
 import pandas as pd
 
 from residentview.engines.spark.dialect import Translation
-from residentview.engines.spark.frame import arrow_table
 from residentview.engines.spark.linkage import (
     BLOCKED_VIEW, collected_scores, registered_records, score_blocked_pairs, spark_db_api, spark_table,
 )
@@ -106,9 +105,9 @@ def _term_frequencies(linker, db_api, connection) -> None:
     holds only the records the pairs join, over which Splink would count them wrongly."""
     for column in linker._settings_obj._term_frequency_columns:
         name, tf_name = column.unquote().name, column.unquote().tf_name
-        lookup = arrow_table(connection.sql(
+        lookup = connection.sql(
             f'SELECT "{name}", CAST(count(*) AS DOUBLE) / (SELECT count("{name}") FROM records_table) AS "{tf_name}" '
-            f'FROM records_table WHERE "{name}" IS NOT NULL GROUP BY "{name}"'))
+            f'FROM records_table WHERE "{name}" IS NOT NULL GROUP BY "{name}"').to_arrow_table()
         linker.table_management.register_term_frequency_lookup(
             db_api.register(driver_frame(db_api.spark, lookup), table_name=f"tf_{uuid.uuid4().hex}"), name)
 
@@ -121,5 +120,5 @@ def _fresh_pairs(connection, fresh: pd.DataFrame, model: dict):
     connection.execute(f"CREATE OR REPLACE TABLE {FRESH_TABLE} AS "
                        "SELECT r.* FROM records_table r JOIN fresh_ids USING (unique_id)")
     connection.unregister("fresh_ids")
-    return arrow_table(connection.sql(fresh_pairs_sql(rules, "records_table", FRESH_TABLE, "unique_id")))
+    return connection.sql(fresh_pairs_sql(rules, "records_table", FRESH_TABLE, "unique_id")).to_arrow_table()
 
